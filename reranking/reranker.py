@@ -1,0 +1,118 @@
+"""The facade callers use: documents in, ranked results with scores and original indices out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from reranking.cache import NullScoreCache, ScoreCache, pair_cache_key
+from reranking.passages import Product, format_passage
+from reranking.scorers.base import Scorer, ScorerInfo
+from reranking.text import normalize_query
+
+Document = str | Product | Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredRequest:
+    """Raw scores for one (query, passages) request, input order, plus where they came from."""
+
+    raw_scores: np.ndarray
+    cache_hits: int
+    cache_misses: int
+
+
+@dataclass(frozen=True, slots=True)
+class RankedDocument:
+    index: int  # position in the caller's input
+    score: float  # normalized when asked for, else raw
+    raw_score: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RerankOutcome:
+    results: list[RankedDocument]
+    cache_hits: int
+    cache_misses: int
+    seconds: float
+    scorer: ScorerInfo
+
+
+def to_passage(document: Document) -> str:
+    """Plain strings are used as given (API clients send finished text); products get formatted."""
+    if isinstance(document, str):
+        return document
+    if isinstance(document, Product | Mapping):
+        return format_passage(document)
+    raise TypeError(f"cannot rerank a {type(document).__name__}; pass text, a Product or a mapping")
+
+
+class Reranker:
+    """Scorer + cache. Only pairs missing from the cache reach the model, each once."""
+
+    def __init__(self, scorer: Scorer, cache: ScoreCache | None = None) -> None:
+        self.scorer = scorer
+        self.cache: ScoreCache = cache if cache is not None else NullScoreCache()
+
+    @property
+    def info(self) -> ScorerInfo:
+        return self.scorer.info
+
+    def score_requests(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[ScoredRequest]:
+        """Score several requests in one pass: their cache misses share the model's batches.
+
+        Duplicate (query, passage) pairs, within or across requests, are scored once.
+        """
+        namespace = self.scorer.info.cache_namespace
+        keyed: list[tuple[str, list[str], str]] = []
+        for query, passages in requests:
+            q = normalize_query(query)
+            keyed.append((q, [pair_cache_key(namespace, q, p) for p in passages], query))
+        all_keys = [key for _, keys, _ in keyed for key in keys]
+        cached = dict(zip(all_keys, self.cache.get_many(all_keys), strict=True))
+
+        to_score: dict[str, tuple[str, str]] = {}
+        for (q, keys, _), (_, passages) in zip(keyed, requests, strict=True):
+            for key, passage in zip(keys, passages, strict=True):
+                if cached[key] is None and key not in to_score:
+                    to_score[key] = (q, passage)
+        if to_score:
+            fresh = self.scorer.score_pairs(list(to_score.values()))
+            new_scores = {key: float(s) for key, s in zip(to_score, fresh, strict=True)}
+            self.cache.set_many(new_scores)
+            cached.update(new_scores)
+
+        results = []
+        for _, keys, _ in keyed:
+            raw = np.fromiter((cached[k] for k in keys), dtype=np.float32, count=len(keys))
+            misses = sum(1 for k in keys if k in to_score)
+            results.append(ScoredRequest(raw, cache_hits=len(keys) - misses, cache_misses=misses))
+        return results
+
+    def score(self, query: str, passages: Sequence[str]) -> ScoredRequest:
+        return self.score_requests([(query, passages)])[0]
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[Document],
+        top_n: int | None = None,
+        normalize: bool = True,
+    ) -> RerankOutcome:
+        """Documents sorted by relevance, best first; ties keep input order (stable)."""
+        started = time.perf_counter()
+        passages = [to_passage(d) for d in documents]
+        scored = self.score(query, passages)
+        shown = self.scorer.normalize(scored.raw_scores) if normalize else scored.raw_scores
+        order = np.argsort(-shown, kind="stable")
+        if top_n is not None:
+            order = order[: max(0, top_n)]
+        results = [RankedDocument(int(i), float(shown[i]), float(scored.raw_scores[i]), passages[i]) for i in order]
+        return RerankOutcome(
+            results, scored.cache_hits, scored.cache_misses, time.perf_counter() - started, self.scorer.info
+        )

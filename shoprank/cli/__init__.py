@@ -1,0 +1,31 @@
+"""``shoprank`` console script: one click group, commands grouped by area in sibling modules."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from shoprank.cli.rerank_commands import demo_trap, rerank, score
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    default="WARNING",
+    show_default=True,
+    envvar="SHOPRANK_LOG_LEVEL",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
+def cli(log_level: str) -> None:
+    """shoprank: multilingual product search reranking with A/B testing."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+cli.add_command(score)
+cli.add_command(rerank)
+cli.add_command(demo_trap)
+
+
+def main() -> None:
+    cli()

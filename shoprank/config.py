@@ -1,0 +1,130 @@
+"""The one settings object, read from the environment (12-factor).
+
+Every process (web, worker, CLI) builds ``Settings.from_env()`` once. Unset values
+fall back to the embedded defaults: SQLite in ``./instance``, in-process reranking,
+in-process cache. Setting ``SHOPRANK_REDIS_URL`` switches to Redis for the score
+cache and Celery workers for reranking.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from reranking.loading import ScorerSpec
+from reranking.model_source import DEFAULT_MODEL
+
+ENV_PREFIX = "SHOPRANK_"
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 - refused when env=production
+
+
+class ConfigError(ValueError):
+    """A setting is present but unusable; the message names the variable."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def _optional_str(raw: str) -> str | None:
+    return raw or None
+
+
+def _optional_int(raw: str) -> int | None:
+    return int(raw) if raw.strip() else None
+
+
+def _env(name: str, default: Any, parse: Callable[[str], Any] = str) -> Any:
+    """Field metadata: which environment variable feeds a setting, and how to parse it."""
+    return field(default=default, metadata={"env": ENV_PREFIX + name, "parse": parse})
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = _env("ENV", "development")  # development | test | production
+    secret_key: str = _env("SECRET_KEY", DEV_SECRET_KEY)
+    instance_dir: str = _env("INSTANCE_DIR", "instance")
+    database_url: str | None = _env("DATABASE_URL", None, _optional_str)  # default: SQLite in instance_dir
+    redis_url: str | None = _env("REDIS_URL", None, _optional_str)  # score cache + Celery result backend
+    broker_url: str | None = _env("BROKER_URL", None, _optional_str)  # default: redis_url
+
+    # Reranker
+    reranker_model: str = _env("RERANKER_MODEL", DEFAULT_MODEL)
+    reranker_device: str = _env("RERANKER_DEVICE", "auto")
+    reranker_precision: str = _env("RERANKER_PRECISION", "auto")
+    reranker_int8: bool = _env("RERANKER_INT8", True, _bool)
+    reranker_max_length: int = _env("RERANKER_MAX_LENGTH", 512, int)
+    reranker_allow_download: bool = _env("RERANKER_ALLOW_DOWNLOAD", True, _bool)
+    reranker_threads: int | None = _env("RERANKER_THREADS", None, _optional_int)
+    score_cache_ttl_seconds: int = _env("SCORE_CACHE_TTL_SECONDS", 7 * 24 * 3600, int)
+
+    # Search
+    rerank_deadline_ms: int = _env("RERANK_DEADLINE_MS", 3000, int)
+    rerank_max_documents: int = _env("RERANK_MAX_DOCUMENTS", 1000, int)
+    max_query_chars: int = _env("MAX_QUERY_CHARS", 1000, int)
+    first_stage_top_k: int = _env("FIRST_STAGE_TOP_K", 100, int)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every ``SHOPRANK_*`` variable; ``overrides`` win (tests, CLI flags)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = f.metadata["env"]
+            if name in environ:
+                try:
+                    values[f.name] = f.metadata["parse"](environ[name])
+                except ValueError:
+                    raise ConfigError(f"{name}={environ[name]!r} is not a valid value") from None
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> None:
+        if self.env not in ("development", "test", "production"):
+            raise ConfigError(f"SHOPRANK_ENV={self.env!r}: expected development, test or production")
+        if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
+            raise ConfigError("SHOPRANK_SECRET_KEY must be set to a random value in production")
+        for name in (
+            "rerank_deadline_ms",
+            "rerank_max_documents",
+            "max_query_chars",
+            "first_stage_top_k",
+            "reranker_max_length",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.instance_dir).resolve() / 'shoprank.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str | None:
+        return self.broker_url or self.redis_url
+
+    def scorer_spec(self, **overrides: Any) -> ScorerSpec:
+        return ScorerSpec(
+            model=self.reranker_model,
+            device=self.reranker_device,
+            precision=self.reranker_precision,
+            int8=self.reranker_int8,
+            max_length=self.reranker_max_length,
+            allow_download=self.reranker_allow_download,
+            num_threads=self.reranker_threads,
+        ).replace(**overrides)

@@ -1,0 +1,123 @@
+"""Shared fixtures: a real tiny cross-encoder, real Redis, a private Redis we may stop.
+
+Services are used for real. Where one is missing, its tests skip with the reason,
+unless ``SHOPRANK_REQUIRE_SERVICES=1`` (set by ``.ci/run``): then they fail, so CI
+can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REDIS_URL = os.environ.get("SHOPRANK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRE_SERVICES = os.environ.get("SHOPRANK_REQUIRE_SERVICES") == "1"
+
+
+def service_missing(reason: str) -> None:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight XLM-R cross-encoder saved with ``save_pretrained``, real XLM-R tokenizer."""
+    from reranking.testing import build_random_cross_encoder
+
+    return build_random_cross_encoder(tmp_path_factory.mktemp("tiny-xlmr-reranker"))
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer_fp32(tiny_model_dir: Path):
+    from reranking import load_scorer
+
+    return load_scorer(model=str(tiny_model_dir), device="cpu", int8=False, allow_fallback=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_scorer_int8(tiny_model_dir: Path):
+    from reranking import load_scorer
+
+    return load_scorer(model=str(tiny_model_dir), device="cpu", int8=True, allow_fallback=False)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.exceptions.RedisError as exc:
+        service_missing(f"Redis at {REDIS_URL} unreachable: {exc}")
+    return REDIS_URL
+
+
+@pytest.fixture
+def unique_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:10]}:"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A real redis-server of our own, so a test can stop it without hurting anyone else."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("private redis-server did not start") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(5)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        service_missing("redis-server binary not installed")
+    server = PrivateRedis(tmp_path)
+    yield server
+    server.stop()
