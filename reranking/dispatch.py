@@ -112,9 +112,8 @@ class InProcessDispatcher:
         expires_at = time.monotonic() + deadline_seconds
 
         def run() -> DispatchResult:
-            if time.monotonic() > expires_at:
-                with self._lock:
-                    self.skipped_expired += 1
+            if time.monotonic() > expires_at:  # the caller gave up but cancel() lost the race
+                self._count_skipped()
                 raise RerankTimeout("deadline passed while queued")
             return execute_job(reranker, job)
 
@@ -122,12 +121,17 @@ class InProcessDispatcher:
         try:
             return future.result(timeout=max(0.0, deadline_seconds))
         except FutureTimeout:
-            future.cancel()
+            if future.cancel():  # still queued: it will never run
+                self._count_skipped()
             raise RerankTimeout(f"no scores within {deadline_seconds * 1000:.0f} ms") from None
         except RerankError:
             raise
         except Exception as exc:  # a model error must not become a 500 in the search
             raise RerankError(f"in-process reranking failed: {exc}") from exc
+
+    def _count_skipped(self) -> None:
+        with self._lock:
+            self.skipped_expired += 1
 
     def describe(self) -> dict[str, Any]:
         return {
