@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from shoprank.cli.model_commands import model_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 
 
@@ -25,6 +26,7 @@ def cli(log_level: str) -> None:
 cli.add_command(score)
 cli.add_command(rerank)
 cli.add_command(demo_trap)
+cli.add_command(model_group)
 
 
 def main() -> None:
