@@ -246,7 +246,9 @@ def export_onnx(
         )
         manifest = dict(result.as_dict(), torch=torch.__version__, onnxruntime=_ort_version())
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        staging.chmod(0o755)  # mkdtemp makes it private; serving processes may run as another user
+        staging.chmod(0o755)  # mkdtemp (and onnx's external-data writer) make things private;
+        for file in staging.iterdir():  # serving processes may run as another user
+            file.chmod(0o644)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
