@@ -17,6 +17,7 @@ registers stubs for exactly those three, which raise if anything ever touches th
 
     python bench/rerank_cpu.py                      # both architectures, all variants
     python bench/rerank_cpu.py --arch small --repeats 3
+    python bench/rerank_cpu.py --model /models/bge-reranker-v2-m3   # real weights, where you have them
 
 Prints the results as JSON, then a one-line summary; the JSON is also saved under
 ``bench/results/``.
@@ -317,7 +318,7 @@ def compare(arch: str, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
     best_int8 = max((n for n in table if table[n]["dtype"] == "int8"), key=lambda n: table[n]["pairs_per_s"])
     summary["best_int8_variant"] = best_int8
-    if arch == "large":
+    if arch in ("large", "model"):
         summary["goals"] = {
             "int8_ratio_ge_4": table[best_int8]["ratio_vs_flagreranker"] >= 4,
             "int8_peak_rss_le_1600mb": table[best_int8]["peak_rss_mb"] <= 1600,
@@ -360,9 +361,15 @@ def main_parent(args: argparse.Namespace) -> None:
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "architectures": {},
     }
-    for arch in archs:
-        model_dir = ensure_model(arch, args.threads)
-        repeats = args.repeats or (1 if arch == "large" else 3)
+    targets = [(arch, None) for arch in archs]
+    if args.model:  # a real checkpoint instead of the random ones (its ONNX export is made in MODEL/onnx)
+        targets = [("model", Path(args.model).resolve())]
+    for arch, given in targets:
+        model_dir = given or ensure_model(arch, args.threads)
+        if given is not None and not (given / "onnx" / "model_int8.onnx").is_file():
+            _log(f"exporting {given} to ONNX (fp32 + INT8) in {given}/onnx")
+            _checked(_child(["--export", str(given)], args.threads), f"ONNX export of {given}")
+        repeats = args.repeats or (3 if arch == "small" else 1)
         results: dict[str, dict[str, Any]] = {}
         for variant in variants:
             loadavg = [round(x, 2) for x in os.getloadavg()]
@@ -381,8 +388,8 @@ def main_parent(args: argparse.Namespace) -> None:
         for result in results.values():
             result.pop("scores")
         report["architectures"][arch] = {
-            "model_dir": str(model_dir.relative_to(ROOT)),
-            "initializer_range": INIT_RANGE[arch],
+            "model_dir": str(model_dir.relative_to(ROOT)) if model_dir.is_relative_to(ROOT) else str(model_dir),
+            "initializer_range": INIT_RANGE.get(arch),
             "repeats": repeats,
             "comparison": comparison,
             "runs": results,
@@ -403,6 +410,7 @@ def main_parent(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="small,large", help="comma-separated: small, large (default both)")
+    parser.add_argument("--model", help="benchmark this local model directory instead of the random ones")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every variant (default 2)")
     parser.add_argument("--repeats", type=int, default=0, help="timed passes per variant (default: 3 small, 1 large)")
     parser.add_argument("--token-budget", type=int, default=None, help="override our scorer's padded tokens per batch")
