@@ -30,9 +30,9 @@ log = logging.getLogger(__name__)
 
 #: Padded tokens per forward pass. On CPU, XLM-R-large-sized matmuls run no faster
 #: beyond ~2k rows (INT8 and fp32 GFLOP/s measured at 2048 rows >= at 8192 on 2 threads),
-#: while activations grow linearly: at 8192 tokens ONNX Runtime's arena adds ~450 MB to
-#: an INT8 bge-reranker-v2-m3 worker (peak 1.66 GB; 1.28 GB at 2048). 4096 keeps big
-#: enough batches for small models and the CPU peak well under 1.6 GB (bench/rerank_cpu.py).
+#: while activations grow linearly: at 8192 tokens ONNX Runtime's arena adds ~450 MiB to
+#: an INT8 bge-reranker-v2-m3 worker (peak 1655 MiB; 1284 MiB at 2048, 1408 MiB at 4096).
+#: 4096 keeps batches big enough for small models and the CPU peak under 1.6 GiB.
 #: On a GPU, bigger batches keep the tensor cores fed (fp16 at 16k tokens needs ~2 GB activations).
 DEFAULT_TOKEN_BUDGET = {"cpu": 4096, "cuda": 16384}
 
@@ -104,12 +104,13 @@ def quantize_linear_int8(model: torch.nn.Module, weights_dir: Path | None = None
 
     Memory: ``from_pretrained`` maps the safetensors file and every tensor shares that
     one mapping, so quantizing the model's own fp32 weights faults all of them into
-    this process's RSS, where they stay (bge-reranker-v2-m3: +2.3 GB at start-up).
-    Given ``weights_dir``, each Linear's weight is read instead through its own
-    short-lived mapping, quantized, and dropped (peak ≈ one layer's fp32 weights),
-    while the model's original mapping is never touched for those tensors. The
-    word-embedding table then stays lazily mapped: only rows of tokens actually seen
-    become resident, as clean page-cache pages shared by every worker on the host.
+    this process's RSS, where they stay (bge-reranker-v2-m3: +1.2 GiB of file pages on
+    top of the INT8 copies; ~3.25 GB peak with ``quantize_dynamic`` over the model).
+    Given ``weights_dir``, each Linear's weights are read instead through a short-lived
+    mapping of their own, quantized, and dropped (load peak ~1.05 GiB, same scores),
+    while the model's mapping is never touched for them. The fp32 word-embedding
+    table stays mapped from the checkpoint; lookups fault it in by page-cache folios,
+    so it becomes partly resident as requests come in (clean, shared, reclaimable pages).
     """
     from torch.ao.nn.quantized.dynamic import Linear as DynamicQuantizedLinear
     from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
