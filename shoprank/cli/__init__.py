@@ -7,6 +7,7 @@ import logging
 import click
 
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
+from shoprank.cli.worker_commands import worker, worker_health, worker_status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +26,8 @@ def cli(log_level: str) -> None:
 cli.add_command(score)
 cli.add_command(rerank)
 cli.add_command(demo_trap)
+for command in (worker, worker_health, worker_status):
+    cli.add_command(command)
 
 
 def main() -> None:
