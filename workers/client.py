@@ -103,6 +103,8 @@ class CeleryDispatcher:
     def dispatch(self, job: RerankJob, deadline_seconds: float) -> DispatchResult:
         started = time.monotonic()
         payload = job.to_payload()
+        if isinstance(payload["passages"], tuple):  # JSON has no tuples; accept them like the in-process path
+            payload["passages"] = list(payload["passages"])
         validate_job_payload(payload, self.settings.rerank_max_documents, self.settings.max_query_chars)
         if deadline_seconds <= 0:
             raise RerankTimeout("deadline already passed")

@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 
 #: Exit status of a worker whose model thread exceeded the hard time limit (EX_SOFTWARE).
 EXIT_MODEL_STUCK = 70
-#: Upper bound on pairs merged into one round; bounds memory whatever the load.
-DEFAULT_MAX_PAIRS_PER_ROUND = 4096
+#: Upper bound on pairs merged into one round. Merging pays where single jobs underfill a
+#: forward pass (GPUs, small jobs); once a round holds a few full token-budget batches, adding
+#: more jobs only makes the first ones wait for the last (on a compute-bound CPU, a round of
+#: eight 100-pair jobs answers all eight at the time the eighth would have been answered alone).
+MAX_PAIRS_PER_ROUND = {"cuda": 1024, "cpu": 256}
+DEFAULT_MAX_PAIRS_PER_ROUND = MAX_PAIRS_PER_ROUND["cuda"]
 
 
 @dataclass(frozen=True, slots=True)

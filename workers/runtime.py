@@ -23,7 +23,7 @@ from reranking.text import normalize_query
 from shoprank.config import Settings
 from workers.celery_app import device_family
 from workers.jobs import result_to_payload, validate_job_payload, validate_task_arguments
-from workers.microbatch import BatchedScore, MicroBatcher, UnbatchedScorer
+from workers.microbatch import MAX_PAIRS_PER_ROUND, BatchedScore, MicroBatcher, UnbatchedScorer
 from workers.registry import Heartbeat, WorkerRegistry
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class WorkerRuntime:
             self.job_scorer: MicroBatcher | UnbatchedScorer = MicroBatcher(
                 reranker,
                 max_wait_seconds=settings.worker_batch_wait_ms / 1000,
+                max_pairs_per_round=MAX_PAIRS_PER_ROUND[device_family(plan.device)],
                 hard_time_limit_seconds=settings.rerank_hard_time_limit_seconds,
             )
         else:
@@ -115,6 +116,7 @@ class WorkerRuntime:
     def run_job(self, args: Any, kwargs: Any, redelivered: bool = False) -> dict[str, Any]:
         """Validate, consult the cache, score the misses (merged with concurrent jobs), answer."""
         started = time.perf_counter()
+        started_wall = time.time()
         with self.job_scorer.incoming() as slot:
             payload, enqueued_at = validate_task_arguments(args, kwargs)
             job = validate_job_payload(payload, self.settings.rerank_max_documents, self.settings.max_query_chars)
@@ -143,7 +145,7 @@ class WorkerRuntime:
                 "pid": os.getpid(),
                 "request_id": job.request_id,
                 "redelivered": redelivered,
-                "queue_wait_seconds": None if enqueued_at is None else max(0.0, time.time() - enqueued_at),
+                "queue_wait_seconds": None if enqueued_at is None else max(0.0, started_wall - enqueued_at),
                 "batch_jobs": batched.batch_jobs,
                 "batch_pairs": batched.batch_pairs,
                 "batch_wait_seconds": batched.waited_seconds,
