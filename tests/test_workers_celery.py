@@ -303,7 +303,7 @@ def test_a_worker_killed_mid_job_has_its_job_redelivered_to_another_worker(tiny_
 def test_a_prefork_child_killed_mid_job_has_its_job_requeued(tiny_model_dir, tmp_path):
     """CPU prefork: SIGKILL the child holding a job; reject_on_worker_lost requeues it for the other child."""
     _require_redis()
-    env = isolated_environment(REDIS_URL, **{TEST_JOB_DELAY_ENV: "2"})
+    env = isolated_environment(REDIS_URL, **{TEST_JOB_DELAY_ENV: "5"})
     settings = settings_for(env)
     worker = WorkerProcess(
         ["--device", "cpu", "--concurrency", "2", "--model", str(tiny_model_dir), "--hostname", "prefork@localhost"],

@@ -123,6 +123,10 @@ class CeleryDispatcher:
                 task_id=str(uuid.uuid4()),
                 expires=deadline_seconds + EXPIRY_GRACE_SECONDS,
                 retry=False,
+                # Celery would otherwise repr() the whole job into the message headers: slow for
+                # 100 passages, and shoppers' queries do not belong in monitoring tools.
+                argsrepr="()",
+                kwargsrepr=f"{{job: {len(job.passages)} passages, request_id={job.request_id!r}}}",
             )
         except self._errors as exc:
             raise self._went_down(f"cannot enqueue rerank job: {type(exc).__name__}: {exc}") from None
