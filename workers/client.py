@@ -115,6 +115,8 @@ class CeleryDispatcher:
             raise
         except self._errors as exc:
             raise self._went_down(f"cannot read the worker registry: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # e.g. a corrupt registry entry: never fail the search with it
+            raise RerankError(f"cannot route the rerank job: {type(exc).__name__}: {exc}") from None
         try:
             result = self.app.send_task(
                 RERANK_TASK_NAME,
@@ -130,6 +132,8 @@ class CeleryDispatcher:
             )
         except self._errors as exc:
             raise self._went_down(f"cannot enqueue rerank job: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            raise RerankError(f"cannot enqueue rerank job: {type(exc).__name__}: {exc}") from None
 
         remaining = deadline_seconds - (time.monotonic() - started)
         try:
@@ -140,6 +144,9 @@ class CeleryDispatcher:
         except self._errors as exc:
             _stop_waiting(result)
             raise self._went_down(f"lost the result backend while waiting: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            _stop_waiting(result)
+            raise RerankError(f"could not read the worker's answer: {type(exc).__name__}: {exc}") from None
 
         state = result.state
         if state == celery_states.SUCCESS:
@@ -166,7 +173,7 @@ class CeleryDispatcher:
             described.update(workers)
             described["queues"] = queue_depths(self.settings)
             described["routes_to"] = QUEUE_GPU if workers["workers_per_device"].get("cuda") else QUEUE_CPU
-        except self._errors as exc:
+        except Exception as exc:  # /ready and the ops page report it; they must not fail on it
             described["error"] = f"{type(exc).__name__}: {exc}"
         return described
 
