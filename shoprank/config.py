@@ -72,6 +72,15 @@ class Settings:
     rerank_max_documents: int = _env("RERANK_MAX_DOCUMENTS", 1000, int)
     max_query_chars: int = _env("MAX_QUERY_CHARS", 1000, int)
     first_stage_top_k: int = _env("FIRST_STAGE_TOP_K", 100, int)
+    search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return
+
+    # Web front end and HTTP APIs
+    api_auth_required: bool = _env("API_AUTH_REQUIRED", True, _bool)  # bearer key on the rerank APIs
+    api_rate_limit_per_minute: int = _env("API_RATE_LIMIT_PER_MINUTE", 600, int)  # per key; 0 = unlimited
+    rerank_api_deadline_ms: int = _env("RERANK_API_DEADLINE_MS", 30000, int)  # rerank APIs wait longer than search
+    events_max_batch: int = _env("EVENTS_MAX_BATCH", 500, int)
+    max_request_bytes: int = _env("MAX_REQUEST_BYTES", 8 * 1024 * 1024, int)
+    demo_catalog: str = _env("DEMO_CATALOG", "data/catalog/demo_products.jsonl")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -104,9 +113,15 @@ class Settings:
             "max_query_chars",
             "first_stage_top_k",
             "reranker_max_length",
+            "search_max_limit",
+            "rerank_api_deadline_ms",
+            "events_max_batch",
+            "max_request_bytes",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if self.api_rate_limit_per_minute < 0:
+            raise ConfigError(f"{ENV_PREFIX}API_RATE_LIMIT_PER_MINUTE must be 0 (unlimited) or positive")
 
     @property
     def resolved_database_url(self) -> str:

