@@ -8,6 +8,7 @@ import click
 
 from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
+from shoprank.cli.serve_command import serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +30,7 @@ cli.add_command(demo_trap)
 cli.add_command(db_group)
 cli.add_command(catalog_group)
 cli.add_command(apikey_group)
+cli.add_command(serve)
 
 
 def main() -> None:

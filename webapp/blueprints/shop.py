@@ -28,6 +28,15 @@ def _categories() -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+@bp.app_context_processor
+def navigation() -> dict[str, Any]:
+    """Every page's category bar (HTML error pages included)."""
+    try:
+        return {"categories": _categories()}
+    except Exception:  # the error page must render even when the catalog cannot load
+        return {"categories": []}
+
+
 @bp.get("/")
 def home() -> Any:
     ensure_visitor_id()
