@@ -31,9 +31,8 @@ def _fold_latin(word: str) -> str:
 
 
 def _arabic(word: str) -> str:
-    # The article is stripped before alef forms are unified: "إلغاء" (cancellation) starts with
-    # alef-hamza, not the article, and must keep its first letters.
-    word = _ARABIC_DIACRITICS.sub("", word)
+    # (Diacritics are already gone.) The article is stripped before alef forms are unified:
+    # "إلغاء" (cancellation) starts with alef-hamza, not the article, and must keep its first letters.
     if word.startswith("ال") and len(word) > 4:
         word = word[2:]
     elif word.startswith(("وال", "بال", "كال", "فال")) and len(word) > 5:
@@ -50,6 +49,8 @@ def _cjk_grams(run: str) -> list[str]:
 def tokenize(text: str) -> list[str]:
     """Index/query tokens for ``text`` in any script."""
     text = unicodedata.normalize("NFKC", text or "").casefold().replace("ё", "е")
+    # Arabic diacritics are combining marks, not word characters: removed first, or they would split words.
+    text = _ARABIC_DIACRITICS.sub("", text)
     tokens: list[str] = []
     for cjk, word in _TOKEN.findall(text):
         if cjk:
