@@ -216,7 +216,10 @@ class ExperimentDefinition:
             raise ValueError(f"coverage must be in [0, 1], got {self.coverage}")
         if self.hash_version not in (1, 2):
             raise ValueError(f"hash_version must be 1 or 2, got {self.hash_version}")
-        normalize_weights([variant.weight for variant in self.variants])  # validates
+        normalize_weights([variant.weight for variant in self.variants])  # finite, non-negative
+        if any(variant.weight <= 0 for variant in self.variants):
+            # a zero-weight arm gets no units, breaks the SRM check and cannot be analysed: drop it in a new phase
+            raise ValueError(f"experiment {self.key!r}: every variant needs a positive weight")
         object.__setattr__(self, "languages", frozenset(_normalize_tag(tag) for tag in self.languages))
         object.__setattr__(self, "markets", frozenset(market.strip().upper() for market in self.markets))
 

@@ -279,6 +279,8 @@ def test_definition_validation() -> None:
     with pytest.raises(ValueError):
         ExperimentDefinition("x", (Variant("a"), Variant("a")))
     with pytest.raises(ValueError):
+        ExperimentDefinition("x", (Variant("a", 1), Variant("b", 0)))
+    with pytest.raises(ValueError):
         two_way(coverage=1.5)
     with pytest.raises(ValueError):
         two_way(hash_version=3)
