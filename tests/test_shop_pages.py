@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -54,12 +53,18 @@ def test_accept_language_picks_the_ui_language_for_new_visitors(shop_app):
 
 
 def test_prices_follow_the_shoppers_locale(client):
-    item = json.loads(client.get("/api/search?q=Sony%20headphones&limit=1").get_data(as_text=True))["results"][0]
-    en = client.get(f"/product/{item['sku']}?lang=en").get_data(as_text=True)
-    es = client.get(f"/product/{item['sku']}?lang=es").get_data(as_text=True)
-    amount = f"{item['price']:,.2f}"
-    assert amount in en
-    assert amount.replace(",", "X").replace(".", ",").replace("X", ".") in es  # 1.234,56 in Spanish
+    from decimal import Decimal
+
+    from babel.numbers import format_currency
+
+    item = client.get("/api/search?q=Sony%20headphones&limit=1").get_json()["results"][0]
+    amount = Decimal(str(item["price"]))
+    for lang, locale in (("en", "en_US"), ("es", "es_ES"), ("ja", "ja_JP")):
+        html = client.get(f"/product/{item['sku']}?lang={lang}").get_data(as_text=True)
+        assert format_currency(amount, item["currency"], locale=locale) in html, (lang, item)
+    assert format_currency(amount, item["currency"], locale="es_ES") != format_currency(
+        amount, item["currency"], locale="en_US"
+    )
 
 
 def test_queries_are_escaped_not_executed(client):
