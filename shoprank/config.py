@@ -72,6 +72,8 @@ class Settings:
     rerank_max_documents: int = _env("RERANK_MAX_DOCUMENTS", 1000, int)
     max_query_chars: int = _env("MAX_QUERY_CHARS", 1000, int)
     first_stage_top_k: int = _env("FIRST_STAGE_TOP_K", 100, int)
+    #: Weight of BM25 hits relative to dense hits in reciprocal-rank fusion (see shoprank.search.retrieval).
+    first_stage_lexical_weight: float = _env("LEXICAL_WEIGHT", 0.25, float)
     search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return
 
     # Web front end and HTTP APIs
@@ -107,6 +109,8 @@ class Settings:
             raise ConfigError(f"SHOPRANK_ENV={self.env!r}: expected development, test or production")
         if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
             raise ConfigError("SHOPRANK_SECRET_KEY must be set to a random value in production")
+        if not 0 <= self.first_stage_lexical_weight <= 10:
+            raise ConfigError("SHOPRANK_LEXICAL_WEIGHT must be between 0 (dense only) and 10")
         for name in (
             "rerank_deadline_ms",
             "rerank_max_documents",
