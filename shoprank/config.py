@@ -81,6 +81,17 @@ class Settings:
     rerank_max_documents: int = _env("RERANK_MAX_DOCUMENTS", 1000, int)
     max_query_chars: int = _env("MAX_QUERY_CHARS", 1000, int)
     first_stage_top_k: int = _env("FIRST_STAGE_TOP_K", 100, int)
+    #: Weight of BM25 hits relative to dense hits in reciprocal-rank fusion (see shoprank.search.retrieval).
+    first_stage_lexical_weight: float = _env("LEXICAL_WEIGHT", 0.25, float)
+    search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return
+
+    # Web front end and HTTP APIs
+    api_auth_required: bool = _env("API_AUTH_REQUIRED", True, _bool)  # bearer key on the rerank APIs
+    api_rate_limit_per_minute: int = _env("API_RATE_LIMIT_PER_MINUTE", 600, int)  # per key; 0 = unlimited
+    rerank_api_deadline_ms: int = _env("RERANK_API_DEADLINE_MS", 30000, int)  # rerank APIs wait longer than search
+    events_max_batch: int = _env("EVENTS_MAX_BATCH", 500, int)
+    max_request_bytes: int = _env("MAX_REQUEST_BYTES", 8 * 1024 * 1024, int)
+    demo_catalog: str = _env("DEMO_CATALOG", "data/catalog/demo_products.jsonl")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -108,15 +119,23 @@ class Settings:
             raise ConfigError(f"SHOPRANK_ENV={self.env!r}: expected development, test or production")
         if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
             raise ConfigError("SHOPRANK_SECRET_KEY must be set to a random value in production")
+        if not 0 <= self.first_stage_lexical_weight <= 10:
+            raise ConfigError("SHOPRANK_LEXICAL_WEIGHT must be between 0 (dense only) and 10")
         for name in (
             "rerank_deadline_ms",
             "rerank_max_documents",
             "max_query_chars",
             "first_stage_top_k",
             "reranker_max_length",
+            "search_max_limit",
+            "rerank_api_deadline_ms",
+            "events_max_batch",
+            "max_request_bytes",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if self.api_rate_limit_per_minute < 0:
+            raise ConfigError(f"{ENV_PREFIX}API_RATE_LIMIT_PER_MINUTE must be 0 (unlimited) or positive")
 
     def _validate_worker_settings(self) -> None:
         if not 0 < self.rerank_soft_time_limit_seconds <= self.rerank_hard_time_limit_seconds:

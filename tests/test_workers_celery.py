@@ -222,6 +222,11 @@ def test_unreachable_broker_fails_fast_with_a_clear_error(worker_settings, cpu_w
 def test_ops_view_and_health_commands(worker_env, worker_settings, cpu_worker):
     summary = live_workers(worker_settings)
     [node] = [w for w in summary["workers"] if w["node"] == "rerank-cpu-test@localhost"]
+    dispatcher = CeleryDispatcher.from_settings(worker_settings)
+    described = dispatcher.describe()
+    dispatcher.close()
+    assert described["routes_to"] == QUEUE_CPU and described["queues"] == {QUEUE_GPU: 0, QUEUE_CPU: 0}
+    assert described["scorer"]["kind"] == "cross-encoder" and described["scorer"]["dtype"] == "fp32"
     assert (node["device"], node["dtype"], node["max_length"], node["kind"]) == ("cpu", "fp32", 512, "cross-encoder")
     assert set(queue_depths(worker_settings)) == {QUEUE_GPU, QUEUE_CPU}
     runner = CliRunner()

@@ -169,8 +169,12 @@ class CeleryDispatcher:
             "queue_prefix": self.settings.queue_prefix,
         }
         try:
-            workers = summarize_workers(self.live_workers(refresh=True))
+            entries = self.live_workers(refresh=True)
+            workers = summarize_workers(entries)
             described.update(workers)
+            scorer = _routed_scorer(entries)
+            if scorer is not None:  # what /health shows as the active scorer, as for the in-process path
+                described["scorer"] = scorer
             described["queues"] = queue_depths(self.settings)
             described["routes_to"] = QUEUE_GPU if workers["workers_per_device"].get("cuda") else QUEUE_CPU
         except Exception as exc:  # /ready and the ops page report it; they must not fail on it
@@ -224,6 +228,25 @@ class CeleryDispatcher:
                 "%s; searches keep first-stage order for the next %.0f s", reason, self.unavailable_backoff_seconds
             )
         return RerankUnavailable(f"{reason} (broker {redact_url(self.settings.resolved_broker_url)})")
+
+
+def _routed_scorer(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``ScorerInfo.as_dict()`` of a worker that default jobs go to now (GPU first), from its advertisement."""
+    ranked = sorted(entries, key=lambda e: (e.get("device_family") != "cuda", str(e.get("node"))))
+    if not ranked:
+        return None
+    entry = ranked[0]
+    return {
+        "model_id": entry.get("model_id"),
+        "revision": entry.get("revision"),
+        "kind": entry.get("kind"),
+        "backend": entry.get("backend"),
+        "device": entry.get("device"),
+        "dtype": entry.get("dtype"),
+        "quantized": entry.get("dtype") == "int8",
+        "max_length": entry.get("max_length"),
+        "fallback_reason": None,
+    }
 
 
 def _stop_waiting(result: Any) -> None:
