@@ -5,7 +5,7 @@
 
 demo:
 	@scripts/setup.sh runtime
-	.venv/bin/shoprank demo-trap
+	.venv/bin/shoprank serve --demo
 
 test:
 	@scripts/setup.sh dev

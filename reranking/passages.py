@@ -16,7 +16,8 @@ from babel.numbers import format_currency
 
 from reranking.text import clean_text, trim_at_word_boundary
 
-PASSAGE_FORMAT_VERSION = 1
+#: 2: HTML block elements (list items, paragraphs) end as sentences instead of fusing.
+PASSAGE_FORMAT_VERSION = 2
 
 #: Default character budget for the description. ~1,200 characters is ~300–400
 #: XLM-R tokens for Latin scripts: together with title and price it fills most of

@@ -38,8 +38,12 @@ _SKIPPED_TAGS = frozenset({"script", "style", "noscript", "template"})
 _WHITESPACE = re.compile(r"\s+")
 
 
+_BLOCK_BREAK = "\x1e"  # record separator: marks where a block element ended
+_SENTENCE_END = tuple(".!?;:。！？；：…")
+
+
 class _TextExtractor(HTMLParser):
-    """Collects visible text; block-level tags become spaces so words don't fuse."""
+    """Collects visible text; block-level boundaries are marked so list items don't fuse."""
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -50,21 +54,30 @@ class _TextExtractor(HTMLParser):
         if tag in _SKIPPED_TAGS:
             self._skip_depth += 1
         elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
+            self.parts.append(_BLOCK_BREAK)
 
     def handle_startendtag(self, tag: str, attrs: Any) -> None:
         if tag in _BLOCK_TAGS:
-            self.parts.append(" ")
+            self.parts.append(_BLOCK_BREAK)
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIPPED_TAGS:
             self._skip_depth = max(0, self._skip_depth - 1)
         elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
+            self.parts.append(_BLOCK_BREAK)
 
     def handle_data(self, data: str) -> None:
         if not self._skip_depth:
             self.parts.append(data)
+
+    def text(self) -> str:
+        """Blocks joined as sentences: ``<li>30h battery</li><li>USB-C</li>`` → ``30h battery. USB-C``."""
+        blocks = [" ".join(block.split()) for block in "".join(self.parts).split(_BLOCK_BREAK)]
+        blocks = [block for block in blocks if block]
+        return " ".join(
+            block if i == len(blocks) - 1 or block.endswith(_SENTENCE_END) else block + "."
+            for i, block in enumerate(blocks)
+        )
 
 
 def clean_text(value: str | None) -> str:
@@ -80,7 +93,7 @@ def clean_text(value: str | None) -> str:
         extractor = _TextExtractor()
         extractor.feed(text)
         extractor.close()
-        text = html.unescape("".join(extractor.parts))
+        text = html.unescape(extractor.text())
     text = unicodedata.normalize("NFC", text)
     # Drop control characters and lone surrogates; keep format characters (Cf: ZWJ, RLM),
     # which shape Arabic and Indic text.

@@ -30,6 +30,8 @@ echo "==> installing shoprank$extras"
 python -m pip install --quiet --disable-pip-version-check -e ".$extras"
 
 if [ "$profile" = "dev" ]; then
+  # Test reference only; --no-deps because its metadata pins numpy<2/pandas<2 (see pyproject.toml's dev extra).
+  python -m pip install --quiet --disable-pip-version-check --no-deps "gbstats==0.8.0"
   scripts/install-browser.sh || echo "==> WARNING: Chromium not installed; browser tests will skip" >&2
 fi
 echo "$want" > "$stamp"

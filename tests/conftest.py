@@ -121,3 +121,55 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server = PrivateRedis(tmp_path)
     yield server
     server.stop()
+
+
+# --- Shop / web app: real databases (a private PostgreSQL database per session), real first stage ---
+
+POSTGRES_ADMIN_URL = os.environ.get("SHOPRANK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_factory():
+    """Creates private PostgreSQL databases (other helpers share the server) and drops them at the end."""
+    from tests.shop_support import PostgresFactory
+
+    factory = PostgresFactory(POSTGRES_ADMIN_URL)
+    if not factory.available():
+        service_missing(f"PostgreSQL at {POSTGRES_ADMIN_URL} unreachable: {factory.error}")
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def shop_db_url(request, tmp_path_factory):
+    """A migrated database with the test catalog imported, once per backend per session."""
+    from tests.shop_support import prepare_shop_database
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('shop-sqlite') / 'shop.db'}"
+    else:
+        url = request.getfixturevalue("postgres_factory").create()
+    prepare_shop_database(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def shop_services(shop_db_url):
+    """App services on the shared database: real catalog index, in-process e5 fallback scorer."""
+    from tests.shop_support import build_test_services
+
+    services = build_test_services(shop_db_url)
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def shop_app(shop_services):
+    from webapp import create_app
+
+    return create_app(services=shop_services)
+
+
+@pytest.fixture
+def client(shop_app):
+    return shop_app.test_client()

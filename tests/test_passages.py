@@ -23,7 +23,7 @@ def test_html_is_stripped_scripts_dropped_entities_decoded():
             "<ul><li>Porcelain</li><li>Dishwasher-safe</li></ul>",
         }
     )
-    assert text == "Title: Café & Bar Set\nDescription: Two cups Porcelain Dishwasher-safe"
+    assert text == "Title: Café & Bar Set\nDescription: Two cups. Porcelain. Dishwasher-safe"
     assert "alert" not in text and "<" not in text
 
 
@@ -60,6 +60,13 @@ def test_cjk_and_rtl_text_pass_through_unchanged():
     )
     assert arabic.splitlines()[0] == "Title: سماعات لاسلكية"
     assert "إلغاء الضوضاء" in arabic
+
+
+def test_list_items_and_paragraphs_do_not_fuse():
+    text = clean_text("<p>Great sound!</p><ul><li>30 h battery</li><li>Aware Mode</li></ul><p>USB-C</p>")
+    assert text == "Great sound! 30 h battery. Aware Mode. USB-C"
+    assert clean_text("<ul><li>防水</li><li>长续航。</li></ul>") == "防水. 长续航。"
+    assert clean_text("inline <b>bold</b> text<br>next") == "inline bold text. next"
 
 
 def test_rtl_marks_and_joiners_survive_but_control_chars_do_not():

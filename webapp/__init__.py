@@ -1,0 +1,54 @@
+"""Flask front end: shop pages, JSON API, rerank APIs (Cohere/Jina/TEI shapes), health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, current_app
+
+from shoprank.config import Settings
+from webapp.services import AppServices, build_services
+
+EXTENSION = "shoprank"
+
+
+def create_app(settings: Settings | None = None, *, services: AppServices | None = None) -> Flask:
+    """The app for ``settings`` (default: from the environment).
+
+    ``services`` lets tests and the demo server share one catalog index and one
+    dispatcher between apps instead of loading them again.
+    """
+    settings = settings or (services.settings if services else Settings.from_env())
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+        TEMPLATES_AUTO_RELOAD=settings.env == "development",
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = services or build_services(settings)
+
+    from webapp import i18n
+    from webapp.blueprints import api, health, rerank_api, shop
+    from webapp.errors import register_error_handlers
+    from webapp.http import install_request_hooks
+
+    install_request_hooks(app)
+    register_error_handlers(app)
+    i18n.init_app(app)
+    app.register_blueprint(shop.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(rerank_api.bp)
+    app.register_blueprint(health.bp)
+
+    @app.teardown_appcontext
+    def remove_session(_exc: Any) -> None:
+        app.extensions[EXTENSION].db.scoped.remove()
+
+    return app
+
+
+def services() -> AppServices:
+    return current_app.extensions[EXTENSION]

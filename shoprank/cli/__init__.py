@@ -6,8 +6,11 @@ import logging
 
 import click
 
+from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
 from shoprank.cli.model_commands import model_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
+from shoprank.cli.serve_command import serve
+from shoprank.cli.worker_commands import worker, worker_health, worker_status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +29,12 @@ def cli(log_level: str) -> None:
 cli.add_command(score)
 cli.add_command(rerank)
 cli.add_command(demo_trap)
+cli.add_command(db_group)
+cli.add_command(catalog_group)
+cli.add_command(apikey_group)
+cli.add_command(serve)
+for command in (worker, worker_health, worker_status):
+    cli.add_command(command)
 cli.add_command(model_group)
 
 

@@ -1,0 +1,294 @@
+"""Validate a batch of client events, then store it idempotently in one statement per table.
+
+A batch is all-or-nothing: one invalid event rejects the batch with every problem
+listed, and nothing is written. Stored events are keyed by their client-generated id
+and inserted with ``ON CONFLICT DO NOTHING`` (PostgreSQL) / ``OR IGNORE`` (SQLite),
+so a retried batch, or a beacon the browser sent twice, stores nothing twice.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from experiments.store.models import EVENT_TYPE_VALUES, Event, ImpressionItem
+from shoprank.db import utcnow
+
+EVENT_TYPES = frozenset(EVENT_TYPE_VALUES)
+_EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_CLOCK_SKEW = timedelta(days=1)
+MAX_ITEMS_PER_IMPRESSION = 1000
+_INSERT_CHUNK = 200  # rows per INSERT statement; well under SQLite's bound-parameter limit
+
+
+class EventValidationError(ValueError):
+    """The batch was rejected; ``errors`` names each problem as ``events[i].field: message``."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors[:5]) + (f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    row: dict[str, Any]  # column values for ``events``
+    items: list[dict[str, Any]] = field(default_factory=list)  # ``impression_items`` rows, impressions only
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    received: int
+    stored: int
+    duplicates: int
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.errors.append(f"{where}: {message}")
+
+
+def _text(raw: Mapping[str, Any], key: str, where: str, problems: _Problems, *, max_len: int, required: bool) -> Any:
+    value = raw.get(key)
+    if value is None:
+        if required:
+            problems.add(f"{where}.{key}", "required")
+        return None
+    if not isinstance(value, str):
+        problems.add(f"{where}.{key}", "must be a string")
+        return None
+    value = value.strip()
+    if required and not value:
+        problems.add(f"{where}.{key}", "must not be empty")
+    elif len(value) > max_len:
+        problems.add(f"{where}.{key}", f"longer than {max_len} characters")
+    return value or None
+
+
+def _int(raw: Mapping[str, Any], key: str, where: str, problems: _Problems, *, low: int, high: int) -> Any:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        problems.add(f"{where}.{key}", f"must be an integer from {low} to {high}")
+        return None
+    return value
+
+
+def _timestamp(value: Any, where: str, problems: _Problems, now: datetime) -> datetime:
+    """Epoch milliseconds (what ``Date.now()`` gives) or an ISO 8601 string with a time zone."""
+    if value is None:
+        return now
+    moment: datetime | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        try:
+            moment = datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            moment = None
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is not None and moment.tzinfo is None:
+            problems.add(f"{where}.ts", "ISO timestamps need a time zone (e.g. 2025-01-31T12:00:00Z)")
+            return now
+    if moment is None:
+        problems.add(f"{where}.ts", "must be epoch milliseconds or an ISO 8601 timestamp")
+        return now
+    if not _EARLIEST <= moment <= now + _CLOCK_SKEW:
+        problems.add(f"{where}.ts", "is not a plausible event time")
+        return now
+    return moment
+
+
+def _impression_items(raw: Any, where: str, problems: _Problems) -> list[dict[str, Any]]:
+    """``items``: skus in rank order, or ``{sku, position?, team?}`` objects."""
+    if not isinstance(raw, list):
+        problems.add(f"{where}.items", "must be a list of skus or {sku, position, team} objects")
+        return []
+    if len(raw) > MAX_ITEMS_PER_IMPRESSION:
+        problems.add(f"{where}.items", f"more than {MAX_ITEMS_PER_IMPRESSION} items")
+        return []
+    items: list[dict[str, Any]] = []
+    seen_positions: set[int] = set()
+    for i, entry in enumerate(raw):
+        spot = f"{where}.items[{i}]"
+        obj = {"sku": entry} if isinstance(entry, str) else entry
+        if not isinstance(obj, Mapping):
+            problems.add(spot, "must be a sku or an object")
+            continue
+        sku = _text(obj, "sku", spot, problems, max_len=64, required=True)
+        position = _int(obj, "position", spot, problems, low=1, high=100_000)
+        position = position if position is not None else i + 1
+        team = _text(obj, "team", spot, problems, max_len=16, required=False)
+        if position in seen_positions:
+            problems.add(f"{spot}.position", f"position {position} appears twice")
+        seen_positions.add(position)
+        if sku:
+            items.append({"position": position, "sku": sku, "team": team})
+    return items
+
+
+def _money(raw: Any, where: str, problems: _Problems) -> Decimal | None:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        problems.add(f"{where}.value", "required: the order value as a number")
+        return None
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value < 0 or value >= Decimal("1e12"):
+        problems.add(f"{where}.value", "must be a non-negative amount")
+        return None
+    return value.quantize(Decimal("0.01"))
+
+
+def _parse_one(raw: Any, where: str, default_unit: str | None, now: datetime, problems: _Problems) -> ValidEvent | None:
+    if not isinstance(raw, Mapping):
+        problems.add(where, "must be an object")
+        return None
+    before = len(problems.errors)
+    event_id = raw.get("id")
+    if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
+        problems.add(f"{where}.id", "required: a client-generated id (UUID; 8-64 of A-Z a-z 0-9 _ -)")
+    kind = raw.get("type")
+    if kind not in EVENT_TYPES:
+        problems.add(f"{where}.type", f"must be one of {', '.join(EVENT_TYPE_VALUES)}")
+    unit = _text(raw, "unit", where, problems, max_len=128, required=False) or default_unit
+    if not unit:
+        problems.add(f"{where}.unit", "required: the visitor or user id")
+    impression_id = raw.get("impression_id")
+    if impression_id is not None and (not isinstance(impression_id, str) or not _EVENT_ID.match(impression_id)):
+        problems.add(f"{where}.impression_id", "must be the id of the impression event")
+        impression_id = None
+    row: dict[str, Any] = {
+        "event_id": event_id,
+        "type": kind,
+        "unit_id": unit,
+        "experiment": _text(raw, "experiment", where, problems, max_len=128, required=False),
+        "variant": _text(raw, "variant", where, problems, max_len=64, required=False),
+        "impression_id": impression_id,
+        "occurred_at": _timestamp(raw.get("ts"), where, problems, now),
+        "received_at": now,
+        "request_id": _text(raw, "request_id", where, problems, max_len=64, required=False),
+    }
+    items: list[dict[str, Any]] = []
+    if kind == "impression":
+        row["impression_id"] = None
+        row["query"] = _text(raw, "query", where, problems, max_len=1000, required=True)
+        row["language"] = _text(raw, "language", where, problems, max_len=16, required=False)
+        reranked = raw.get("reranked")
+        if reranked is not None and not isinstance(reranked, bool):
+            problems.add(f"{where}.reranked", "must be true or false")
+        row["reranked"] = reranked if isinstance(reranked, bool) else None
+        items = _impression_items(raw.get("items", []), where, problems)
+        row["result_count"] = len(items)
+    elif kind in ("click", "add_to_cart"):
+        row["sku"] = _text(raw, "sku", where, problems, max_len=64, required=True)
+        row["position"] = _int(raw, "position", where, problems, low=1, high=100_000)
+        if kind == "add_to_cart":
+            row["quantity"] = _int(raw, "quantity", where, problems, low=1, high=10_000) or 1
+    elif kind == "purchase":
+        row["sku"] = _text(raw, "sku", where, problems, max_len=64, required=False)
+        row["quantity"] = _int(raw, "quantity", where, problems, low=1, high=10_000)
+        row["order_value"] = _money(raw.get("value"), where, problems)
+        currency = raw.get("currency")
+        if not isinstance(currency, str) or not _CURRENCY.match(currency):
+            problems.add(f"{where}.currency", "required: an ISO 4217 code such as EUR")
+        row["currency"] = currency
+    if len(problems.errors) > before:
+        return None
+    return ValidEvent(row=row, items=items)
+
+
+def parse_events(
+    payload: Any, *, default_unit: str | None = None, max_batch: int = 500, now: datetime | None = None
+) -> list[ValidEvent]:
+    """Validate ``{"events": [...]}`` (or a bare list). Raises ``EventValidationError`` listing every problem."""
+    now = now or utcnow()
+    events = payload.get("events") if isinstance(payload, Mapping) else payload
+    if not isinstance(events, list):
+        raise EventValidationError(['body: expected {"events": [ ... ]}'])
+    if not events:
+        raise EventValidationError(["events: the batch is empty"])
+    if len(events) > max_batch:
+        raise EventValidationError([f"events: {len(events)} events in one batch; the limit is {max_batch}"])
+    problems = _Problems()
+    parsed = [_parse_one(raw, f"events[{i}]", default_unit, now, problems) for i, raw in enumerate(events)]
+    if problems.errors:
+        raise EventValidationError(problems.errors)
+    return [event for event in parsed if event is not None]
+
+
+def _dialect_insert(session: Session) -> Any:
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - only the two supported databases
+        raise RuntimeError(f"event store: unsupported database {name!r}")
+    return insert
+
+
+def _inherit_assignment(session: Session, events: Sequence[ValidEvent]) -> None:
+    """Clicks, carts and purchases take experiment and variant from their impression.
+
+    The server logged (or accepted) the impression with the variant that ranked it;
+    trusting that over what a page echoes back keeps a stale tab from crediting the
+    wrong arm.
+    """
+    wanted = {e.row["impression_id"] for e in events if e.row["impression_id"]}
+    if not wanted:
+        return
+    known: dict[str, tuple[str | None, str | None]] = {
+        e.row["event_id"]: (e.row["experiment"], e.row["variant"]) for e in events if e.row["type"] == "impression"
+    }
+    missing = wanted - known.keys()
+    if missing:
+        rows = session.execute(
+            select(Event.event_id, Event.experiment, Event.variant).where(
+                Event.event_id.in_(missing), Event.type == "impression"
+            )
+        )
+        known.update({event_id: (experiment, variant) for event_id, experiment, variant in rows})
+    for event in events:
+        assignment = known.get(event.row["impression_id"] or "")
+        if assignment is not None and event.row["type"] != "impression":
+            event.row["experiment"], event.row["variant"] = assignment
+
+
+def ingest_events(session: Session, events: Sequence[ValidEvent]) -> IngestResult:
+    """Store ``events``; already-stored ids are skipped. The caller commits (one transaction per batch)."""
+    unique: dict[str, ValidEvent] = {}
+    for event in events:
+        unique.setdefault(event.row["event_id"], event)
+    batch = list(unique.values())
+    _inherit_assignment(session, batch)
+    insert = _dialect_insert(session)
+    columns = [c.name for c in Event.__table__.columns]
+    stored: set[str] = set()
+    for start in range(0, len(batch), _INSERT_CHUNK):
+        chunk = [{col: e.row.get(col) for col in columns} for e in batch[start : start + _INSERT_CHUNK]]
+        statement = insert(Event).values(chunk).on_conflict_do_nothing(index_elements=["event_id"])
+        stored.update(session.scalars(statement.returning(Event.event_id)))
+    items = [
+        {"impression_id": e.row["event_id"], **item} for e in batch if e.row["event_id"] in stored for item in e.items
+    ]
+    for start in range(0, len(items), _INSERT_CHUNK):
+        statement = insert(ImpressionItem).values(items[start : start + _INSERT_CHUNK]).on_conflict_do_nothing()
+        session.execute(statement)
+    return IngestResult(received=len(events), stored=len(stored), duplicates=len(events) - len(stored))

@@ -1,0 +1,1 @@
+"""The product catalog: tables, row validation, and the importer that also precomputes first-stage embeddings."""

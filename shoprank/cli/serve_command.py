@@ -1,0 +1,81 @@
+"""``shoprank serve``: the shop on a real WSGI server (waitress); ``--demo`` sets up the embedded defaults first."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from shoprank import migrate
+from shoprank.cli.data_commands import _require_schema, _settings, run_import
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _demo_catalog_path(configured: str) -> Path:
+    path = Path(configured)
+    if not path.is_absolute() and not path.exists():
+        path = REPO_ROOT / configured
+    if not path.exists():
+        raise click.ClickException(f"demo catalog {configured} not found (set SHOPRANK_DEMO_CATALOG)")
+    return path
+
+
+def _catalog_is_empty(url: str) -> bool:
+    from sqlalchemy import func, select
+
+    from shoprank.catalog.models import Product
+    from shoprank.db import Database
+
+    db = Database(url)
+    try:
+        with db.session() as session:
+            return not session.scalar(select(func.count(Product.id)))
+    finally:
+        db.dispose()
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Waitress worker threads.")
+@click.option(
+    "--demo", is_flag=True, help="Migrate the database and import the demo catalog if it is empty, then serve."
+)
+def serve(host: str, port: int, threads: int, demo: bool) -> None:
+    """Start the shop, the JSON API and the rerank APIs."""
+    import waitress
+
+    from webapp import create_app
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    for name in ("shoprank", "webapp", "reranking", "workers"):
+        logging.getLogger(name).setLevel(min(logging.getLogger(name).getEffectiveLevel(), logging.INFO))
+    settings = _settings()
+    url = settings.resolved_database_url
+    if demo:
+        migrate.upgrade(url)
+        if _catalog_is_empty(url):
+            run_import(settings, _demo_catalog_path(settings.demo_catalog), None)
+    else:
+        _require_schema(url)
+
+    app = create_app(settings)
+    services = app.extensions["shoprank"]
+    snapshot = services.index.refresh()
+    try:  # the first shopper should not pay for lazy initialisation
+        services.search.search("warm up", limit=1, request_id="warm-up")
+    except Exception:  # a failing warm-up is logged; the server still starts and /ready tells the story
+        logging.getLogger(__name__).exception("warm-up search failed")
+    scorer = services.scorer_info() or {}
+    mode = services.dispatcher.describe().get("mode", "?")
+    click.echo(f"catalog: {snapshot.size} products · database: {services.db.dialect} · reranking: {mode}")
+    if scorer:
+        line = f"scorer: {scorer.get('model_id')} [{scorer.get('kind')}]"
+        if scorer.get("kind") == "bi-encoder-fallback":
+            line += " -- FALLBACK: cross-encoder weights not on this machine (see README 'Models')"
+        click.echo(line)
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    click.echo(f"shoprank is running at http://{shown_host}:{port}/  (API: /api/search, /v2/rerank; Ctrl-C to stop)")
+    waitress.serve(app, host=host, port=port, threads=threads, ident="shoprank", _quiet=True)

@@ -1,0 +1,54 @@
+"""How a search is ranked, and who decides it: the seam experiments plug into.
+
+The search flow asks a ``VariantResolver`` for the unit's assignment and ranks
+with the ``RankingConfig`` it returns. Without experiments, ``NoExperiment`` gives
+everyone the default config and no variant. The experiments package provides a
+resolver that hashes the unit into a variant whose config turns reranking on/off,
+picks the model, the first-stage depth or the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class RankingConfig:
+    rerank: bool = True
+    #: Reranker model for this variant; None = the deployment's default scorer.
+    model: str | None = None
+    first_stage_top_k: int = 100
+    #: "cuda", "cpu" or None (any worker).
+    device_preference: str | None = None
+    #: Overrides the deployment's rerank deadline for this variant.
+    deadline_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    experiment: str | None
+    variant: str | None
+    config: RankingConfig
+
+
+@dataclass(frozen=True, slots=True)
+class SearchContext:
+    query: str
+    language: str | None
+    surface: str  # "shop" (HTML pages) or "api"
+
+
+class VariantResolver(Protocol):
+    def resolve(self, unit_id: str | None, context: SearchContext) -> Assignment:
+        """The unit's (sticky) assignment for this search."""
+
+
+class NoExperiment:
+    """No experiment running: the default config, no variant."""
+
+    def __init__(self, config: RankingConfig) -> None:
+        self.config = config
+
+    def resolve(self, unit_id: str | None, context: SearchContext) -> Assignment:
+        return Assignment(experiment=None, variant=None, config=self.config)

@@ -1,0 +1,217 @@
+"""The search flow: query → first-stage candidates → passages → rerank under a deadline → ranked products.
+
+The reranker can never fail a search: a timeout, a worker error, no worker, or a
+broken dispatcher all give the first-stage order with ``reranked: false``, counted
+by reason in ``SearchStats``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from reranking.dispatch import (
+    RerankDispatcher,
+    RerankError,
+    RerankJob,
+    RerankRejected,
+    RerankTimeout,
+    RerankUnavailable,
+)
+from reranking.text import normalize_query
+from shoprank.search.index import CatalogIndex, CatalogItem
+from shoprank.search.ranking import Assignment, SearchContext, VariantResolver
+
+log = logging.getLogger(__name__)
+
+
+class SearchInputError(ValueError):
+    """Bad search input; ``code`` is machine-readable, the message is for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def clean_query(raw: Any, max_chars: int) -> str:
+    if not isinstance(raw, str):
+        raise SearchInputError("invalid_query", "the query must be a string")
+    query = normalize_query(raw)
+    if not query:
+        raise SearchInputError("empty_query", "the query is empty; type what you are looking for")
+    if len(query) > max_chars:
+        raise SearchInputError("query_too_long", f"the query has {len(query)} characters; the limit is {max_chars}")
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    item: CatalogItem
+    rank: int  # 1-based, as shown
+    score: float  # rerank score (0..1) when reranked, else the first-stage RRF score
+    first_stage_rank: int
+    first_stage_score: float
+    rerank_score: float | None
+    retriever_ranks: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    query: str
+    language: str | None
+    hits: list[SearchHit]
+    candidates: int
+    experiment: str | None
+    variant: str | None
+    reranked: bool
+    rerank_status: str  # ok | disabled | no_candidates | timeout | unavailable | rejected | error
+    scorer: dict[str, Any] | None
+    timings_ms: dict[str, float]
+    request_id: str | None
+    impression_id: str
+
+
+@dataclass
+class SearchStats:
+    """Counters for /ready, the ops page and tests."""
+
+    searches: int = 0
+    reranked: int = 0
+    fallbacks: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, status: str) -> None:
+        with self._lock:
+            self.searches += 1
+            if status == "ok":
+                self.reranked += 1
+            elif status not in ("disabled", "no_candidates"):
+                self.fallbacks[status] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"searches": self.searches, "reranked": self.reranked, "fallbacks": dict(self.fallbacks)}
+
+
+def _fallback_status(exc: BaseException) -> str:
+    if isinstance(exc, RerankTimeout):
+        return "timeout"
+    if isinstance(exc, RerankUnavailable):
+        return "unavailable"
+    if isinstance(exc, RerankRejected):
+        return "rejected"
+    return "error"
+
+
+class SearchService:
+    def __init__(
+        self,
+        index: CatalogIndex,
+        dispatcher: RerankDispatcher,
+        resolver: VariantResolver,
+        *,
+        deadline_ms: int,
+        max_query_chars: int = 1000,
+    ) -> None:
+        self.index = index
+        self.dispatcher = dispatcher
+        self.resolver = resolver
+        self.deadline_ms = deadline_ms
+        self.max_query_chars = max_query_chars
+        self.stats = SearchStats()
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int,
+        language: str | None = None,
+        unit_id: str | None = None,
+        request_id: str | None = None,
+        surface: str = "api",
+    ) -> SearchResult:
+        started = time.perf_counter()
+        query = clean_query(query, self.max_query_chars)
+        assignment: Assignment = self.resolver.resolve(unit_id, SearchContext(query, language, surface))
+        config = assignment.config
+        timings: dict[str, float] = {}
+
+        snapshot = self.index.refresh_if_changed()
+        first_stage = snapshot.retriever.retrieve(query, config.first_stage_top_k)
+        timings["first_stage"] = sum(first_stage.timings_ms.values())
+        timings.update({f"first_stage_{name}": ms for name, ms in first_stage.timings_ms.items()})
+        candidates = [(hit, snapshot.by_sku[hit.sku]) for hit in first_stage.hits if hit.sku in snapshot.by_sku]
+
+        mark = time.perf_counter()
+        passages = [item.passage for _, item in candidates]
+        timings["passages"] = (time.perf_counter() - mark) * 1000
+
+        rerank_scores: list[float] | None = None
+        scorer: dict[str, Any] | None = None
+        if not config.rerank:
+            status = "disabled"
+        elif not candidates:
+            status = "no_candidates"
+        else:
+            mark = time.perf_counter()
+            deadline_ms = config.deadline_ms or self.deadline_ms
+            job = RerankJob(
+                query=query,
+                passages=passages,
+                model=config.model,
+                request_id=request_id,
+                device_preference=config.device_preference,
+            )
+            try:
+                result = self.dispatcher.dispatch(job, deadline_ms / 1000)
+                if len(result.normalized_scores) != len(passages):
+                    raise RerankError(f"{len(result.normalized_scores)} scores for {len(passages)} passages")
+                rerank_scores = list(result.normalized_scores)
+                scorer = result.scorer
+                status = "ok"
+            except Exception as exc:  # any dispatcher failure, typed or not, keeps first-stage order
+                status = _fallback_status(exc)
+                log.warning(
+                    "rerank fallback (%s) for request %s: %s; serving first-stage order", status, request_id, exc
+                )
+            timings["rerank"] = (time.perf_counter() - mark) * 1000
+
+        order = list(range(len(candidates)))
+        if rerank_scores is not None:
+            order.sort(key=lambda i: -rerank_scores[i])  # stable: ties keep first-stage order
+        hits = []
+        for rank, i in enumerate(order[:limit], start=1):
+            fused, item = candidates[i]
+            hits.append(
+                SearchHit(
+                    item=item,
+                    rank=rank,
+                    score=rerank_scores[i] if rerank_scores is not None else fused.score,
+                    first_stage_rank=i + 1,
+                    first_stage_score=fused.score,
+                    rerank_score=rerank_scores[i] if rerank_scores is not None else None,
+                    retriever_ranks=dict(fused.ranks),
+                )
+            )
+        self.stats.record(status)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return SearchResult(
+            query=query,
+            language=language,
+            hits=hits,
+            candidates=len(candidates),
+            experiment=assignment.experiment,
+            variant=assignment.variant,
+            reranked=status == "ok",
+            rerank_status=status,
+            scorer=scorer,
+            timings_ms={name: round(ms, 2) for name, ms in timings.items()},
+            request_id=request_id,
+            impression_id=str(uuid.uuid4()),
+        )

@@ -1,0 +1,156 @@
+"""Catalog import: strict validation (every bad line reported, nothing written), upsert by sku, embeddings reuse."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from shoprank import migrate
+from shoprank.catalog.importer import CatalogFileError, import_file, read_catalog
+from shoprank.catalog.models import Product, ProductEmbedding
+from shoprank.cli import cli
+from shoprank.db import Database
+from shoprank.search.embeddings import EMBEDDING_DIM, EMBEDDING_MODEL_ID
+from tests.shop_support import MINI_CATALOG
+
+ROWS = [json.loads(line) for line in MINI_CATALOG.read_text(encoding="utf-8").splitlines()][:6]
+
+
+class CountingEmbedder:
+    """Deterministic fake vectors: these tests check bookkeeping, not embedding quality."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def __call__(self, texts):
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, hash(t) % EMBEDDING_DIM] = 1.0
+        return out
+
+
+@pytest.fixture
+def db(tmp_path):
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    migrate.upgrade(url)
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def write_csv(path: Path, rows) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: json.dumps(v, ensure_ascii=False) if k == "attributes" else v for k, v in row.items()})
+    return path
+
+
+def count(db, model) -> int:
+    with db.session() as session:
+        return session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.mark.parametrize("writer", [write_jsonl, write_csv])
+def test_jsonl_and_csv_import_the_same_products(db, tmp_path, writer):
+    path = writer(tmp_path / ("c.jsonl" if writer is write_jsonl else "c.csv"), ROWS)
+    embed = CountingEmbedder()
+    report = import_file(db, path, embed)
+    assert (report.inserted, report.updated, report.embedded) == (6, 0, 6)
+    with db.session() as session:
+        stored = {p.sku: p for p in session.scalars(select(Product))}
+        embeddings = session.scalars(select(ProductEmbedding)).all()
+    assert set(stored) == {r["sku"] for r in ROWS}
+    accessory = next(r for r in ROWS if r["attributes"])
+    assert stored[accessory["sku"]].attributes == accessory["attributes"]
+    assert str(stored["HP-SONY-XM5"].price) == "399.00" and stored["HP-CASE-ZH"].language == "zh"
+    assert {e.model_id for e in embeddings} == {EMBEDDING_MODEL_ID}
+    assert all(len(e.vector) == EMBEDDING_DIM * 4 for e in embeddings)
+
+
+def test_reimport_upserts_by_sku_and_reembeds_only_changed_products(db, tmp_path):
+    import_file(db, write_jsonl(tmp_path / "a.jsonl", ROWS), CountingEmbedder())
+    changed = [dict(r) for r in ROWS]
+    changed[0]["title"] = changed[0]["title"] + " (2024 edition)"
+    changed[1]["stock"] = 3  # stock is not in the passage: no re-embedding needed
+    embed = CountingEmbedder()
+    report = import_file(db, write_jsonl(tmp_path / "b.jsonl", changed), embed)
+    assert (report.inserted, report.updated, report.unchanged, report.embedded) == (0, 2, 4, 1)
+    assert "(2024 edition)" in embed.texts[0]
+    assert count(db, Product) == 6 and count(db, ProductEmbedding) == 6
+    assert import_file(db, write_jsonl(tmp_path / "c.jsonl", changed), CountingEmbedder()).embedded == 0
+
+
+def test_every_bad_row_is_reported_and_nothing_is_written(db, tmp_path):
+    rows = [dict(r) for r in ROWS]
+    rows[1]["price"] = -5
+    rows[2]["language"] = "klingon"
+    rows[3]["currency"] = "DOLLARS"
+    rows[4]["sku"] = rows[0]["sku"]
+    rows[5]["pirce"] = 3
+    path = write_jsonl(tmp_path / "bad.jsonl", rows)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("{not json\n")
+    with pytest.raises(CatalogFileError) as caught:
+        import_file(db, path, CountingEmbedder())
+    errors = {e.line: " ".join(e.problems) for e in caught.value.errors}
+    assert set(errors) == {2, 3, 4, 5, 6, 7}
+    assert "price" in errors[2] and "language" in errors[3] and "currency" in errors[4]
+    assert "already appears on line 1" in errors[5] and "unknown field" in errors[6] and "invalid JSON" in errors[7]
+    assert count(db, Product) == 0
+
+
+def test_a_failure_while_embedding_rolls_back_the_whole_import(db, tmp_path):
+    def broken(texts):
+        raise RuntimeError("embedding engine crashed")
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        import_file(db, write_jsonl(tmp_path / "a.jsonl", ROWS), broken)
+    assert count(db, Product) == 0 and count(db, ProductEmbedding) == 0
+
+
+def test_non_utf8_and_csv_header_problems_are_reported(tmp_path):
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes(json.dumps(ROWS[0]).encode() + b"\n" + '{"title": "Caf\xe9"}'.encode("latin-1") + b"\n")
+    with pytest.raises(CatalogFileError) as caught:
+        read_catalog(latin)
+    assert caught.value.errors[0].line == 2 and "UTF-8" in caught.value.errors[0].problems[0]
+
+    header = tmp_path / "h.csv"
+    header.write_text("sku,title,cost\nA,Thing,3\n", encoding="utf-8")
+    with pytest.raises(CatalogFileError) as caught:
+        read_catalog(header)
+    message = " ".join(caught.value.errors[0].problems)
+    assert "missing column(s) price" in message and "unknown column(s) cost" in message
+
+
+def test_cli_imports_with_progress_and_rejects_bad_files(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    env = {"SHOPRANK_DATABASE_URL": url}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    good = write_jsonl(tmp_path / "good.jsonl", ROWS[:2])
+    result = runner.invoke(cli, ["catalog", "import", str(good)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "2 new" in result.output and "2 embedded" in result.output
+
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{**ROWS[0], "sku": "NEW-1"}, {**ROWS[1], "price": "cheap"}])
+    result = runner.invoke(cli, ["catalog", "import", str(bad)], env=env)
+    assert result.exit_code == 1
+    assert "line 2: price: 'cheap' is not a number" in result.output and "nothing was imported" in result.output
+    db = Database(url)
+    assert count(db, Product) == 2
+    db.dispose()

@@ -1,0 +1,66 @@
+"""Bearer API keys and per-key rate limits for the rerank APIs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, request
+
+from shoprank.apikeys import find_active_key
+from shoprank.db import utcnow
+from webapp import services
+from webapp.errors import ApiError
+
+F = TypeVar("F", bound=Callable[..., Any])
+_LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one last_used_at write per key per minute
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_api_key(view: F) -> F:
+    """401 without a valid, unrevoked key (when auth is on); 429 past the key's per-minute budget."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        app = services()
+        if not app.settings.api_auth_required:
+            g.api_key_id = None
+            return view(*args, **kwargs)
+        token = _bearer_token()
+        challenge = {"WWW-Authenticate": 'Bearer realm="shoprank"'}
+        if token is None:
+            raise ApiError(
+                401, "missing_api_key", "send an API key as 'Authorization: Bearer <key>'", headers=challenge
+            )
+        session = app.db.scoped()
+        key = find_active_key(session, token)
+        if key is None:
+            raise ApiError(401, "invalid_api_key", "the API key is unknown or revoked", headers=challenge)
+        now = utcnow()
+        last = key.last_used_at
+        if last is not None and last.tzinfo is None:  # SQLite returns naive UTC
+            last = last.replace(tzinfo=now.tzinfo)
+        if last is None or now - last > _LAST_USED_RESOLUTION:
+            key.last_used_at = now
+            session.commit()
+        allowed, retry_after = app.rate_limiter.allow(key.id)
+        if not allowed:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"more than {app.rate_limiter.limit} requests this minute for this API key; retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
+        g.api_key_id = key.id
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,131 @@
+"""Shopper pages: home, search results, category, product, generated image placeholders."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from flask import Blueprint, Response, abort, render_template, request
+from markupsafe import escape
+
+from shoprank.search.service import SearchInputError
+from webapp import services
+from webapp.http import current_request_id, ensure_visitor_id
+from webapp.i18n import translate, ui_language
+
+bp = Blueprint("shop", __name__)
+
+PAGE_SIZE = 24
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_IMPRESSION = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+
+
+def _categories() -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for item in services().index.snapshot.items:
+        counts[item.category] = counts.get(item.category, 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@bp.app_context_processor
+def navigation() -> dict[str, Any]:
+    """Every page's category bar (HTML error pages included)."""
+    try:
+        return {"categories": _categories()}
+    except Exception:  # the error page must render even when the catalog cannot load
+        return {"categories": []}
+
+
+@bp.get("/")
+def home() -> Any:
+    ensure_visitor_id()
+    items = services().index.snapshot.items
+    language = ui_language()
+    # Featured: in-stock products, listings in the shopper's language first, then the rest by stock.
+    featured = sorted(
+        (i for i in items if i.stock > 0), key=lambda i: (i.language != language, -min(i.stock, 50), i.id)
+    )[:12]
+    return render_template("home.html", featured=featured, categories=_categories())
+
+
+@bp.get("/search")
+def search() -> Any:
+    ensure_visitor_id()
+    app = services()
+    raw_query = request.args.get("q", "")
+    language = ui_language()
+    if not raw_query.strip():
+        return render_template("search.html", query="", result=None, error=translate(language, "empty_query"))
+    try:
+        result = app.search.search(
+            raw_query,
+            limit=PAGE_SIZE,
+            language=language,
+            unit_id=ensure_visitor_id(),
+            request_id=current_request_id(),
+            surface="shop",
+        )
+    except SearchInputError as exc:
+        message = (
+            translate(language, "query_too_long", max=app.settings.max_query_chars)
+            if exc.code == "query_too_long"
+            else translate(language, "empty_query")
+        )
+        return render_template("search.html", query=raw_query[:200], result=None, error=message), 400
+    return render_template("search.html", query=result.query, result=result, error=None)
+
+
+@bp.get("/c/<slug>")
+def category(slug: str) -> Any:
+    ensure_visitor_id()
+    if not _SLUG.match(slug):
+        abort(404)
+    items = [i for i in services().index.snapshot.items if i.category == slug]
+    if not items:
+        abort(404)
+    return render_template("category.html", slug=slug, items=items, categories=_categories())
+
+
+@bp.get("/product/<sku>")
+def product(sku: str) -> Any:
+    ensure_visitor_id()
+    item = services().index.snapshot.by_sku.get(sku)
+    if item is None:
+        abort(404)
+    impression = request.args.get("imp", "")
+    position = request.args.get("pos", "")
+    return render_template(
+        "product.html",
+        item=item,
+        impression_id=impression if _IMPRESSION.match(impression) else "",
+        position=position if position.isdigit() and len(position) < 6 else "",
+        back_query=request.args.get("q", "")[:1000],
+    )
+
+
+def _hue(text: str) -> int:
+    return int(hashlib.blake2b(text.encode(), digest_size=2).hexdigest(), 16) % 360
+
+
+@bp.get("/placeholder/<slug>.svg")
+def placeholder(slug: str) -> Response:
+    """A soft, category-coloured tile with the category's initial: a real image's place, no external resource."""
+    if not _SLUG.match(slug):
+        abort(404)
+    hue = _hue(slug)
+    initial = escape(slug[:1].upper())
+    svg = f"""<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 300" role="img" aria-label="{escape(slug)}">
+<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">
+<stop offset="0" stop-color="hsl({hue},70%,95%)"/>
+<stop offset="1" stop-color="hsl({hue},55%,84%)"/></linearGradient></defs>
+<rect width="400" height="300" fill="url(#g)"/>
+<circle cx="330" cy="60" r="90" fill="hsl({(hue + 30) % 360},60%,90%)" opacity="0.7"/>
+<circle cx="60" cy="270" r="70" fill="hsl({(hue + 330) % 360},55%,88%)" opacity="0.8"/>
+<rect x="140" y="90" width="120" height="120" rx="28" fill="hsl({hue},45%,55%)" opacity="0.92"/>
+<text x="200" y="170" text-anchor="middle" font-family="Helvetica, Arial, sans-serif" font-size="64"
+ font-weight="700" fill="#fff">{initial}</text>
+</svg>"""
+    response = Response(svg, mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response

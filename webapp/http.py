@@ -1,0 +1,114 @@
+"""Request plumbing: strict JSON bodies, request ids, the visitor cookie."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from webapp.errors import ApiError
+
+REQUEST_ID_HEADER = "X-Request-ID"
+VISITOR_COOKIE = "sr_vid"
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_VISITOR_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+VISITOR_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """JSON may escape lone surrogates (``"\\ud800"``); they are not text and no database will store them."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def json_body() -> Any:
+    """The parsed body; a clear 400 for an empty body, non-UTF-8 bytes or invalid JSON (413 past the size cap)."""
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise ApiError(400, "empty_body", "the request body is empty; send a JSON object")
+    try:
+        text = raw.decode("utf-8-sig") if raw.startswith(b"\xef\xbb\xbf") else raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_encoding", f"the request body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"the request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+        ) from None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+    if _has_lone_surrogate(data):
+        raise ApiError(400, "invalid_encoding", "the request body contains an unpaired UTF-16 surrogate escape")
+    return data
+
+
+def json_object() -> dict[str, Any]:
+    data = json_body()
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_body", f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def current_request_id() -> str:
+    return g.get("request_id") or "-"
+
+
+def visitor_id() -> str | None:
+    """The shop visitor's id (cookie), created on first page view; None for cookieless API clients."""
+    if "visitor_id" in g:
+        return g.visitor_id
+    value = request.cookies.get(VISITOR_COOKIE, "")
+    return value if _VISITOR_ID.match(value) else None
+
+
+def ensure_visitor_id() -> str:
+    current = visitor_id()
+    if current is None:
+        current = str(uuid.uuid4())
+        g.visitor_id = current
+        g.set_visitor_cookie = True
+    return current
+
+
+def install_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id() -> None:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+    @app.after_request
+    def add_headers(response: Response) -> Response:
+        response.headers[REQUEST_ID_HEADER] = current_request_id()
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if g.get("set_visitor_cookie"):
+            response.set_cookie(
+                VISITOR_COOKIE,
+                g.visitor_id,
+                max_age=VISITOR_COOKIE_MAX_AGE,
+                httponly=True,
+                samesite="Lax",
+                secure=request.is_secure,
+            )
+        return response

@@ -1,0 +1,356 @@
+"""The OpenAPI 3.1 document served at ``/openapi.json``.
+
+Written by hand next to the code it describes; ``tests/test_openapi.py`` checks that
+its paths and methods are exactly the app's JSON routes, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _error_responses(*statuses: int) -> dict[str, Any]:
+    text = {
+        400: "Malformed request (invalid JSON, not UTF-8, bad parameter)",
+        401: "Missing, unknown or revoked API key",
+        413: "Too many documents or body too large",
+        422: "Well-formed JSON with invalid fields",
+        429: "Per-key rate limit exceeded (see Retry-After)",
+        503: "The reranker could not answer in time (see Retry-After)",
+    }
+    return {str(s): {"description": text[s], "content": {"application/json": {"schema": _ERROR}}} for s in statuses}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_COHERE_REQUEST = {
+    "type": "object",
+    "required": ["query", "documents"],
+    "properties": {
+        "model": {"type": "string", "description": "Accepted for compatibility; the deployment's reranker answers."},
+        "query": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "documents": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {
+                "oneOf": [
+                    {"type": "string"},
+                    {
+                        "type": "object",
+                        "required": ["text"],
+                        "properties": {"text": {"type": "string"}, "id": {"type": "string"}},
+                    },
+                ]
+            },
+        },
+        "top_n": {"type": "integer", "minimum": 1},
+        "max_tokens_per_doc": {"type": "integer", "minimum": 1},
+        "return_documents": {"type": "boolean"},
+    },
+}
+
+_COHERE_RESPONSE = {
+    "type": "object",
+    "required": ["id", "results", "meta"],
+    "properties": {
+        "id": {"type": "string"},
+        "results": {
+            "type": "array",
+            "description": "Sorted by relevance_score, best first; index is the input position.",
+            "items": {
+                "type": "object",
+                "required": ["index", "relevance_score"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "relevance_score": {"type": "number"},
+                    "document": {
+                        "type": "object",
+                        "properties": {"text": {"type": "string"}, "id": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "meta": {
+            "type": "object",
+            "properties": {
+                "api_version": {"type": "object", "properties": {"version": {"type": "string"}}},
+                "billed_units": {
+                    "type": "object",
+                    "properties": {"search_units": {"type": "integer", "description": "1 per 100 documents"}},
+                },
+            },
+        },
+        "model": {"type": "string", "description": "/v1/rerank (Jina shape) only"},
+        "usage": {
+            "type": "object",
+            "description": "/v1/rerank (Jina shape) only; total_tokens is an estimate (characters / 4)",
+            "properties": {"total_tokens": {"type": "integer"}},
+        },
+    },
+}
+
+_PRODUCT_RESULT = {
+    "type": "object",
+    "properties": {
+        "rank": {"type": "integer"},
+        "sku": {"type": "string"},
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "brand": {"type": ["string", "null"]},
+        "category": {"type": "string"},
+        "language": {"type": "string", "description": "Language the product is written in"},
+        "price": {"type": "number"},
+        "currency": {"type": "string"},
+        "price_display": {"type": "string"},
+        "image": {"type": ["string", "null"]},
+        "stock": {"type": "integer"},
+        "attributes": {"type": "object"},
+        "score": {"type": "number", "description": "Rerank score (0..1) when reranked, else the first-stage score"},
+        "first_stage_rank": {"type": "integer"},
+        "first_stage_score": {"type": "number"},
+        "rerank_score": {"type": ["number", "null"]},
+        "retriever_ranks": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
+
+_EVENT = {
+    "type": "object",
+    "required": ["id", "type"],
+    "properties": {
+        "id": {"type": "string", "description": "Client-generated UUID; re-sent ids are stored once"},
+        "type": {"enum": ["impression", "click", "add_to_cart", "purchase"]},
+        "unit": {"type": "string", "description": "Visitor/user id; defaults to the visitor cookie"},
+        "ts": {"type": ["integer", "string"], "description": "Epoch milliseconds or ISO 8601 with time zone"},
+        "experiment": {"type": "string"},
+        "variant": {"type": "string"},
+        "impression_id": {"type": "string", "description": "For click/add_to_cart/purchase"},
+        "request_id": {"type": "string"},
+        "query": {"type": "string", "description": "impression"},
+        "language": {"type": "string", "description": "impression"},
+        "reranked": {"type": "boolean", "description": "impression"},
+        "items": {
+            "type": "array",
+            "description": "impression: skus in rank order, or {sku, position, team}",
+            "items": {"oneOf": [{"type": "string"}, {"type": "object"}]},
+        },
+        "sku": {"type": "string"},
+        "position": {"type": "integer", "minimum": 1},
+        "quantity": {"type": "integer", "minimum": 1},
+        "value": {"type": "number", "description": "purchase: order value"},
+        "currency": {"type": "string", "description": "purchase: ISO 4217"},
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    bearer = [{"bearerAuth": []}]
+    rerank_errors = _error_responses(400, 401, 413, 422, 429, 503)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "shoprank",
+            "version": "1",
+            "description": "Multilingual product search with reranking; Cohere/Jina/TEI-compatible rerank APIs.",
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "required": ["code", "message"],
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "details": {},
+                            },
+                        }
+                    },
+                },
+                "CohereRerankRequest": _COHERE_REQUEST,
+                "CohereRerankResponse": _COHERE_RESPONSE,
+                "ProductResult": _PRODUCT_RESULT,
+                "Event": _EVENT,
+            },
+        },
+        "paths": {
+            "/api/search": {
+                "get": {
+                    "summary": "Search the catalog (first stage + rerank with deadline fallback)",
+                    "parameters": [
+                        {"name": "q", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 1000}},
+                        {"name": "lang", "in": "query", "schema": {"type": "string"}, "description": "ISO 639-1"},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 20}},
+                        {"name": "user", "in": "query", "schema": {"type": "string"}, "description": "Unit id"},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "query": {"type": "string"},
+                                    "language": {"type": ["string", "null"]},
+                                    "request_id": {"type": "string"},
+                                    "impression_id": {"type": "string"},
+                                    "experiment": {"type": ["string", "null"]},
+                                    "variant": {"type": ["string", "null"]},
+                                    "reranked": {"type": "boolean"},
+                                    "rerank_status": {
+                                        "enum": [
+                                            "ok",
+                                            "disabled",
+                                            "no_candidates",
+                                            "timeout",
+                                            "unavailable",
+                                            "rejected",
+                                            "error",
+                                        ]
+                                    },
+                                    "scorer": {"type": ["object", "null"]},
+                                    "candidates": {"type": "integer"},
+                                    "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+                                    "results": {
+                                        "type": "array",
+                                        "items": {"$ref": "#/components/schemas/ProductResult"},
+                                    },
+                                },
+                            }
+                        ),
+                        **_error_responses(400),
+                    },
+                }
+            },
+            "/api/events": {
+                "post": {
+                    "summary": "Store a batch of impression/click/add_to_cart/purchase events (idempotent by id)",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["events"],
+                                    "properties": {
+                                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "received": {"type": "integer"},
+                                    "stored": {"type": "integer"},
+                                    "duplicates": {"type": "integer"},
+                                },
+                            }
+                        ),
+                        **_error_responses(400, 413, 422),
+                    },
+                }
+            },
+            "/v2/rerank": {
+                "post": {
+                    "summary": "Rerank documents (Cohere v2 shape)",
+                    "security": bearer,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/CohereRerankRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/CohereRerankResponse"}),
+                        **rerank_errors,
+                    },
+                }
+            },
+            "/v1/rerank": {
+                "post": {
+                    "summary": "Rerank documents (Jina shape; return_documents defaults to true)",
+                    "security": bearer,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/CohereRerankRequest"}}
+                        },
+                    },
+                    "responses": {
+                        "200": _json({"$ref": "#/components/schemas/CohereRerankResponse"}),
+                        **rerank_errors,
+                    },
+                }
+            },
+            "/rerank": {
+                "post": {
+                    "summary": "Rerank texts (Hugging Face TEI shape)",
+                    "security": bearer,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["query", "texts"],
+                                    "properties": {
+                                        "query": {"type": "string"},
+                                        "texts": {"type": "array", "items": {"type": "string"}},
+                                        "raw_scores": {"type": "boolean", "default": False},
+                                        "return_text": {"type": "boolean", "default": False},
+                                        "truncate": {"type": "boolean", "default": True},
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "required": ["index", "score"],
+                                    "properties": {
+                                        "index": {"type": "integer"},
+                                        "score": {"type": "number"},
+                                        "text": {"type": "string"},
+                                    },
+                                },
+                            },
+                            "Sorted by score, best first",
+                        ),
+                        **rerank_errors,
+                    },
+                }
+            },
+            "/health": {
+                "get": {
+                    "summary": "Liveness, with the active scorer (kind=bi-encoder-fallback when weights are missing)",
+                    "responses": {"200": _json({"type": "object"})},
+                }
+            },
+            "/ready": {
+                "get": {
+                    "summary": "Readiness: database, Redis (if configured), catalog, reranker/workers, active scorer",
+                    "responses": {
+                        "200": _json({"type": "object"}),
+                        "503": _json({"type": "object"}, "A required dependency is down"),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {"summary": "This document", "responses": {"200": _json({"type": "object"})}},
+            },
+        },
+    }

@@ -1,0 +1,157 @@
+"""Everything a running app holds, built once per process from Settings.
+
+The dispatcher is picked here: a configured broker means Celery workers
+(``workers.client.CeleryDispatcher``, imported only then); otherwise the scorer
+runs in this process on its own thread. Either way the search flow only sees
+``RerankDispatcher``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from reranking import MemoryScoreCache, RedisScoreCache, Reranker, load_scorer
+from reranking.dispatch import InProcessDispatcher, RerankDispatcher
+from reranking.scorers.bi_encoder import E5FallbackScorer
+from shoprank.config import Settings
+from shoprank.db import Database
+from shoprank.search.embeddings import embedder
+from shoprank.search.index import CatalogIndex, CatalogSnapshot
+from shoprank.search.ranking import NoExperiment, RankingConfig, VariantResolver
+from shoprank.search.service import SearchService
+
+log = logging.getLogger(__name__)
+
+
+def build_in_process_dispatcher(settings: Settings) -> InProcessDispatcher:
+    scorer = load_scorer(settings.scorer_spec())
+    if settings.redis_url:
+        cache: Any = RedisScoreCache(settings.redis_url, ttl_seconds=settings.score_cache_ttl_seconds)
+    else:
+        cache = MemoryScoreCache(ttl_seconds=settings.score_cache_ttl_seconds)
+    info = scorer.info
+    log.info(
+        "reranking in-process with %s [%s, %s, %s]%s",
+        info.model_id,
+        info.kind,
+        info.device,
+        info.dtype,
+        f" -- FALLBACK: {info.fallback_reason}" if info.fallback_reason else "",
+    )
+    return InProcessDispatcher({settings.reranker_model: Reranker(scorer, cache)}, settings.reranker_model)
+
+
+def share_language_centering(dispatcher: RerankDispatcher, snapshot: CatalogSnapshot) -> None:
+    """Give an in-process e5 fallback scorer the catalog's language centering, so reranking compares
+    vectors in the same space dense retrieval did (else it would re-sort by raw, language-biased cosine)."""
+    for scorer in getattr(dispatcher, "scorers", lambda: [])():
+        if isinstance(scorer, E5FallbackScorer):
+            scorer.use_centering(snapshot.centering)
+
+
+def build_dispatcher(settings: Settings) -> RerankDispatcher:
+    if settings.resolved_broker_url:
+        try:
+            from workers.client import CeleryDispatcher  # type: ignore[import-not-found]
+        except ImportError as exc:
+            log.error(
+                "a broker is configured (%s) but the Celery client is unavailable (%s); reranking in-process",
+                settings.resolved_broker_url,
+                exc,
+            )
+        else:
+            log.info("reranking on Celery workers via %s", settings.resolved_broker_url)
+            return CeleryDispatcher.from_settings(settings)
+    return build_in_process_dispatcher(settings)
+
+
+class RateLimiter:
+    """Fixed one-minute windows per API key, in process memory.
+
+    Good enough for one web process; behind several processes each enforces its own
+    share. ``limit`` 0 disables it.
+    """
+
+    def __init__(self, limit_per_minute: int) -> None:
+        self.limit = limit_per_minute
+        self._windows: dict[Any, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: Any) -> tuple[bool, int]:
+        """(allowed, seconds until the window resets)."""
+        if self.limit <= 0:
+            return True, 0
+        now = time.time()
+        window = int(now // 60)
+        with self._lock:
+            start, count = self._windows.get(key, (window, 0))
+            if start != window:
+                start, count = window, 0
+            count += 1
+            self._windows[key] = (start, count)
+        return count <= self.limit, int(60 - now % 60) + 1
+
+
+@dataclass
+class AppServices:
+    settings: Settings
+    db: Database
+    index: CatalogIndex
+    dispatcher: RerankDispatcher
+    search: SearchService
+    rate_limiter: RateLimiter
+    started_at: float = field(default_factory=time.time)
+
+    def scorer_info(self) -> dict[str, Any] | None:
+        """The default scorer's description, from whatever the dispatcher reports."""
+        try:
+            described = self.dispatcher.describe()
+        except Exception:  # a dispatcher that cannot describe itself is reported as unknown
+            log.exception("dispatcher.describe() failed")
+            return None
+        if "scorer" in described and isinstance(described["scorer"], dict):
+            return described["scorer"]
+        scorers = described.get("scorers")
+        if isinstance(scorers, dict) and scorers:
+            default = described.get("default_model")
+            return scorers.get(default) or next(iter(scorers.values()))
+        return None
+
+    def close(self) -> None:
+        close = getattr(self.dispatcher, "close", None)
+        if callable(close):
+            close()
+        self.db.dispose()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    dispatcher: RerankDispatcher | None = None,
+    resolver: VariantResolver | None = None,
+) -> AppServices:
+    db = db or Database.from_settings(settings)
+    index = CatalogIndex(db, embedder(), lexical_weight=settings.first_stage_lexical_weight)
+    dispatcher = dispatcher or build_dispatcher(settings)
+    index.on_refresh.append(lambda snapshot: share_language_centering(dispatcher, snapshot))
+    resolver = resolver or NoExperiment(RankingConfig(first_stage_top_k=settings.first_stage_top_k))
+    search = SearchService(
+        index,
+        dispatcher,
+        resolver,
+        deadline_ms=settings.rerank_deadline_ms,
+        max_query_chars=settings.max_query_chars,
+    )
+    return AppServices(
+        settings=settings,
+        db=db,
+        index=index,
+        dispatcher=dispatcher,
+        search=search,
+        rate_limiter=RateLimiter(settings.api_rate_limit_per_minute),
+    )
