@@ -396,7 +396,10 @@ def main_parent(args: argparse.Namespace) -> None:
         }
     report["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     if report["loadavg_start"][0] > args.threads or report["loadavg_end"][0] > args.threads:
-        report["warning"] = "load average above the thread count: other work shared the cores; ratios still hold"
+        report["warning"] = (
+            "load average above the thread count: other work shared the cores, so wall-clock ratios move from run "
+            "to run; the CPU-time ratios are steadier; re-run when the machine is quieter"
+        )
     line = summary_line(report)
     report["summary"] = line
     RESULTS_DIR.mkdir(exist_ok=True)
