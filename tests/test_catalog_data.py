@@ -17,23 +17,13 @@ from typing import Any
 
 import pytest
 
+from shoprank.catalog.validation import FIELDS
+
 CATALOG_DIR = Path(__file__).parents[1] / "data" / "catalog"
 PRODUCTS_PATH = CATALOG_DIR / "demo_products.jsonl"
 QUERIES_PATH = CATALOG_DIR / "demo_queries.jsonl"
 
-PRODUCT_KEYS = {
-    "sku",
-    "title",
-    "description",
-    "price",
-    "currency",
-    "category",
-    "language",
-    "brand",
-    "stock",
-    "attributes",
-    "image",
-}
+PRODUCT_KEYS = set(FIELDS)  # the importer's schema is the one source of truth
 QUERY_KEYS = {"id", "query", "language", "relevant", "traps"}
 
 CATEGORIES = {

@@ -150,6 +150,22 @@ _EVENT = {
 def openapi_document() -> dict[str, Any]:
     bearer = [{"bearerAuth": []}]
     rerank_errors = _error_responses(400, 401, 413, 422, 429, 503)
+
+    def cohere_shaped(summary: str) -> dict[str, Any]:
+        """Cohere v2 and Jina clients send and read the same shapes; only the defaults differ."""
+        return {
+            "summary": summary,
+            "security": bearer,
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CohereRerankRequest"}}},
+            },
+            "responses": {
+                "200": _json({"$ref": "#/components/schemas/CohereRerankResponse"}),
+                **rerank_errors,
+            },
+        }
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -260,38 +276,8 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
-            "/v2/rerank": {
-                "post": {
-                    "summary": "Rerank documents (Cohere v2 shape)",
-                    "security": bearer,
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/CohereRerankRequest"}}
-                        },
-                    },
-                    "responses": {
-                        "200": _json({"$ref": "#/components/schemas/CohereRerankResponse"}),
-                        **rerank_errors,
-                    },
-                }
-            },
-            "/v1/rerank": {
-                "post": {
-                    "summary": "Rerank documents (Jina shape; return_documents defaults to true)",
-                    "security": bearer,
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/CohereRerankRequest"}}
-                        },
-                    },
-                    "responses": {
-                        "200": _json({"$ref": "#/components/schemas/CohereRerankResponse"}),
-                        **rerank_errors,
-                    },
-                }
-            },
+            "/v2/rerank": {"post": cohere_shaped("Rerank documents (Cohere v2 shape)")},
+            "/v1/rerank": {"post": cohere_shaped("Rerank documents (Jina shape; return_documents defaults to true)")},
             "/rerank": {
                 "post": {
                     "summary": "Rerank texts (Hugging Face TEI shape)",
