@@ -20,7 +20,7 @@ from shoprank.config import Settings
 from shoprank.db import Database
 from shoprank.search.embeddings import embedder
 from shoprank.search.index import CatalogIndex
-from shoprank.search.ranking import NoExperiment, RankingConfig, VariantResolver
+from shoprank.search.ranking import RankingConfig, VariantResolver
 from shoprank.search.service import SearchService
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,14 @@ def build_services(
     db = db or Database.from_settings(settings)
     index = CatalogIndex(db, embedder())
     dispatcher = dispatcher or build_dispatcher(settings)
-    resolver = resolver or NoExperiment(RankingConfig(first_stage_top_k=settings.first_stage_top_k))
+    if resolver is None:
+        from experiments.resolver import ExperimentResolver
+
+        resolver = ExperimentResolver(
+            db,
+            RankingConfig(first_stage_top_k=settings.first_stage_top_k),
+            refresh_seconds=settings.experiments_refresh_seconds,
+        )
     search = SearchService(
         index,
         dispatcher,
