@@ -7,6 +7,7 @@ import logging
 import click
 
 from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
+from shoprank.cli.experiment_commands import simulate, user_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 from shoprank.cli.serve_command import serve
 
@@ -31,6 +32,8 @@ cli.add_command(db_group)
 cli.add_command(catalog_group)
 cli.add_command(apikey_group)
 cli.add_command(serve)
+cli.add_command(user_group)
+cli.add_command(simulate)
 
 
 def main() -> None:

@@ -142,9 +142,18 @@ def series_chart(
             "Not enough data yet: the series starts once both arms can be tested.</text></svg>"
         )
         return Markup("".join(parts))
-    values = [v for p in usable for v in (p.estimate, p.ci_lower, p.ci_upper)]  # type: ignore[misc]
-    finite = [v for v in values if math.isfinite(v)]
-    low, high, ticks = _axis(min(finite), max(finite), include=baseline)
+    # The first days' intervals are very wide; scale the axis to the estimates and the latest interval (x3) so
+    # the converged part stays readable; wider bands are clipped at the plot edge.
+    last = usable[-1]
+    reach = 3 * max(abs(last.ci_upper - last.estimate), abs(last.estimate - last.ci_lower), 1e-6)  # type: ignore[operator]
+    estimates = [p.estimate for p in usable if math.isfinite(p.estimate)]  # type: ignore[arg-type]
+    bounds = [
+        min(max(v, last.estimate - reach), last.estimate + reach)  # type: ignore[operator]
+        for p in usable
+        for v in (p.ci_lower, p.ci_upper)
+        if v is not None and math.isfinite(v)
+    ]
+    low, high, ticks = _axis(min(estimates + bounds), max(estimates + bounds), include=baseline)
     first, last = usable[0].day, usable[-1].day
     span_days = max((last - first).days, 1)
     plot_w, plot_h = width - left - right, height - top - bottom
@@ -182,7 +191,8 @@ def series_chart(
         )
     label_every = max(1, math.ceil(len(usable) / 7))
     for index, p in enumerate(usable):
-        if index % label_every == 0 or index == len(usable) - 1:
+        is_last = index == len(usable) - 1
+        if (index % label_every == 0 and (is_last or len(usable) - 1 - index >= label_every / 2)) or is_last:
             parts.append(
                 f'<text class="tick" x="{_num(x(p.day))}" y="{height - 8}" text-anchor="middle">'
                 f"{p.day.strftime('%b %d')}</text>"

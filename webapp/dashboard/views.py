@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from cachetools import TTLCache
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from experiments.manage import (
@@ -36,9 +36,18 @@ from webapp.dashboard.charts import (
 )
 from webapp.dashboard.forms import default_spec, form_values, parse_form
 
+bp.before_request(auth_users.protect_csrf)  # every state-changing dashboard request needs the CSRF token
+
 REPORT_TTL_SECONDS = 15
-_reports: TTLCache[tuple[str, bool], Report] = TTLCache(maxsize=256, ttl=REPORT_TTL_SECONDS)
 _reports_lock = threading.Lock()
+
+
+def _report_cache() -> TTLCache[tuple[str, bool], Report]:
+    """Per app (tests run several apps in one process); guarded by ``_reports_lock``."""
+    extensions = current_app.extensions
+    if "dashboard_reports" not in extensions:
+        extensions["dashboard_reports"] = TTLCache(maxsize=256, ttl=REPORT_TTL_SECONDS)
+    return extensions["dashboard_reports"]
 
 
 def _rates() -> dict[str, float]:
@@ -50,7 +59,7 @@ def report_for(experiment: Experiment, *, sequential: bool = False, fresh: bool 
     """The experiment's report, computed at most every few seconds per process (list and page share it)."""
     cache_key = (experiment.key, sequential)
     with _reports_lock:
-        cached = None if fresh else _reports.get(cache_key)
+        cached = None if fresh else _report_cache().get(cache_key)
     if cached is not None and cached.generated_at >= _aware(experiment.updated_at):
         return cached
     report = build_report(
@@ -61,7 +70,7 @@ def report_for(experiment: Experiment, *, sequential: bool = False, fresh: bool 
         sequential=sequential,
     )
     with _reports_lock:
-        _reports[cache_key] = report
+        _report_cache()[cache_key] = report
     return report
 
 
@@ -76,7 +85,7 @@ def _changed() -> None:
     if callable(invalidate):
         invalidate()
     with _reports_lock:
-        _reports.clear()
+        _report_cache().clear()
 
 
 def _actor() -> str:
@@ -305,6 +314,8 @@ def _interleaving_chart(report: Report) -> Any:
         )
     return series_chart(
         points,
+        width=1240,
+        height=300,
         title="Cumulative share of decisive impressions won by B (95 % CI)",
         baseline=0.5,
         percent_of_baseline=False,
