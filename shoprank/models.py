@@ -1,7 +1,7 @@
 """Every ORM model, imported in one place so ``Base.metadata`` knows all tables (Alembic, drift test)."""
 
 from experiments.store.experiment_models import Experiment, ExperimentAudit, ExperimentVariant, Exposure
-from experiments.store.models import Event, ImpressionItem
+from experiments.store.models import Event, ImpressionItem, UnitDayRollup
 from shoprank.apikeys import ApiKey
 from shoprank.catalog.models import Product, ProductEmbedding
 from shoprank.db import Base
@@ -20,6 +20,7 @@ __all__ = [
     "ImpressionItem",
     "Product",
     "ProductEmbedding",
+    "UnitDayRollup",
     "User",
     "metadata",
 ]

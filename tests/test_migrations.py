@@ -21,6 +21,7 @@ TABLES = {
     "experiment_audit",
     "exposures",
     "users",
+    "unit_day_rollups",
 }
 
 

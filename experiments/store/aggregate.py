@@ -16,8 +16,9 @@ clicks, carts and purchases inherit it from their impression at ingestion), and 
 server-side exposure log, never from what a page sent (intention to treat). Units without events count with zeros.
 Revenue is converted to the reporting currency at query time (:mod:`experiments.store.currency`).
 
-Runs unchanged on SQLite (>= 3.25, window functions) and PostgreSQL; on PostgreSQL the per-unit rollup reads the
-``ix_events_experiment_unit_time`` covering index only.
+The A/B report reads ``unit_day_rollups`` (kept by ingestion, one row per unit, day and purchase currency)
+rather than the raw events: the same numbers from a fraction of the rows. Interleaving credit needs the stored
+impression items, so it joins the events. Runs unchanged on SQLite (>= 3.25, window functions) and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, Float, and_, case, cast, func, literal, select
+from sqlalchemy import Date, and_, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from experiments.stats import UnitAggregates
 from experiments.store.experiment_models import Exposure
-from experiments.store.models import Event, ImpressionItem
+from experiments.store.models import Event, ImpressionItem, UnitDayRollup
 
 UNKNOWN_LANGUAGE = "unknown"
 
@@ -93,32 +94,29 @@ _FIELDS = (
 )
 
 
-def _revenue_expression(rates: Mapping[str, float]) -> ColumnElement[Any]:
-    if not rates:
-        return literal(0.0, Float)
-    rate = case({code: rate for code, rate in rates.items()}, value=Event.currency, else_=0.0)
-    return cast(Event.order_value, Float) * rate
-
-
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
     return func.sum(case((condition, 1), else_=0))
 
 
 def ab_report(session: Session, experiment: str, rates: Mapping[str, float]) -> AbReport:
-    """Two GROUP BY queries: event increments per (variant, language, day), and units entering per day."""
-    day = utc_day(Event.occurred_at).label("day")
+    """Two GROUP BY queries over the per-unit-day rollups: increments per (variant, language, day), and units
+    entering per day."""
+    rollup = UnitDayRollup
+    rate = case({code: rate for code, rate in rates.items()}, value=rollup.currency, else_=0.0) if rates else 0.0
     per_unit_day = (
         select(
-            Event.unit_id.label("unit_id"),
-            day,
-            _count_if(Event.type == "impression").label("imp"),
-            _count_if(Event.type == "click").label("clk"),
-            _count_if(Event.type == "purchase").label("pur"),
-            func.sum(case((Event.type == "purchase", _revenue_expression(rates)), else_=0.0)).label("rev"),
-            _count_if(and_(Event.type == "purchase", Event.currency.not_in(list(rates)))).label("unpriced"),
+            rollup.unit_id.label("unit_id"),
+            rollup.day.label("day"),
+            func.sum(rollup.impressions).label("imp"),
+            func.sum(rollup.clicks).label("clk"),
+            func.sum(rollup.purchases).label("pur"),
+            func.sum(rollup.revenue * rate).label("rev"),
+            func.sum(
+                case((and_(rollup.currency != "", rollup.currency.not_in(list(rates))), rollup.purchases), else_=0)
+            ).label("unpriced"),
         )
-        .where(Event.experiment == experiment, Event.type.in_(("impression", "click", "purchase")))
-        .group_by(Event.unit_id, day)
+        .where(rollup.experiment == experiment)
+        .group_by(rollup.unit_id, rollup.day)
         .subquery("unit_day")
     )
     window = {"partition_by": per_unit_day.c.unit_id, "order_by": per_unit_day.c.day}

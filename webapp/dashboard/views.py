@@ -19,6 +19,7 @@ from experiments.manage import (
     start_experiment,
     stop_experiment,
     update_experiment,
+    validate_spec,
 )
 from experiments.report import DASHBOARD_METRICS, METRIC_FORMATS, METRIC_LABELS, Report, build_report, report_csv
 from experiments.store.currency import parse_rates, reporting_rates
@@ -192,7 +193,9 @@ def experiment_new() -> Any:
 @auth_users.login_required()
 def experiment_create() -> Any:
     spec, errors = parse_form(request.form)
-    if not errors:
+    if errors:  # show every problem at once: what could not be read, and what breaks the rules
+        errors = {**validate_spec(spec), **errors}
+    else:
         db_session = services().db.scoped()
         try:
             experiment = create_experiment(db_session, spec, _actor())
@@ -219,7 +222,9 @@ def experiment_edit(key: str) -> Any:
 def experiment_update(key: str) -> Any:
     experiment = _experiment_or_404(key)
     spec, errors = parse_form(request.form, key=experiment.key)
-    if not errors:
+    if errors:
+        errors = {**validate_spec(spec), **errors}
+    else:
         db_session = services().db.scoped()
         try:
             changes = update_experiment(db_session, experiment, spec, _actor())
