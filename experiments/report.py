@@ -98,8 +98,9 @@ class Report:
                 "kind": "interleaving",
             }
         comparisons = [c for c in (self.analysis or {}).get("comparisons", []) if c["metric"] == self.primary_metric]
+        srm = bool((self.analysis or {}).get("srm", {}).get("flagged"))
         if not comparisons:
-            return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab"}
+            return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab", "srm": srm}
         ranked = sorted(
             comparisons,
             key=lambda c: (c["relative"] or {}).get("estimate") if c["relative"] else -math.inf,
@@ -115,7 +116,7 @@ class Report:
             "p_value": best["p_value_adjusted"],
             "verdict": best["verdict"],
             "kind": "ab",
-            "srm": bool((self.analysis or {}).get("srm", {}).get("flagged")),
+            "srm": srm,
         }
 
 
