@@ -115,7 +115,7 @@ def _expected(truth, until: dt.date | None = None, language: str | None = None) 
         if language is not None and lang != language:
             continue
         days = [d for d in per_day if until is None or d <= until]
-        entry = min([exposed, *per_day.keys()]) if per_day else exposed
+        entry = min(per_day) if per_day else exposed
         if until is not None and entry > until:
             continue
         imp = sum(per_day[d][0] for d in days)

@@ -9,7 +9,8 @@ which is not a sum of daily squares, but it *is* the sum over days ``t <= d`` of
 ``C_u(t)^2 - C_u(t-1)^2``; with ``C_u(t-1) = C_u(t) - x_u(t)`` that increment is computed row by row. So a single
 ``GROUP BY variant, language, day`` returns increments whose prefix sums over days are the exact cumulative
 statistics, and whose sums over everything are the final ones (the per-language rows add up to the total).
-Units enter on the day of their exposure (or of their first event, if a client clock dated it earlier).
+Units enter on the day of their first event (client clocks date events; the exposure is dated by the server when
+the first search ran), or, without any event yet, on the day of their exposure.
 
 **Which events count.** A unit's events carry the experiment they were served under (impressions by the page,
 clicks, carts and purchases inherit it from their impression at ingestion), and the unit's variant comes from the
@@ -28,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, and_, case, func, select
+from sqlalchemy import Date, Float, and_, case, cast, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -99,18 +100,19 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 def ab_report(session: Session, experiment: str, rates: Mapping[str, float]) -> AbReport:
-    """Two GROUP BY queries over the per-unit-day rollups: increments per (variant, language, day), and units
-    entering per day."""
+    """Two GROUP BY queries over the per-unit-day rollups: increments per (variant, language, day) including the
+    units entering that day, and the exposed units without any event yet."""
     rollup = UnitDayRollup
     rate = case({code: rate for code, rate in rates.items()}, value=rollup.currency, else_=0.0) if rates else 0.0
     per_unit_day = (
         select(
             rollup.unit_id.label("unit_id"),
             rollup.day.label("day"),
-            func.sum(rollup.impressions).label("imp"),
-            func.sum(rollup.clicks).label("clk"),
-            func.sum(rollup.purchases).label("pur"),
-            func.sum(rollup.revenue * rate).label("rev"),
+            # float8 from here on: PostgreSQL sums integers into numeric, and numeric squares are slow
+            cast(func.sum(rollup.impressions), Float).label("imp"),
+            cast(func.sum(rollup.clicks), Float).label("clk"),
+            cast(func.sum(rollup.purchases), Float).label("pur"),
+            cast(func.sum(rollup.revenue * rate), Float).label("rev"),
             func.sum(
                 case((and_(rollup.currency != "", rollup.currency.not_in(list(rates))), rollup.purchases), else_=0)
             ).label("unpriced"),
@@ -126,6 +128,7 @@ def ab_report(session: Session, experiment: str, rates: Mapping[str, float]) -> 
         func.sum(per_unit_day.c.clk).over(**window).label("c_clk"),
         func.sum(per_unit_day.c.pur).over(**window).label("c_pur"),
         func.sum(per_unit_day.c.rev).over(**window).label("c_rev"),
+        func.row_number().over(**window).label("nth"),
     ).subquery("running")
     r = running.c
     language = func.coalesce(Exposure.language, UNKNOWN_LANGUAGE).label("language")
@@ -134,6 +137,7 @@ def ab_report(session: Session, experiment: str, rates: Mapping[str, float]) -> 
             Exposure.variant,
             language,
             r.day,
+            _count_if(r.nth == 1),  # units enter on the day of their first event
             func.sum(r.imp),
             func.sum(r.c_imp * r.c_imp - (r.c_imp - r.imp) * (r.c_imp - r.imp)),
             func.sum(r.clk),
@@ -148,32 +152,24 @@ def ab_report(session: Session, experiment: str, rates: Mapping[str, float]) -> 
         .join(Exposure, and_(Exposure.experiment == experiment, Exposure.unit_id == r.unit_id))
         .group_by(Exposure.variant, language, r.day)
     )
-    first_day = (
-        select(per_unit_day.c.unit_id, func.min(per_unit_day.c.day).label("first_day"))
-        .group_by(per_unit_day.c.unit_id)
-        .subquery("first_day")
+    has_events = (
+        select(rollup.unit_id).where(rollup.experiment == experiment, rollup.unit_id == Exposure.unit_id).exists()
     )
-    exposure_day = utc_day(Exposure.exposed_at)
-    entry_day = case(
-        (and_(first_day.c.first_day.is_not(None), first_day.c.first_day < exposure_day), first_day.c.first_day),
-        else_=exposure_day,
-    ).label("day")
-    units = (
-        select(Exposure.variant, language, entry_day, func.count())
-        .select_from(Exposure)
-        .outerjoin(first_day, first_day.c.unit_id == Exposure.unit_id)
-        .where(Exposure.experiment == experiment)
-        .group_by(Exposure.variant, language, entry_day)
+    exposure_day = utc_day(Exposure.exposed_at).label("day")
+    silent_units = (  # exposed units without any event yet enter on their exposure day, with zeros
+        select(Exposure.variant, language, exposure_day, func.count())
+        .where(Exposure.experiment == experiment, ~has_events)
+        .group_by(Exposure.variant, language, exposure_day)
     )
 
     daily: dict[tuple[str, str, dt.date], list[float]] = {}
     unpriced = 0
     for variant, lang, when, *values in session.execute(increments):
         row = daily.setdefault((variant, lang, _as_date(when)), [0.0] * len(_FIELDS))
-        for index, value in enumerate(values[:-1], start=1):
+        for index, value in enumerate(values[:-1]):
             row[index] += float(value or 0)
         unpriced += int(values[-1] or 0)
-    for variant, lang, when, count in session.execute(units):
+    for variant, lang, when, count in session.execute(silent_units):
         daily.setdefault((variant, lang, _as_date(when)), [0.0] * len(_FIELDS))[0] += count
     return _assemble(daily, unpriced)
 

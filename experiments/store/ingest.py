@@ -312,13 +312,29 @@ def _unnest_insert(session: Session, table: str, rows: list[dict[str, Any]], tai
     return session.execute(sql, {name: [row[name] for row in rows] for name in columns})
 
 
+def _copy_items(session: Session, items: list[dict[str, Any]]) -> None:
+    """COPY the items of newly stored impressions (the bulk of the rows: ten or more per impression).
+
+    No conflict is possible: an impression id is new in this transaction (a concurrent duplicate waits on the
+    event's primary key and then stores nothing), so the plain COPY needs no ON CONFLICT and is the fastest
+    way PostgreSQL takes rows.
+    """
+    raw = session.connection().connection.dbapi_connection
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        statement = "COPY impression_items (impression_id, position, sku, team) FROM STDIN (FORMAT BINARY)"
+        with cursor.copy(statement) as copy:
+            copy.set_types(["varchar", "int4", "varchar", "varchar"])
+            for item in items:
+                copy.write_row((item["impression_id"], item["position"], item["sku"], item["team"]))
+
+
 def _insert_postgresql(session: Session, rows: list[dict[str, Any]], fresh_items: Any, rollups: Any) -> set[str]:
     stored = set(
         _unnest_insert(session, "events", rows, "ON CONFLICT (event_id) DO NOTHING RETURNING event_id").scalars()
     )
     items = fresh_items(stored)
     if items:
-        _unnest_insert(session, "impression_items", items, "ON CONFLICT DO NOTHING")
+        _copy_items(session, items)
     increments = rollups(stored)
     if increments:
         updates = ", ".join(
