@@ -174,3 +174,22 @@ def test_srm_banner_when_units_are_not_split_as_configured(dashboard, shop_servi
     html = client.get("/dashboard/experiments/skewed").get_data(as_text=True)
     assert 'id="srm-banner"' in html and "do not act on these results" in html
     assert "SRM" in client.get("/dashboard/").get_data(as_text=True)
+
+
+def test_sample_size_calculator_agrees_with_statsmodels(dashboard):
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    client = dashboard.test_client()
+    _login(client)
+    html = client.get("/dashboard/calculator?baseline=5&mde=10&alpha=5&power=80&variants=2&units=20000").get_data(
+        as_text=True
+    )
+    shown = int(re.search(r'id="per-variant">([\d,]+)<', html).group(1).replace(",", ""))
+    # statsmodels with Cohen's h is an approximation of the same two-proportion power: within 1 %
+    effect = proportion_effectsize(0.055, 0.05)
+    reference = NormalIndPower().solve_power(effect_size=effect, alpha=0.05, power=0.8, ratio=1.0)
+    assert abs(shown - reference) / reference < 0.01
+    assert 'id="detectable"' in html
+    bad = client.get("/dashboard/calculator?baseline=abc").get_data(as_text=True)
+    assert "is not a number" in bad

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Date, Float, and_, case, cast, func, select
+from sqlalchemy import Date, Float, and_, case, cast, func, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
@@ -100,77 +100,77 @@ def _count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 def ab_report(session: Session, experiment: str, rates: Mapping[str, float]) -> AbReport:
-    """Two GROUP BY queries over the per-unit-day rollups: increments per (variant, language, day) including the
-    units entering that day, and the exposed units without any event yet."""
+    """One GROUP BY over exposures joined to the per-unit-day rollups: increments per (variant, language, day),
+    including the units entering that day."""
     rollup = UnitDayRollup
-    rate = case({code: rate for code, rate in rates.items()}, value=rollup.currency, else_=0.0) if rates else 0.0
-    per_unit_day = (
+    # Most rollup rows are the impressions-and-clicks row (currency ''): decide those first, before the
+    # per-currency rate lookup.
+    priced = case({code: rate for code, rate in rates.items()}, value=rollup.currency, else_=0.0) if rates else 0.0
+    rate = case((rollup.currency == "", 0.0), else_=priced)
+    unpriced = case(
+        (rollup.currency == "", 0),
+        (rollup.currency.in_(list(rates)), 0),
+        else_=rollup.purchases,
+    )
+    # No GROUP BY before the window: a unit's rows (one per day and purchase currency) come in primary-key order,
+    # which is the window's order, and the increments f(C_k) - f(C_k - x_k) telescope over a day's rows too.
+    rows = (
         select(
             rollup.unit_id.label("unit_id"),
             rollup.day.label("day"),
-            # float8 from here on: PostgreSQL sums integers into numeric, and numeric squares are slow
-            cast(func.sum(rollup.impressions), Float).label("imp"),
-            cast(func.sum(rollup.clicks), Float).label("clk"),
-            cast(func.sum(rollup.purchases), Float).label("pur"),
-            cast(func.sum(rollup.revenue * rate), Float).label("rev"),
-            func.sum(
-                case((and_(rollup.currency != "", rollup.currency.not_in(list(rates))), rollup.purchases), else_=0)
-            ).label("unpriced"),
+            rollup.currency.label("currency"),
+            cast(rollup.impressions, Float).label("imp"),  # float8: numeric squares are slow on PostgreSQL
+            cast(rollup.clicks, Float).label("clk"),
+            cast(rollup.purchases, Float).label("pur"),
+            cast(rollup.revenue * rate, Float).label("rev"),
+            unpriced.label("unpriced"),
         )
         .where(rollup.experiment == experiment)
-        .group_by(rollup.unit_id, rollup.day)
         .subquery("unit_day")
     )
-    window = {"partition_by": per_unit_day.c.unit_id, "order_by": per_unit_day.c.day}
+    window = {"partition_by": rows.c.unit_id, "order_by": (rows.c.day, rows.c.currency)}
     running = select(
-        per_unit_day,
-        func.sum(per_unit_day.c.imp).over(**window).label("c_imp"),
-        func.sum(per_unit_day.c.clk).over(**window).label("c_clk"),
-        func.sum(per_unit_day.c.pur).over(**window).label("c_pur"),
-        func.sum(per_unit_day.c.rev).over(**window).label("c_rev"),
+        rows,
+        func.sum(rows.c.imp).over(**window).label("c_imp"),
+        func.sum(rows.c.clk).over(**window).label("c_clk"),
+        func.sum(rows.c.pur).over(**window).label("c_pur"),
+        func.sum(rows.c.rev).over(**window).label("c_rev"),
         func.row_number().over(**window).label("nth"),
     ).subquery("running")
     r = running.c
     language = func.coalesce(Exposure.language, UNKNOWN_LANGUAGE).label("language")
-    increments = (
+    # Exposed units without any event yet have no rollup rows: the outer join keeps them, on their exposure day.
+    day = func.coalesce(r.day, utc_day(Exposure.exposed_at)).label("day")
+    zero = 0.0
+    statistics = (
         select(
             Exposure.variant,
             language,
-            r.day,
-            _count_if(r.nth == 1),  # units enter on the day of their first event
-            func.sum(r.imp),
-            func.sum(r.c_imp * r.c_imp - (r.c_imp - r.imp) * (r.c_imp - r.imp)),
-            func.sum(r.clk),
-            func.sum(r.c_clk * r.c_clk - (r.c_clk - r.clk) * (r.c_clk - r.clk)),
-            func.sum(r.c_clk * r.c_imp - (r.c_clk - r.clk) * (r.c_imp - r.imp)),
-            _count_if(and_(r.c_pur > 0, r.c_pur == r.pur)),  # the unit's first purchase day
-            func.sum(r.rev),
-            func.sum(r.c_rev * r.c_rev - (r.c_rev - r.rev) * (r.c_rev - r.rev)),
-            func.sum(r.unpriced),
+            day,
+            _count_if(or_(r.nth == 1, r.unit_id.is_(None))),  # a unit enters on its first event's day
+            func.coalesce(func.sum(r.imp), zero),
+            func.coalesce(func.sum(r.c_imp * r.c_imp - (r.c_imp - r.imp) * (r.c_imp - r.imp)), zero),
+            func.coalesce(func.sum(r.clk), zero),
+            func.coalesce(func.sum(r.c_clk * r.c_clk - (r.c_clk - r.clk) * (r.c_clk - r.clk)), zero),
+            func.coalesce(func.sum(r.c_clk * r.c_imp - (r.c_clk - r.clk) * (r.c_imp - r.imp)), zero),
+            _count_if(and_(r.c_pur > 0, r.c_pur == r.pur)),  # the unit's first purchase
+            func.coalesce(func.sum(r.rev), zero),
+            func.coalesce(func.sum(r.c_rev * r.c_rev - (r.c_rev - r.rev) * (r.c_rev - r.rev)), zero),
+            func.coalesce(func.sum(r.unpriced), 0),
         )
-        .select_from(running)
-        .join(Exposure, and_(Exposure.experiment == experiment, Exposure.unit_id == r.unit_id))
-        .group_by(Exposure.variant, language, r.day)
-    )
-    has_events = (
-        select(rollup.unit_id).where(rollup.experiment == experiment, rollup.unit_id == Exposure.unit_id).exists()
-    )
-    exposure_day = utc_day(Exposure.exposed_at).label("day")
-    silent_units = (  # exposed units without any event yet enter on their exposure day, with zeros
-        select(Exposure.variant, language, exposure_day, func.count())
-        .where(Exposure.experiment == experiment, ~has_events)
-        .group_by(Exposure.variant, language, exposure_day)
+        .select_from(Exposure)
+        .outerjoin(running, r.unit_id == Exposure.unit_id)
+        .where(Exposure.experiment == experiment)
+        .group_by(Exposure.variant, language, day)
     )
 
     daily: dict[tuple[str, str, dt.date], list[float]] = {}
     unpriced = 0
-    for variant, lang, when, *values in session.execute(increments):
+    for variant, lang, when, *values in session.execute(statistics):
         row = daily.setdefault((variant, lang, _as_date(when)), [0.0] * len(_FIELDS))
         for index, value in enumerate(values[:-1]):
             row[index] += float(value or 0)
         unpriced += int(values[-1] or 0)
-    for variant, lang, when, count in session.execute(silent_units):
-        daily.setdefault((variant, lang, _as_date(when)), [0.0] * len(_FIELDS))[0] += count
     return _assemble(daily, unpriced)
 
 

@@ -179,12 +179,13 @@ class SearchService:
                 team=team,
             )
 
-        if len(rankings) == 2 and unit_id and assignment.experiment:
+        interleaved = len(rankings) == 2 and bool(unit_id) and bool(assignment.experiment)
+        if interleaved:
             skus = [item.sku for _, item in candidates]
             position_of = {sku: i for i, sku in enumerate(skus)}
             merged = interleave_for(
-                assignment.experiment,
-                unit_id,
+                assignment.experiment or "",
+                unit_id or "",
                 query,
                 [skus[i] for i in rankings[0].order],
                 [skus[i] for i in rankings[1].order],
@@ -212,7 +213,7 @@ class SearchService:
             timings_ms={name: round(ms, 2) for name, ms in timings.items()},
             request_id=request_id,
             impression_id=str(uuid.uuid4()),
-            interleaved=len(rankings) == 2,
+            interleaved=interleaved,
         )
 
     def _rank(

@@ -383,3 +383,60 @@ def language_label(code: str) -> str:
         return "Unknown"
     name = language_name(code, "en")
     return f"{name} ({code})" if name != code else code
+
+
+def _form_float(name: str, default: float, low: float, high: float, errors: dict[str, str]) -> float:
+    raw = (request.args.get(name) or "").strip().replace(",", ".")
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        errors[name] = f"{raw[:20]!r} is not a number"
+        return default
+    if not low <= value <= high:
+        errors[name] = f"must be between {low:g} and {high:g}"
+        return default
+    return value
+
+
+@bp.get("/calculator")
+@auth_users.login_required()
+def calculator() -> Any:
+    """Sample size for a conversion-style rate, and the MDE a given number of shoppers can detect."""
+    from experiments.stats import minimum_detectable_effect, required_sample_size_proportion
+
+    errors: dict[str, str] = {}
+    values = {
+        "baseline": _form_float("baseline", 5.0, 0.01, 99.99, errors),
+        "mde": _form_float("mde", 5.0, 0.1, 500.0, errors),
+        "alpha": _form_float("alpha", 5.0, 0.1, 20.0, errors),
+        "power": _form_float("power", 80.0, 50.0, 99.9, errors),
+        "variants": int(_form_float("variants", 2, 2, 6, errors)),
+        "units": int(_form_float("units", 10000, 10, 1e9, errors)),
+    }
+    result: dict[str, Any] = {}
+    if not errors:
+        rate, comparisons = values["baseline"] / 100, values["variants"] - 1
+        try:
+            size = required_sample_size_proportion(
+                baseline_rate=rate,
+                mde=values["mde"] / 100,
+                alpha=values["alpha"] / 100,
+                power=values["power"] / 100,
+                num_comparisons=comparisons,
+            )
+            result["per_variant"] = max(size.n_control, size.n_treatment)
+            result["total"] = result["per_variant"] * values["variants"]
+        except ValueError as exc:
+            errors["mde"] = str(exc)
+        result["detectable"] = minimum_detectable_effect(
+            baseline_mean=rate,
+            baseline_variance=rate * (1 - rate),
+            n_control=values["units"],
+            n_treatment=values["units"],
+            alpha=values["alpha"] / 100,
+            power=values["power"] / 100,
+            num_comparisons=comparisons,
+        )
+    return render_template("dashboard/calculator.html", values=values, errors=errors, result=result)
