@@ -112,7 +112,7 @@ def test_create_validate_start_edit_stop(dashboard, shop_services):
     assert client.post("/dashboard/experiments/flow/start", data={"csrf_token": token}).status_code == 302
     assert shop_services.search.resolver.snapshot().running[0].definition.key == "flow"
     edit = client.get("/dashboard/experiments/flow/edit").get_data(as_text=True)
-    assert "only name, hypothesis" in edit
+    assert "only the name, hypothesis" in edit
     frozen = client.post(
         "/dashboard/experiments/flow/edit", data=_form("flow", csrf_token=token, **{"variants-1-weight": "2"})
     )

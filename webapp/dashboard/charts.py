@@ -192,9 +192,10 @@ def series_chart(
     label_every = max(1, math.ceil(len(usable) / 7))
     for index, p in enumerate(usable):
         is_last = index == len(usable) - 1
-        if (index % label_every == 0 and (is_last or len(usable) - 1 - index >= label_every / 2)) or is_last:
+        if is_last or (index % label_every == 0 and len(usable) - 1 - index > label_every / 2):
+            anchor = "end" if is_last and len(usable) > 1 else "start" if index == 0 else "middle"
             parts.append(
-                f'<text class="tick" x="{_num(x(p.day))}" y="{height - 8}" text-anchor="middle">'
+                f'<text class="tick" x="{_num(x(p.day))}" y="{height - 8}" text-anchor="{anchor}">'
                 f"{p.day.strftime('%b %d')}</text>"
             )
     parts.append("</svg>")
@@ -214,7 +215,7 @@ def progress_bar(fraction: float | None, *, width: int = 260, height: int = 10) 
     )
 
 
-def outcome_bar(wins_a: int, ties: int, wins_b: int, *, width: int = 640, height: int = 30) -> Markup:
+def outcome_bar(wins_a: int, ties: int, wins_b: int, *, width: int = 1240, height: int = 34) -> Markup:
     """Interleaving outcomes as one stacked bar: A wins | ties | B wins."""
     total = wins_a + ties + wins_b
     parts = [
@@ -228,7 +229,7 @@ def outcome_bar(wins_a: int, ties: int, wins_b: int, *, width: int = 640, height
             f'<rect class="{css}" x="{_num(offset)}" y="0" width="{_num(w)}" height="{height}">'
             f"<title>{name}: {count}</title></rect>"
         )
-        if w > 70:
+        if w > 90:
             parts.append(
                 f'<text class="bar-label" x="{_num(offset + w / 2)}" y="{height / 2 + 4}" text-anchor="middle">'
                 f"{name} {count:,}</text>"
