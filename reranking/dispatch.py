@@ -129,6 +129,10 @@ class InProcessDispatcher:
         except Exception as exc:  # a model error must not become a 500 in the search
             raise RerankError(f"in-process reranking failed: {exc}") from exc
 
+    def scorers(self) -> list[Any]:
+        """The loaded scorers (the app hands catalog-fitted state, such as language centering, to them)."""
+        return [reranker.scorer for reranker in self._rerankers.values()]
+
     def _count_skipped(self) -> None:
         with self._lock:
             self.skipped_expired += 1

@@ -1,6 +1,6 @@
 """Screenshots of the experiments dashboard of a running server (headless Debian Chromium via Playwright).
 
-    python scripts/dashboard_screenshots.py http://127.0.0.1:8000 /tmp/shots EMAIL PASSWORD [KEY ...]
+python scripts/dashboard_screenshots.py http://127.0.0.1:8000 /tmp/shots EMAIL PASSWORD [KEY ...]
 """
 
 from __future__ import annotations

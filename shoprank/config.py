@@ -67,11 +67,22 @@ class Settings:
     reranker_threads: int | None = _env("RERANKER_THREADS", None, _optional_int)
     score_cache_ttl_seconds: int = _env("SCORE_CACHE_TTL_SECONDS", 7 * 24 * 3600, int)
 
+    # Celery rerank workers (workers/). The prefixes let several deployments or test runs share one Redis.
+    queue_prefix: str = _env("QUEUE_PREFIX", "")  # prepended to every broker key and the worker registry
+    cache_key_prefix: str = _env("CACHE_KEY_PREFIX", "")  # prepended to pair-score cache keys
+    rerank_soft_time_limit_seconds: float = _env("RERANK_SOFT_TIME_LIMIT_SECONDS", 30.0, float)
+    rerank_hard_time_limit_seconds: float = _env("RERANK_HARD_TIME_LIMIT_SECONDS", 60.0, float)
+    broker_visibility_timeout_seconds: float = _env("BROKER_VISIBILITY_TIMEOUT_SECONDS", 90.0, float)
+    rerank_result_expires_seconds: int = _env("RERANK_RESULT_EXPIRES_SECONDS", 300, int)
+    worker_batch_wait_ms: float = _env("WORKER_BATCH_WAIT_MS", 5.0, float)  # cross-request batching window
+
     # Search
     rerank_deadline_ms: int = _env("RERANK_DEADLINE_MS", 3000, int)
     rerank_max_documents: int = _env("RERANK_MAX_DOCUMENTS", 1000, int)
     max_query_chars: int = _env("MAX_QUERY_CHARS", 1000, int)
     first_stage_top_k: int = _env("FIRST_STAGE_TOP_K", 100, int)
+    #: Weight of BM25 hits relative to dense hits in reciprocal-rank fusion (see shoprank.search.retrieval).
+    first_stage_lexical_weight: float = _env("LEXICAL_WEIGHT", 0.25, float)
     search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return
 
     # Web front end and HTTP APIs
@@ -108,10 +119,13 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> None:
+        self._validate_worker_settings()
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"SHOPRANK_ENV={self.env!r}: expected development, test or production")
         if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
             raise ConfigError("SHOPRANK_SECRET_KEY must be set to a random value in production")
+        if not 0 <= self.first_stage_lexical_weight <= 10:
+            raise ConfigError("SHOPRANK_LEXICAL_WEIGHT must be between 0 (dense only) and 10")
         for name in (
             "rerank_deadline_ms",
             "rerank_max_documents",
@@ -129,6 +143,19 @@ class Settings:
             raise ConfigError(f"{ENV_PREFIX}EXPERIMENTS_REFRESH_SECONDS must not be negative")
         if self.api_rate_limit_per_minute < 0:
             raise ConfigError(f"{ENV_PREFIX}API_RATE_LIMIT_PER_MINUTE must be 0 (unlimited) or positive")
+
+    def _validate_worker_settings(self) -> None:
+        if not 0 < self.rerank_soft_time_limit_seconds <= self.rerank_hard_time_limit_seconds:
+            raise ConfigError(f"{ENV_PREFIX}RERANK_SOFT_TIME_LIMIT_SECONDS must be positive and at most the hard limit")
+        if self.broker_visibility_timeout_seconds <= self.rerank_hard_time_limit_seconds:
+            # A shorter visibility timeout redelivers jobs that are still running on a live worker.
+            raise ConfigError(
+                f"{ENV_PREFIX}BROKER_VISIBILITY_TIMEOUT_SECONDS must exceed RERANK_HARD_TIME_LIMIT_SECONDS"
+            )
+        if self.rerank_result_expires_seconds <= 0 or not 0 <= self.worker_batch_wait_ms <= 50:
+            raise ConfigError(
+                f"{ENV_PREFIX}RERANK_RESULT_EXPIRES_SECONDS must be positive and WORKER_BATCH_WAIT_MS within 0..50"
+            )
 
     @property
     def resolved_database_url(self) -> str:

@@ -94,3 +94,24 @@ def test_product_category_and_placeholder_pages(client):
 def test_home_page_links_categories_and_example_queries(client):
     html = client.get("/?lang=zh").get_data(as_text=True)
     assert "无线降噪耳机" in html and re.search(r'href="/c/[a-z0-9-]+"', html)
+
+
+def test_rank_notice_names_the_scorer_that_really_ranked(client, shop_db_url, tiny_scorer_fp32):
+    """Never pretend: the e5 fallback is not 'our AI reranker'."""
+    from reranking import Reranker
+    from reranking.dispatch import InProcessDispatcher
+    from tests.shop_support import build_test_services
+    from webapp import create_app
+
+    english = catalog("en")
+    html = client.get("/search?q=headphones&lang=en").get_data(as_text=True)
+    assert english["reranked_fallback_notice"] in html and english["reranked_notice"] not in html
+    assert 'class="pill ai"' not in html
+
+    cross_encoder = InProcessDispatcher({"default": Reranker(tiny_scorer_fp32)}, "default")
+    services = build_test_services(shop_db_url, dispatcher=cross_encoder)
+    try:
+        html = create_app(services=services).test_client().get("/search?q=headphones&lang=en").get_data(as_text=True)
+    finally:
+        services.close()
+    assert english["reranked_notice"] in html and english["reranked_fallback_notice"] not in html

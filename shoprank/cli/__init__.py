@@ -10,6 +10,7 @@ from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
 from shoprank.cli.experiment_commands import simulate, user_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 from shoprank.cli.serve_command import serve
+from shoprank.cli.worker_commands import worker, worker_health, worker_status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,6 +33,8 @@ cli.add_command(db_group)
 cli.add_command(catalog_group)
 cli.add_command(apikey_group)
 cli.add_command(serve)
+for command in (worker, worker_health, worker_status):
+    cli.add_command(command)
 cli.add_command(user_group)
 cli.add_command(simulate)
 

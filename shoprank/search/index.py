@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, select
 
+from reranking.language_centering import LanguageCentering
 from reranking.scorers.bi_encoder import E5Embedder
 from reranking.text import clean_text
 from shoprank.catalog.models import Product, ProductEmbedding
@@ -31,7 +32,7 @@ from shoprank.search.embeddings import (
     text_hash,
     vector_from_bytes,
 )
-from shoprank.search.retrieval import DenseRetriever, HybridRetriever, LexicalRetriever
+from shoprank.search.retrieval import DEFAULT_LEXICAL_WEIGHT, DenseRetriever, HybridRetriever, LexicalRetriever
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,8 @@ class CatalogSnapshot:
     matrix: np.ndarray
     retriever: HybridRetriever
     fingerprint: tuple[Any, ...]
+    #: Fitted on this catalog's vectors and languages; shared with the e5 fallback scorer (None: one language).
+    centering: LanguageCentering | None = None
     built_at: float = field(default_factory=time.time)
     embedded_on_load: int = 0  # products whose stored vector was missing or stale
 
@@ -107,7 +110,9 @@ def catalog_fingerprint(db: Database) -> tuple[Any, ...]:
     return (count, max_id, newest.isoformat() if isinstance(newest, datetime) else newest)
 
 
-def build_snapshot(db: Database, embedder: E5Embedder) -> CatalogSnapshot:
+def build_snapshot(
+    db: Database, embedder: E5Embedder, lexical_weight: float = DEFAULT_LEXICAL_WEIGHT
+) -> CatalogSnapshot:
     fingerprint = catalog_fingerprint(db)
     with db.session() as session:
         rows = session.execute(
@@ -155,10 +160,12 @@ def build_snapshot(db: Database, embedder: E5Embedder) -> CatalogSnapshot:
     if items:  # the fallback scorer reads the same passages: never embed them twice
         embedder.remember([item.passage for item in items], matrix)
     skus = [item.sku for item in items]
+    centering = LanguageCentering.fit(matrix, [item.language for item in items]) if items else None
     retriever = HybridRetriever(
-        [DenseRetriever(skus, matrix, embedder), LexicalRetriever(skus, [lexical_text(i) for i in items])]
+        [DenseRetriever(skus, matrix, embedder, centering), LexicalRetriever(skus, [lexical_text(i) for i in items])],
+        weights={"lexical": lexical_weight},
     )
-    return CatalogSnapshot(items, matrix, retriever, fingerprint, embedded_on_load=len(missing))
+    return CatalogSnapshot(items, matrix, retriever, fingerprint, centering, embedded_on_load=len(missing))
 
 
 class CatalogIndex:
@@ -169,13 +176,22 @@ class CatalogIndex:
     ``check_interval`` seconds costs one small aggregate query.
     """
 
-    def __init__(self, db: Database, embedder: E5Embedder, check_interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        embedder: E5Embedder,
+        check_interval: float = 10.0,
+        lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+    ) -> None:
         self._db = db
         self._embedder = embedder
         self._lock = threading.Lock()
         self._snapshot: CatalogSnapshot | None = None
         self._checked_at = 0.0
         self.check_interval = check_interval
+        self.lexical_weight = lexical_weight
+        #: Called with each new snapshot (e.g. to hand its language centering to the fallback scorer).
+        self.on_refresh: list[Callable[[CatalogSnapshot], None]] = []
 
     @property
     def snapshot(self) -> CatalogSnapshot:
@@ -187,7 +203,9 @@ class CatalogIndex:
     def refresh(self) -> CatalogSnapshot:
         with self._lock:
             started = time.perf_counter()
-            snapshot = build_snapshot(self._db, self._embedder)
+            snapshot = build_snapshot(self._db, self._embedder, self.lexical_weight)
+            for listener in self.on_refresh:
+                listener(snapshot)
             self._snapshot = snapshot
             self._checked_at = time.monotonic()
         log.info("catalog index: %d products loaded in %.0f ms", snapshot.size, (time.perf_counter() - started) * 1000)

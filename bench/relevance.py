@@ -1,0 +1,130 @@
+"""Ranking quality on the labelled demo queries: each first-stage retriever, their fusion, and the reranker.
+
+    python bench/relevance.py [--model DIR_OR_HUB_ID] [--top-k 100]
+
+Relevance claims belong here, measured on graded judgements
+(``data/catalog/demo_queries.jsonl``: grade 3 = what the shopper wants, 2 = good
+alternative, 1 = related, plus keyword-trap products that must not come first):
+
+- nDCG@10 (gain 2^grade - 1),
+- recall@K of grade-3 products in the first stage (what the reranker can work with),
+- trap@1: how often a keyword-trap accessory is the top result,
+- cross-lingual hit@10: non-English queries with a grade-3 product in another language in the top 10.
+
+The reranker is whatever ``load_scorer`` finds (``--model``); without weights that is the
+e5 bi-encoder fallback, reported as such. Prints JSON, then one summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def dcg(grades: Sequence[int]) -> float:
+    return sum((2**g - 1) / math.log2(rank + 2) for rank, g in enumerate(grades))
+
+
+def ndcg_at(ranked: Sequence[str], judgements: dict[str, int], k: int = 10) -> float:
+    ideal = dcg(sorted(judgements.values(), reverse=True)[:k])
+    return dcg([judgements.get(sku, 0) for sku in ranked[:k]]) / ideal if ideal else 0.0
+
+
+def evaluate(rankings: dict[str, list[str]], queries: list[dict], languages: dict[str, str], k: int) -> dict:
+    """Mean metrics of one system over all queries; ``rankings`` maps query id → ranked skus."""
+    ndcg, recall, trap_top, cross_hits, cross_total = [], [], 0, 0, 0
+    for q in queries:
+        ranked = rankings[q["id"]]
+        judgements = {sku: int(g) for sku, g in q["relevant"].items()}
+        ndcg.append(ndcg_at(ranked, judgements))
+        wanted = {sku for sku, g in judgements.items() if g == 3}
+        recall.append(len(wanted & set(ranked[:k])) / len(wanted))
+        trap_top += bool(ranked) and ranked[0] in set(q.get("traps", []))
+        foreign = {sku for sku in wanted if languages[sku] != q["language"]}
+        if q["language"] != "en" and foreign:
+            cross_total += 1
+            cross_hits += bool(foreign & set(ranked[:10]))
+    n = len(queries)
+    return {
+        "ndcg@10": round(sum(ndcg) / n, 4),
+        f"recall@{k}": round(sum(recall) / n, 4),
+        "trap@1": round(trap_top / n, 4),
+        "cross_lingual_hit@10": round(cross_hits / cross_total, 4) if cross_total else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", type=Path, default=REPO / "data" / "catalog" / "demo_products.jsonl")
+    parser.add_argument("--queries", type=Path, default=REPO / "data" / "catalog" / "demo_queries.jsonl")
+    parser.add_argument("--model", default=None, help="cross-encoder hub id or directory (default: settings)")
+    parser.add_argument("--top-k", type=int, default=100)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    from reranking import Reranker, load_scorer
+    from reranking.scorers.bi_encoder import E5FallbackScorer
+    from shoprank import migrate
+    from shoprank.catalog.importer import import_file
+    from shoprank.config import Settings
+    from shoprank.db import Database
+    from shoprank.search.embeddings import embedder
+    from shoprank.search.index import CatalogIndex
+    from shoprank.search.retrieval import rrf_fuse
+
+    queries = [json.loads(line) for line in args.queries.read_text(encoding="utf-8").splitlines() if line.strip()]
+    spec = Settings.from_env({}).scorer_spec(allow_download=False, **({"model": args.model} if args.model else {}))
+    scorer = load_scorer(spec)
+    reranker = Reranker(scorer)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/relevance.db"
+        migrate.upgrade(url)
+        db = Database(url)
+        import_file(db, args.catalog, embedder().passages)
+        snapshot = CatalogIndex(db, embedder()).refresh()
+        db.dispose()
+    if isinstance(scorer, E5FallbackScorer):  # as the app does: rerank in the space retrieval used
+        scorer.use_centering(snapshot.centering)
+
+    languages = {sku: item.language for sku, item in snapshot.by_sku.items()}
+    systems: dict[str, dict[str, list[str]]] = {}
+    for q in queries:
+        per_retriever = {r.name: r.retrieve(q["query"], args.top_k) for r in snapshot.retriever.retrievers}
+        for name, hits in per_retriever.items():
+            systems.setdefault(f"first_stage_{name}", {})[q["id"]] = [h.sku for h in hits]
+        fused = [h.sku for h in rrf_fuse(per_retriever, weights=snapshot.retriever.weights)[: args.top_k]]
+        systems.setdefault("first_stage_fused", {})[q["id"]] = fused
+        outcome = reranker.rerank(q["query"], [snapshot.by_sku[s].passage for s in fused])
+        systems.setdefault("reranked", {})[q["id"]] = [fused[r.index] for r in outcome.results]
+
+    report = {
+        "queries": len(queries),
+        "products": len(languages),
+        "top_k": args.top_k,
+        "lexical_weight": snapshot.retriever.weights.get("lexical", 1.0),
+        "language_centering": snapshot.centering.fingerprint if snapshot.centering else None,
+        "reranker": {k: scorer.info.as_dict()[k] for k in ("model_id", "kind", "backend", "dtype")},
+        "systems": {name: evaluate(r, queries, languages, args.top_k) for name, r in systems.items()},
+    }
+    print(json.dumps(report, ensure_ascii=False, indent=2))
+    fused, reranked = report["systems"]["first_stage_fused"], report["systems"]["reranked"]
+    print(
+        f"nDCG@10 first stage {fused['ndcg@10']:.3f} -> reranked {reranked['ndcg@10']:.3f} "
+        f"({scorer.info.kind}); trap@1 {fused['trap@1']:.2f} -> {reranked['trap@1']:.2f}; "
+        f"cross-lingual hit@10 {fused['cross_lingual_hit@10']:.2f} -> {reranked['cross_lingual_hit@10']:.2f}; "
+        f"recall@{args.top_k} {fused[f'recall@{args.top_k}']:.2f} over {len(queries)} queries"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Rerank workers from the command line: run one, check its health, read queues and workers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+from typing import Any
+
+import click
+
+from shoprank.config import ConfigError, Settings
+
+
+def _parse_autoscale(_: click.Context, __: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    try:
+        high, low = (int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter("expected MAX,MIN, e.g. 4,1") from None
+    return high, low
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command()
+@click.option(
+    "--device", type=click.Choice(["cpu", "cuda"]), required=True, help="cuda: fp16, one process per GPU; cpu: INT8."
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="CPU: model processes; each gets cores/N torch threads (prefork when N > 1). CUDA: must be 1.",
+)
+@click.option(
+    "--jobs-in-flight",
+    type=click.IntRange(1),
+    default=8,
+    show_default=True,
+    help="Jobs one process takes at once and merges into shared batches (single-process layout).",
+)
+@click.option("--no-batching", is_flag=True, help="Score each job on its own (for comparison).")
+@click.option(
+    "--autoscale", callback=_parse_autoscale, metavar="MAX,MIN", help="CPU prefork: grow/shrink processes with load."
+)
+@click.option("--model", help="Hub id or local directory of the cross-encoder [env SHOPRANK_RERANKER_MODEL].")
+@click.option("--max-length", type=click.IntRange(16, 8192), help="Token limit per (query, passage) pair.")
+@click.option("--no-int8", is_flag=True, help="On CPU, run fp32 instead of INT8 dynamic quantization.")
+@click.option("--hostname", help="Celery node name [default: rerank-<device>@<host>].")
+def worker(
+    device: str,
+    concurrency: int,
+    jobs_in_flight: int,
+    no_batching: bool,
+    autoscale: tuple[int, int] | None,
+    model: str | None,
+    max_length: int | None,
+    no_int8: bool,
+    hostname: str | None,
+) -> None:
+    """Run a Celery rerank worker on the rerank.gpu (cuda) or rerank.cpu (cpu) queue."""
+    from workers.worker_main import WorkerOptions, run_worker
+
+    for name in ("workers", "reranking"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)  # start-up, readiness and model lines must reach the log
+    options = WorkerOptions(
+        device=device,
+        concurrency=concurrency,
+        jobs_in_flight=jobs_in_flight,
+        batching=not no_batching,
+        model=model,
+        max_length=max_length,
+        int8=False if no_int8 else None,
+        hostname=hostname,
+        autoscale=autoscale,
+    )
+    sys.exit(run_worker(options, _settings()))
+
+
+@click.command("worker-health")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="Node rerank-<device>@<this host> (default: any).")
+@click.option("--hostname", "node", help="Exact Celery node name to check.")
+@click.option("--timeout", type=float, default=3.0, show_default=True)
+def worker_health(device: str | None, node: str | None, timeout: float) -> None:
+    """Exit 0 when this host's worker has a fresh heartbeat (model loaded) and answers a Celery ping."""
+    from workers.celery_app import create_celery_app
+    from workers.ops import live_worker_entries
+
+    settings = _settings()
+    host = socket.gethostname()
+    try:
+        entries = live_worker_entries(settings)
+    except Exception as exc:  # any failure to read the registry is unhealthy
+        raise click.ClickException(f"cannot read the worker registry: {exc}") from None
+    wanted = {node} if node else ({f"rerank-{device}@{host}"} if device else None)
+    mine = {e["node"] for e in entries if (e["node"] in wanted if wanted else e.get("host") == host)}
+    if not mine:
+        raise click.ClickException(f"no live rerank worker heartbeat from {node or device or host}")
+    app = create_celery_app(settings, role="client")
+    try:
+        replies = app.control.ping(destination=sorted(mine), timeout=timeout)
+    except Exception as exc:  # broker down
+        raise click.ClickException(f"ping failed: {exc}") from None
+    answered = {name for reply in replies for name in reply}
+    if not mine <= answered:
+        raise click.ClickException(f"no ping reply from {', '.join(sorted(mine - answered))}")
+    click.echo(f"ok: {', '.join(sorted(mine))}")
+
+
+@click.command("worker-status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def worker_status(as_json: bool) -> None:
+    """Queue depth per queue and live workers per device, with what each serves."""
+    from workers.ops import ops_snapshot
+
+    try:
+        snapshot: dict[str, Any] = ops_snapshot(_settings())
+    except Exception as exc:  # unreachable Redis, no Redis configured
+        raise click.ClickException(f"cannot read queues/workers: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(snapshot, indent=2, sort_keys=True))
+        return
+    for queue, depth in snapshot["queues"].items():
+        click.echo(f"queue {queue:<11} waiting={depth}")
+    for family, count in snapshot["workers_per_device"].items():
+        click.echo(f"device {family:<5} workers={count} processes={snapshot['processes_per_device'].get(family, 0)}")
+    for w in snapshot["workers"]:
+        click.echo(
+            f"  {w['node']}: {w['device']} {w['dtype']} {w['model_id']} max_length={w['max_length']} "
+            f"processes={w['processes']} jobs_served={w['jobs_served']}"
+        )

@@ -1,0 +1,272 @@
+"""The web tier's side of Celery reranking: ``CeleryDispatcher`` implements ``RerankDispatcher``.
+
+Routing: a job goes to ``rerank.gpu`` while a GPU worker serving its model is alive,
+else to ``rerank.cpu``; a job's ``device_preference`` wins when a worker of that
+device is alive. Liveness comes from the worker registry, cached for a few seconds,
+so a search costs no broadcast.
+
+Failure is always typed and always fast: an invalid job is ``RerankRejected`` before
+anything is sent; no live worker, a dead broker or a dead Redis is
+``RerankUnavailable`` within about a second (and for the next few seconds without
+even trying); no answer by the deadline is ``RerankTimeout``. The job carries the
+deadline as its expiry, so a worker never computes an answer nobody waits for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from celery import Celery
+from celery import states as celery_states
+from celery.exceptions import TimeoutError as CeleryTimeoutError
+from kombu.exceptions import OperationalError
+
+from reranking.dispatch import (
+    DispatchResult,
+    RerankError,
+    RerankJob,
+    RerankRejected,
+    RerankTimeout,
+    RerankUnavailable,
+)
+from shoprank.config import Settings
+from workers.celery_app import QUEUE_CPU, QUEUE_FOR_DEVICE, QUEUE_GPU, RERANK_TASK_NAME, create_celery_app
+from workers.jobs import result_from_payload, validate_job_payload
+from workers.ops import queue_depths, summarize_workers
+from workers.registry import WorkerRegistry
+
+log = logging.getLogger(__name__)
+
+#: How long a liveness lookup is trusted; a new GPU worker gets traffic within this delay.
+LIVENESS_CACHE_SECONDS = 3.0
+#: After the broker or Redis failed, fail fast for this long instead of paying a timeout per search.
+UNAVAILABLE_BACKOFF_SECONDS = 2.0
+#: Jobs expire this long after the caller's deadline (covers clock skew between web and worker hosts).
+EXPIRY_GRACE_SECONDS = 1.0
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import redis
+
+    return (OperationalError, redis.exceptions.RedisError, OSError)
+
+
+def redact_url(url: str | None) -> str | None:
+    """``redis://:secret@host`` → ``redis://***@host``, for logs and the ops page."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+class CeleryDispatcher:
+    def __init__(
+        self,
+        app: Celery,
+        registry: WorkerRegistry,
+        settings: Settings,
+        liveness_cache_seconds: float = LIVENESS_CACHE_SECONDS,
+        unavailable_backoff_seconds: float = UNAVAILABLE_BACKOFF_SECONDS,
+    ) -> None:
+        self.app = app
+        self.registry = registry
+        self.settings = settings
+        self.liveness_cache_seconds = liveness_cache_seconds
+        self.unavailable_backoff_seconds = unavailable_backoff_seconds
+        self._errors = _connection_errors()
+        self._lock = threading.Lock()
+        self._live: list[dict[str, Any]] = []
+        self._live_checked_at = float("-inf")
+        self._down_until = float("-inf")
+        self._down_reason = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CeleryDispatcher:
+        """The dispatcher the web app uses when ``SHOPRANK_REDIS_URL`` is set."""
+        app = create_celery_app(settings, role="client")
+        registry = WorkerRegistry.from_url(settings.redis_url or "", settings.queue_prefix)
+        return cls(app, registry, settings)
+
+    # -- RerankDispatcher ---------------------------------------------------------------------------
+
+    def dispatch(self, job: RerankJob, deadline_seconds: float) -> DispatchResult:
+        started = time.monotonic()
+        payload = job.to_payload()
+        if isinstance(payload["passages"], tuple):  # JSON has no tuples; accept them like the in-process path
+            payload["passages"] = list(payload["passages"])
+        validate_job_payload(payload, self.settings.rerank_max_documents, self.settings.max_query_chars)
+        if deadline_seconds <= 0:
+            raise RerankTimeout("deadline already passed")
+        self._fail_fast_if_down()
+        try:
+            queue, routing = self.choose_queue(job)
+        except RerankError:
+            raise
+        except self._errors as exc:
+            raise self._went_down(f"cannot read the worker registry: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # e.g. a corrupt registry entry: never fail the search with it
+            raise RerankError(f"cannot route the rerank job: {type(exc).__name__}: {exc}") from None
+        try:
+            result = self.app.send_task(
+                RERANK_TASK_NAME,
+                kwargs={"job": payload, "enqueued_at": time.time()},
+                queue=queue,
+                task_id=str(uuid.uuid4()),
+                expires=deadline_seconds + EXPIRY_GRACE_SECONDS,
+                retry=False,
+                # Celery would otherwise repr() the whole job into the message headers: slow for
+                # 100 passages, and shoppers' queries do not belong in monitoring tools.
+                argsrepr="()",
+                kwargsrepr=f"{{job: {len(job.passages)} passages, request_id={job.request_id!r}}}",
+            )
+        except self._errors as exc:
+            raise self._went_down(f"cannot enqueue rerank job: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            raise RerankError(f"cannot enqueue rerank job: {type(exc).__name__}: {exc}") from None
+
+        remaining = deadline_seconds - (time.monotonic() - started)
+        try:
+            value = result.get(timeout=max(remaining, 0.001), propagate=False, interval=0.05)
+        except CeleryTimeoutError:
+            _stop_waiting(result)
+            raise RerankTimeout(f"no scores from {queue} within {deadline_seconds * 1000:.0f} ms") from None
+        except self._errors as exc:
+            _stop_waiting(result)
+            raise self._went_down(f"lost the result backend while waiting: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:
+            _stop_waiting(result)
+            raise RerankError(f"could not read the worker's answer: {type(exc).__name__}: {exc}") from None
+
+        state = result.state
+        if state == celery_states.SUCCESS:
+            try:
+                answer = result_from_payload(value)
+            except (TypeError, ValueError) as exc:
+                raise RerankError(f"malformed answer from the worker: {exc}") from None
+            client_seconds = time.monotonic() - started
+            return dataclasses.replace(
+                answer, extra={**answer.extra, "routing": routing, "client_seconds": client_seconds}
+            )
+        if state == celery_states.REVOKED:
+            raise RerankTimeout("the job expired before a worker took it")
+        raise _as_rerank_error(value, queue)
+
+    def describe(self) -> dict[str, Any]:
+        described: dict[str, Any] = {
+            "mode": "celery",
+            "broker": redact_url(self.settings.resolved_broker_url),
+            "queue_prefix": self.settings.queue_prefix,
+        }
+        try:
+            entries = self.live_workers(refresh=True)
+            workers = summarize_workers(entries)
+            described.update(workers)
+            scorer = _routed_scorer(entries)
+            if scorer is not None:  # what /health shows as the active scorer, as for the in-process path
+                described["scorer"] = scorer
+            described["queues"] = queue_depths(self.settings)
+            described["routes_to"] = QUEUE_GPU if workers["workers_per_device"].get("cuda") else QUEUE_CPU
+        except Exception as exc:  # /ready and the ops page report it; they must not fail on it
+            described["error"] = f"{type(exc).__name__}: {exc}"
+        return described
+
+    def close(self) -> None:
+        self.app.close()
+
+    # -- routing ------------------------------------------------------------------------------------
+
+    def live_workers(self, refresh: bool = False) -> list[dict[str, Any]]:
+        """Registry entries, cached for ``liveness_cache_seconds``; raises on Redis errors."""
+        with self._lock:
+            fresh = time.monotonic() - self._live_checked_at < self.liveness_cache_seconds
+            if fresh and not refresh:
+                return self._live
+        entries = self.registry.live()
+        with self._lock:
+            self._live, self._live_checked_at = entries, time.monotonic()
+        return entries
+
+    def choose_queue(self, job: RerankJob) -> tuple[str, str]:
+        """``(queue, why)``; ``RerankUnavailable`` when no live worker serves the job's model."""
+        serving = [
+            w for w in self.live_workers() if job.model is None or job.model in (w.get("model"), w.get("model_id"))
+        ]
+        if not serving:
+            what = f"serving model {job.model!r} " if job.model else ""
+            raise RerankUnavailable(f"no live rerank worker {what}(none has sent a heartbeat recently)")
+        alive = {w.get("device_family") for w in serving}
+        preferred = job.device_preference
+        if preferred in alive:
+            return QUEUE_FOR_DEVICE[preferred], f"preferred {preferred}"
+        if "cuda" in alive:
+            return QUEUE_GPU, "gpu worker alive" if preferred is None else f"no live {preferred} worker"
+        return QUEUE_CPU, "no live gpu worker" if preferred is None else f"no live {preferred} worker"
+
+    # -- fail fast ----------------------------------------------------------------------------------
+
+    def _fail_fast_if_down(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise RerankUnavailable(f"rerank workers unreachable (recently: {self._down_reason})")
+
+    def _went_down(self, reason: str) -> RerankUnavailable:
+        first = time.monotonic() >= self._down_until
+        self._down_until = time.monotonic() + self.unavailable_backoff_seconds
+        self._down_reason = reason
+        if first:
+            log.warning(
+                "%s; searches keep first-stage order for the next %.0f s", reason, self.unavailable_backoff_seconds
+            )
+        return RerankUnavailable(f"{reason} (broker {redact_url(self.settings.resolved_broker_url)})")
+
+
+def _routed_scorer(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """``ScorerInfo.as_dict()`` of a worker that default jobs go to now (GPU first), from its advertisement."""
+    ranked = sorted(entries, key=lambda e: (e.get("device_family") != "cuda", str(e.get("node"))))
+    if not ranked:
+        return None
+    entry = ranked[0]
+    return {
+        "model_id": entry.get("model_id"),
+        "revision": entry.get("revision"),
+        "kind": entry.get("kind"),
+        "backend": entry.get("backend"),
+        "device": entry.get("device"),
+        "dtype": entry.get("dtype"),
+        "quantized": entry.get("dtype") == "int8",
+        "max_length": entry.get("max_length"),
+        "fallback_reason": None,
+    }
+
+
+def _stop_waiting(result: Any) -> None:
+    """Unsubscribe from a result nobody will read (it expires in the backend on its own)."""
+    try:
+        result.backend.remove_pending_result(result)
+    except Exception as exc:  # best effort: a dead backend is already being reported
+        log.debug("could not stop waiting for %s: %s", result.id, exc)
+
+
+def _as_rerank_error(value: Any, queue: str) -> RerankError:
+    """The worker's exception (rebuilt by Celery from JSON) as the matching typed error."""
+    if isinstance(value, RerankError):
+        return value
+    by_name = {cls.__name__: cls for cls in (RerankRejected, RerankUnavailable, RerankTimeout, RerankError)}
+    name = type(value).__name__
+    if name in by_name:
+        return by_name[name](str(value))
+    if name in ("TimeLimitExceeded", "SoftTimeLimitExceeded"):
+        return RerankTimeout(f"the job exceeded the worker's time limit on {queue}")
+    if name == "WorkerLostError":
+        return RerankUnavailable(f"the worker on {queue} died while scoring the job")
+    return RerankError(f"worker on {queue} failed: {name}: {value}")
