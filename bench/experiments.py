@@ -263,8 +263,10 @@ def _explain(session: Any, rates: dict[str, float]) -> list[str]:
         aggregate.ab_report(session, "bench", rates)
     finally:
         session.execute = real_execute
-    compiled = captured[0].compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    query = next(statement for statement in captured if hasattr(statement, "selected_columns"))
+    compiled = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     del select
+    session.execute(text(f"SET LOCAL work_mem = '{aggregate.REPORT_WORK_MEM}'"))
     rows = session.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}")).scalars().all()
     return [row for row in rows]
 
