@@ -67,12 +67,7 @@ class VariantSpec:
     device_preference: str | None = None
 
     def ranking_config(self) -> RankingConfig:
-        return RankingConfig(
-            rerank=self.rerank,
-            model=self.model,
-            first_stage_top_k=self.first_stage_top_k,
-            device_preference=self.device_preference,
-        )
+        return ranking_config(self)
 
 
 @dataclass
@@ -162,7 +157,8 @@ def validate_spec(spec: ExperimentSpec) -> dict[str, str]:
 # --- conversions ---------------------------------------------------------------------------------------------------
 
 
-def ranking_config(variant: ExperimentVariant) -> RankingConfig:
+def ranking_config(variant: ExperimentVariant | VariantSpec) -> RankingConfig:
+    """How search ranks for a variant's units, from the stored row or a spec (the same four fields)."""
     return RankingConfig(
         rerank=variant.rerank,
         model=variant.model,

@@ -17,7 +17,9 @@ from experiments.manage import ExperimentSpec, VariantSpec
 VARIANT_ROWS = 4
 
 
-def _float(form: Mapping[str, str], name: str, default: float, errors: dict[str, str], *, scale: float = 1.0) -> float:
+def parse_float(
+    form: Mapping[str, str], name: str, default: float, errors: dict[str, str], *, scale: float = 1.0
+) -> float:
     raw = (form.get(name) or "").strip().replace(",", ".").rstrip("%").strip()
     if raw == "":
         return default
@@ -62,7 +64,7 @@ def parse_form(form: Mapping[str, str], *, key: str | None = None) -> tuple[Expe
         spec = VariantSpec(
             key=variant_key,
             name=(form.get(prefix + "name") or "").strip(),
-            weight=_float(form, prefix + "weight", 1.0, row_errors),
+            weight=parse_float(form, prefix + "weight", 1.0, row_errors),
             rerank=form.get(prefix + "rerank") in ("on", "1", "true", "yes"),
             model=(form.get(prefix + "model") or "").strip() or None,
             first_stage_top_k=_int(form, prefix + "first_stage_top_k", 100, row_errors),
@@ -76,15 +78,15 @@ def parse_form(form: Mapping[str, str], *, key: str | None = None) -> tuple[Expe
         name=(form.get("name") or "").strip(),
         hypothesis=(form.get("hypothesis") or "").strip(),
         kind=(form.get("kind") or "ab").strip(),
-        coverage=_float(form, "coverage", 1.0, errors, scale=100),
+        coverage=parse_float(form, "coverage", 1.0, errors, scale=100),
         seed=(form.get("seed") or "").strip(),
         namespace=namespace,
-        namespace_start=_float(form, "namespace_start", 0.0, errors, scale=100),
-        namespace_end=_float(form, "namespace_end", 1.0, errors, scale=100),
+        namespace_start=parse_float(form, "namespace_start", 0.0, errors, scale=100),
+        namespace_end=parse_float(form, "namespace_end", 1.0, errors, scale=100),
         languages=_list(form.get("languages"), upper=False),
         markets=_list(form.get("markets"), upper=True),
         primary_metric=(form.get("primary_metric") or "ctr").strip(),
-        target_mde=_float(form, "target_mde", 0.05, errors, scale=100),
+        target_mde=parse_float(form, "target_mde", 0.05, errors, scale=100),
         variants=variants,
     )
     return spec, errors

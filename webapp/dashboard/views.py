@@ -35,7 +35,7 @@ from webapp.dashboard.charts import (
     progress_bar,
     series_chart,
 )
-from webapp.dashboard.forms import default_spec, form_values, parse_form
+from webapp.dashboard.forms import default_spec, form_values, parse_float, parse_form
 
 bp.before_request(auth_users.protect_csrf)  # every state-changing dashboard request needs the CSRF token
 
@@ -386,15 +386,8 @@ def language_label(code: str) -> str:
 
 
 def _form_float(name: str, default: float, low: float, high: float, errors: dict[str, str]) -> float:
-    raw = (request.args.get(name) or "").strip().replace(",", ".")
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        errors[name] = f"{raw[:20]!r} is not a number"
-        return default
-    if not low <= value <= high:
+    value = parse_float(request.args, name, default, errors)
+    if name not in errors and not low <= value <= high:
         errors[name] = f"must be between {low:g} and {high:g}"
         return default
     return value
