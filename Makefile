@@ -14,3 +14,9 @@ test:
 lint:
 	@scripts/setup.sh dev
 	.venv/bin/ruff check .
+
+# CPU reranking benchmark (README "Performance"): FlagReranker vs our scorer fp32 / INT8, one run.
+.PHONY: bench-rerank-cpu
+bench-rerank-cpu:
+	@scripts/setup.sh runtime
+	.venv/bin/python bench/rerank_cpu.py

@@ -4,7 +4,15 @@ Framework-free on purpose (no Flask, no Celery): the web tier, the workers, the 
 and the benchmarks all call the same code.
 """
 
-from reranking.cache import MemoryScoreCache, NullScoreCache, RedisScoreCache, ScoreCache, pair_cache_key
+from reranking.cache import (
+    MemoryScoreCache,
+    NullScoreCache,
+    RedisScoreCache,
+    ScoreCache,
+    cached_scores,
+    pair_cache_key,
+    pair_cache_keys,
+)
 from reranking.loading import ScorerSpec, load_scorer
 from reranking.model_source import DEFAULT_MODEL, ModelUnavailableError
 from reranking.passages import PASSAGE_FORMAT_VERSION, Product, format_passage
@@ -29,5 +37,7 @@ __all__ = [
     "ScorerSpec",
     "format_passage",
     "load_scorer",
+    "cached_scores",
     "pair_cache_key",
+    "pair_cache_keys",
 ]

@@ -17,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import numpy as np
 from cachetools import TTLCache
 
 from reranking.passages import PASSAGE_FORMAT_VERSION
+from reranking.text import normalize_query
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,24 @@ def pair_cache_key(namespace: str, query: str, passage: str) -> str:
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
     return KEY_PREFIX + digest.hexdigest()
+
+
+def pair_cache_keys(namespace: str, query: str, passages: Sequence[str]) -> list[str]:
+    """Keys for one query against many passages; normalizes the query the same way scoring does."""
+    normalized = normalize_query(query)
+    return [pair_cache_key(namespace, normalized, passage) for passage in passages]
+
+
+def cached_scores(cache: ScoreCache, namespace: str, query: str, passages: Sequence[str]) -> np.ndarray | None:
+    """Raw scores if *every* pair is cached (one batched lookup), else None.
+
+    Lets a caller answer a popular query without queueing it behind a model: the web
+    tier before enqueueing a Celery job, a worker before handing a job to its model thread.
+    """
+    values = cache.get_many(pair_cache_keys(namespace, query, passages))
+    if any(value is None for value in values):
+        return None
+    return np.asarray(values, dtype=np.float32)
 
 
 @dataclass

@@ -14,6 +14,10 @@ from reranking.scorers.base import Scorer
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
+#: ``auto``: ONNX Runtime INT8 on CPU when an INT8 export sits in ``MODEL/onnx/`` and onnxruntime
+#: imports, else torch. ``torch`` / ``onnx`` force one (``onnx`` fails loudly without its export).
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx")
+
 
 @dataclass(frozen=True, slots=True)
 class ScorerSpec:
@@ -31,6 +35,7 @@ class ScorerSpec:
     #: Workers turn this off: a worker without its model must refuse to start.
     allow_fallback: bool = True
     num_threads: int | None = None
+    backend: str = "auto"
 
     def replace(self, **changes: Any) -> ScorerSpec:
         return dataclasses.replace(self, **changes)
@@ -46,6 +51,19 @@ def load_scorer(spec: ScorerSpec | None = None, **overrides: Any) -> Scorer:
     from reranking.scorers.cross_encoder import TorchCrossEncoder  # torch is imported only when a model loads
 
     try:
+        if choose_backend(spec) == "onnx":
+            from reranking.devices import resolve_precision
+            from reranking.scorers.onnx import OnnxCrossEncoder
+
+            return OnnxCrossEncoder.from_export(
+                spec.model,
+                int8=resolve_precision("cpu", spec.precision, spec.int8) == "int8",
+                max_length=spec.max_length,
+                max_tokens_per_batch=spec.max_tokens_per_batch,
+                max_batch_size=spec.max_batch_size,
+                allow_download=spec.allow_download,
+                num_threads=spec.num_threads,
+            )
         return TorchCrossEncoder.from_pretrained(
             spec.model,
             device=spec.device,
@@ -71,3 +89,46 @@ def load_scorer(spec: ScorerSpec | None = None, **overrides: Any) -> Scorer:
         from reranking.scorers.bi_encoder import E5FallbackScorer
 
         return E5FallbackScorer(fallback_reason=reason, max_length=spec.max_length)
+
+
+def choose_backend(spec: ScorerSpec) -> str:
+    """``torch`` or ``onnx`` for ``spec``; raises ``ModelUnavailableError`` when the model is absent.
+
+    ``auto`` takes ONNX Runtime only where it is the better CPU INT8 path and ready to
+    use: CPU, INT8 precision, an INT8 export present, onnxruntime importable. Anything
+    else (CUDA, fp32, no export yet) stays on torch, with one log line saying why.
+    """
+    from reranking.devices import resolve_device, resolve_precision
+
+    backend = (spec.backend or "auto").strip().lower()
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown reranker backend {spec.backend!r} (expected one of {', '.join(BACKENDS)})")
+    if backend == "torch":
+        return "torch"
+    device = resolve_device(spec.device)
+    precision = resolve_precision(device, spec.precision, spec.int8)
+    if backend == "onnx":
+        if device != "cpu":
+            raise ValueError(f"the onnx backend runs on CPU only; got device {device!r} (use backend torch on CUDA)")
+        if precision not in ("int8", "fp32"):
+            raise ValueError(f"the onnx backend runs int8 or fp32, not {precision}")
+        return "onnx"
+    if device != "cpu" or precision != "int8":
+        return "torch"
+    from reranking.model_source import resolve_model
+    from reranking.onnx_export import export_command, find_onnx_export
+    from reranking.scorers.onnx import onnxruntime_available
+
+    resolved = resolve_model(spec.model, allow_download=spec.allow_download)
+    export = find_onnx_export(resolved.path, int8=True)
+    if export is not None and onnxruntime_available():
+        return "onnx"
+    reason = (
+        f"no INT8 ONNX export in {resolved.path / 'onnx'} (create one: {export_command(spec.model)})"
+        if export is None
+        else f"INT8 ONNX export at {export} but onnxruntime is not installed"
+    )
+    if reason not in _warned:
+        _warned.add(reason)
+        log.info("reranker backend auto -> torch INT8: %s", reason)
+    return "torch"

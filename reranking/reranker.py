@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from reranking.cache import NullScoreCache, ScoreCache, pair_cache_key
+from reranking.cache import NullScoreCache, ScoreCache, pair_cache_keys
 from reranking.passages import Product, format_passage
 from reranking.scorers.base import Scorer, ScorerInfo
 from reranking.text import normalize_query
@@ -71,8 +71,7 @@ class Reranker:
         namespace = self.scorer.info.cache_namespace
         keyed: list[tuple[str, list[str], str]] = []
         for query, passages in requests:
-            q = normalize_query(query)
-            keyed.append((q, [pair_cache_key(namespace, q, p) for p in passages], query))
+            keyed.append((normalize_query(query), pair_cache_keys(namespace, query, passages), query))
         all_keys = [key for _, keys, _ in keyed for key in keys]
         cached = dict(zip(all_keys, self.cache.get_many(all_keys), strict=True))
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from reranking.loading import ScorerSpec
+from reranking.loading import BACKENDS, ScorerSpec
 from reranking.model_source import DEFAULT_MODEL
 
 ENV_PREFIX = "SHOPRANK_"
@@ -65,6 +65,7 @@ class Settings:
     reranker_max_length: int = _env("RERANKER_MAX_LENGTH", 512, int)
     reranker_allow_download: bool = _env("RERANKER_ALLOW_DOWNLOAD", True, _bool)
     reranker_threads: int | None = _env("RERANKER_THREADS", None, _optional_int)
+    reranker_backend: str = _env("RERANKER_BACKEND", "auto")  # auto | torch | onnx (see reranking.loading)
     score_cache_ttl_seconds: int = _env("SCORE_CACHE_TTL_SECONDS", 7 * 24 * 3600, int)
 
     # Celery rerank workers (workers/). The prefixes let several deployments or test runs share one Redis.
@@ -122,6 +123,10 @@ class Settings:
         self._validate_worker_settings()
         if self.env not in ("development", "test", "production"):
             raise ConfigError(f"SHOPRANK_ENV={self.env!r}: expected development, test or production")
+        if self.reranker_backend not in BACKENDS:
+            raise ConfigError(
+                f"SHOPRANK_RERANKER_BACKEND={self.reranker_backend!r}: expected one of {', '.join(BACKENDS)}"
+            )
         if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
             raise ConfigError("SHOPRANK_SECRET_KEY must be set to a random value in production")
         if not 0 <= self.first_stage_lexical_weight <= 10:
@@ -176,4 +181,5 @@ class Settings:
             max_length=self.reranker_max_length,
             allow_download=self.reranker_allow_download,
             num_threads=self.reranker_threads,
+            backend=self.reranker_backend,
         ).replace(**overrides)

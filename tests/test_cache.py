@@ -108,3 +108,16 @@ def test_rerank_sorts_by_score_and_keeps_original_indices(tiny_scorer_fp32):
 def test_rerank_rejects_unknown_document_types(tiny_scorer_fp32):
     with pytest.raises(TypeError):
         Reranker(tiny_scorer_fp32).rerank(QUERY, [42])
+
+
+def test_cached_scores_answers_only_when_every_pair_is_cached(tiny_scorer_fp32):
+    from reranking import cached_scores
+
+    reranker = Reranker(tiny_scorer_fp32, MemoryScoreCache())
+    namespace = tiny_scorer_fp32.info.cache_namespace
+    assert cached_scores(reranker.cache, namespace, QUERY, PASSAGES[:5]) is None
+    scored = reranker.score(QUERY, PASSAGES[:5])
+    from_cache = cached_scores(reranker.cache, namespace, "  wireless   headphones", PASSAGES[:5])  # normalized
+    assert from_cache is not None and np.array_equal(from_cache, scored.raw_scores)
+    assert cached_scores(reranker.cache, namespace, QUERY, PASSAGES[:6]) is None  # one pair missing
+    assert cached_scores(reranker.cache, namespace + "|other", QUERY, PASSAGES[:5]) is None

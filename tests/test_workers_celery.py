@@ -100,11 +100,21 @@ def test_cache_hits_skip_the_model(dispatcher):
     job = RerankJob(f"cache probe {uuid.uuid4().hex}", PASSAGES)
     first = dispatcher.dispatch(job, deadline_seconds=30)
     assert (first.cache_hits, first.cache_misses) == (0, len(PASSAGES))
+    # Fully cached: answered by the web side from the workers' cache, no job enqueued.
     again = dispatcher.dispatch(job, deadline_seconds=30)
     assert (again.cache_hits, again.cache_misses) == (len(PASSAGES), 0)
+    assert again.served_by == "score-cache" and again.queue is None and again.extra["would_queue"] == QUEUE_CPU
     assert again.raw_scores == first.raw_scores
-    # The worker's own counter of pairs sent to the model did not move.
-    assert again.extra["model_pairs_total"] == first.extra["model_pairs_total"]
+    assert again.normalized_scores == pytest.approx(first.normalized_scores, abs=1e-6)
+    assert again.scorer == first.scorer
+    # Without the short-circuit the worker answers from its cache, and its model counter does not move.
+    short_circuit, dispatcher.score_cache = dispatcher.score_cache, None
+    try:
+        via_worker = dispatcher.dispatch(job, deadline_seconds=30)
+    finally:
+        dispatcher.score_cache = short_circuit
+    assert via_worker.served_by != "score-cache" and via_worker.cache_hits == len(PASSAGES)
+    assert via_worker.extra["model_pairs_total"] == first.extra["model_pairs_total"]
     half = dispatcher.dispatch(RerankJob(job.query, PASSAGES[:6] + ["Title: something new"]), deadline_seconds=30)
     assert (half.cache_hits, half.cache_misses) == (6, 1)
     assert half.extra["model_pairs_total"] == first.extra["model_pairs_total"] + 1
@@ -163,13 +173,16 @@ def test_gpu_queue_is_chosen_only_while_a_gpu_worker_is_alive(worker_settings, c
         with pytest.raises(RerankTimeout):  # nobody consumes rerank.gpu: the job waits there
             dispatcher.dispatch(job, deadline_seconds=0.5)
         assert queue_depths(worker_settings)[QUEUE_GPU] == 1
-        preferred = dispatcher.dispatch(RerankJob(job.query, job.passages, device_preference="cpu"), 30)
+        # Fresh queries from here on: a fully cached job is answered from the cache without any queue.
+        preferred = dispatcher.dispatch(RerankJob(f"{job.query} cpu", job.passages, device_preference="cpu"), 30)
         assert preferred.queue == QUEUE_CPU and preferred.extra["routing"] == "preferred cpu"
         summary = live_workers(worker_settings)
         assert summary["workers_per_device"] == {"cuda": 1, "cpu": 1}
 
         registry.withdraw(fake_gpu)  # the GPU worker is gone: back to the CPU queue
-        assert dispatcher.dispatch(job, deadline_seconds=30).queue == QUEUE_CPU
+        assert (
+            dispatcher.dispatch(RerankJob(f"{job.query} again", job.passages), deadline_seconds=30).queue == QUEUE_CPU
+        )
     finally:
         registry.withdraw(fake_gpu)
         dispatcher.app.control.purge()  # drop the job stranded on our own (prefixed) rerank.gpu

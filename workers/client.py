@@ -5,6 +5,10 @@ else to ``rerank.cpu``; a job's ``device_preference`` wins when a worker of that
 device is alive. Liveness comes from the worker registry, cached for a few seconds,
 so a search costs no broadcast.
 
+A popular query costs no queue round trip: when every (query, passage) pair is
+already in the Redis score cache, under the cache namespace the routed workers
+advertise, the answer is read here and no job is sent.
+
 Failure is always typed and always fast: an invalid job is ``RerankRejected`` before
 anything is sent; no live worker, a dead broker or a dead Redis is
 ``RerankUnavailable`` within about a second (and for the next few seconds without
@@ -27,6 +31,7 @@ from celery import states as celery_states
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.exceptions import OperationalError
 
+from reranking.cache import RedisScoreCache, cached_scores
 from reranking.dispatch import (
     DispatchResult,
     RerankError,
@@ -35,6 +40,7 @@ from reranking.dispatch import (
     RerankTimeout,
     RerankUnavailable,
 )
+from reranking.scorers.base import ScorerInfo, sigmoid
 from shoprank.config import Settings
 from workers.celery_app import QUEUE_CPU, QUEUE_FOR_DEVICE, QUEUE_GPU, RERANK_TASK_NAME, create_celery_app
 from workers.jobs import result_from_payload, validate_job_payload
@@ -78,10 +84,13 @@ class CeleryDispatcher:
         settings: Settings,
         liveness_cache_seconds: float = LIVENESS_CACHE_SECONDS,
         unavailable_backoff_seconds: float = UNAVAILABLE_BACKOFF_SECONDS,
+        score_cache: RedisScoreCache | None = None,
     ) -> None:
         self.app = app
         self.registry = registry
         self.settings = settings
+        #: The workers' pair-score cache (same Redis, same key prefix); None disables the short-circuit.
+        self.score_cache = score_cache
         self.liveness_cache_seconds = liveness_cache_seconds
         self.unavailable_backoff_seconds = unavailable_backoff_seconds
         self._errors = _connection_errors()
@@ -96,7 +105,10 @@ class CeleryDispatcher:
         """The dispatcher the web app uses when ``SHOPRANK_REDIS_URL`` is set."""
         app = create_celery_app(settings, role="client")
         registry = WorkerRegistry.from_url(settings.redis_url or "", settings.queue_prefix)
-        return cls(app, registry, settings)
+        score_cache = RedisScoreCache(
+            settings.redis_url or "", ttl_seconds=settings.score_cache_ttl_seconds, key_prefix=settings.cache_key_prefix
+        )
+        return cls(app, registry, settings, score_cache=score_cache)
 
     # -- RerankDispatcher ---------------------------------------------------------------------------
 
@@ -117,6 +129,9 @@ class CeleryDispatcher:
             raise self._went_down(f"cannot read the worker registry: {type(exc).__name__}: {exc}") from None
         except Exception as exc:  # e.g. a corrupt registry entry: never fail the search with it
             raise RerankError(f"cannot route the rerank job: {type(exc).__name__}: {exc}") from None
+        from_cache = self._answer_from_cache(job, queue, routing, started)
+        if from_cache is not None:
+            return from_cache
         try:
             result = self.app.send_task(
                 RERANK_TASK_NAME,
@@ -161,6 +176,28 @@ class CeleryDispatcher:
         if state == celery_states.REVOKED:
             raise RerankTimeout("the job expired before a worker took it")
         raise _as_rerank_error(value, queue)
+
+    def _answer_from_cache(self, job: RerankJob, queue: str, routing: str, started: float) -> DispatchResult | None:
+        """Scores straight from the workers' cache when every pair is there, keyed as the routed workers key them."""
+        if self.score_cache is None or not job.passages:
+            return None
+        scorer = _advertised_scorer(self._live, queue, job.model)
+        if scorer is None or scorer.kind != "cross-encoder":
+            return None
+        raw = cached_scores(self.score_cache, scorer.cache_namespace, job.query, job.passages)
+        if raw is None:
+            return None
+        return DispatchResult(
+            raw_scores=[float(s) for s in raw],
+            normalized_scores=[float(s) for s in sigmoid(raw)],
+            cache_hits=len(raw),
+            cache_misses=0,
+            scorer=scorer.as_dict(),
+            served_by="score-cache",
+            compute_seconds=time.monotonic() - started,
+            queue=None,
+            extra={"routing": routing, "would_queue": queue},
+        )
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -230,23 +267,39 @@ class CeleryDispatcher:
         return RerankUnavailable(f"{reason} (broker {redact_url(self.settings.resolved_broker_url)})")
 
 
+def _advertised_scorer(entries: list[dict[str, Any]], queue: str, model: str | None) -> ScorerInfo | None:
+    """The scorer a job sent to ``queue`` would meet, if every such worker advertises the same one.
+
+    Workers on one queue could differ (say torch INT8 beside ONNX INT8); their cache
+    namespaces differ too, so only an unambiguous namespace is used for the lookup.
+    """
+    family = next(device for device, name in QUEUE_FOR_DEVICE.items() if name == queue)
+    infos = {
+        _scorer_from_entry(entry)
+        for entry in entries
+        if entry.get("device_family") == family
+        and (model is None or model in (entry.get("model"), entry.get("model_id")))
+    }
+    return infos.pop() if len(infos) == 1 else None
+
+
+def _scorer_from_entry(entry: dict[str, Any]) -> ScorerInfo:
+    return ScorerInfo(
+        model_id=str(entry.get("model_id")),
+        revision=str(entry.get("revision")),
+        kind=entry.get("kind"),  # type: ignore[arg-type]
+        backend=str(entry.get("backend")),
+        device=str(entry.get("device")),
+        dtype=str(entry.get("dtype")),
+        quantized=entry.get("dtype") == "int8",
+        max_length=int(entry.get("max_length") or 0),
+    )
+
+
 def _routed_scorer(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """``ScorerInfo.as_dict()`` of a worker that default jobs go to now (GPU first), from its advertisement."""
     ranked = sorted(entries, key=lambda e: (e.get("device_family") != "cuda", str(e.get("node"))))
-    if not ranked:
-        return None
-    entry = ranked[0]
-    return {
-        "model_id": entry.get("model_id"),
-        "revision": entry.get("revision"),
-        "kind": entry.get("kind"),
-        "backend": entry.get("backend"),
-        "device": entry.get("device"),
-        "dtype": entry.get("dtype"),
-        "quantized": entry.get("dtype") == "int8",
-        "max_length": entry.get("max_length"),
-        "fallback_reason": None,
-    }
+    return _scorer_from_entry(ranked[0]).as_dict() if ranked else None
 
 
 def _stop_waiting(result: Any) -> None:

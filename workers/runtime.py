@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from reranking import RedisScoreCache, Reranker, ScoredRequest, ScorerSpec, load_scorer, pair_cache_key
+from reranking import RedisScoreCache, Reranker, ScoredRequest, ScorerSpec, load_scorer
+from reranking.cache import cached_scores
 from reranking.dispatch import DispatchResult, RerankTimeout, RerankUnavailable
-from reranking.text import normalize_query
 from shoprank.config import Settings
 from workers.celery_app import device_family
 from workers.jobs import result_to_payload, validate_job_payload, validate_task_arguments
@@ -167,12 +167,10 @@ class WorkerRuntime:
         """
         if not passages:
             return BatchedScore(ScoredRequest(np.empty(0, dtype=np.float32), 0, 0), 1, 0, 0.0, 0.0)
-        namespace = self.reranker.info.cache_namespace
-        normalized = normalize_query(query)
-        values = self.reranker.cache.get_many([pair_cache_key(namespace, normalized, p) for p in passages])
-        if any(v is None for v in values):
+        raw = cached_scores(self.reranker.cache, self.reranker.info.cache_namespace, query, passages)
+        if raw is None:
             return None
-        scored = ScoredRequest(np.asarray(values, dtype=np.float32), cache_hits=len(values), cache_misses=0)
+        scored = ScoredRequest(raw, cache_hits=len(passages), cache_misses=0)
         return BatchedScore(scored, 1, len(passages), 0.0, 0.0)
 
     # -- advertisement ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import click
 
 from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
 from shoprank.cli.experiment_commands import simulate, user_group
+from shoprank.cli.model_commands import model_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 from shoprank.cli.serve_command import serve
 from shoprank.cli.worker_commands import worker, worker_health, worker_status
@@ -35,6 +36,7 @@ cli.add_command(apikey_group)
 cli.add_command(serve)
 for command in (worker, worker_health, worker_status):
     cli.add_command(command)
+cli.add_command(model_group)
 cli.add_command(user_group)
 cli.add_command(simulate)
 

@@ -17,20 +17,30 @@ from shoprank.config import Settings
 
 
 def scorer_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--model --device --no-int8 --max-length``, defaulting to the environment's settings."""
+    """``--model --device --no-int8 --max-length --backend``, defaulting to the environment's settings."""
     options = [
         click.option("--model", help="Hub id or local directory of a cross-encoder [env SHOPRANK_RERANKER_MODEL]."),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where to run the model."),
         click.option("--no-int8", is_flag=True, help="On CPU, run fp32 instead of INT8 dynamic quantization."),
         click.option("--max-length", type=click.IntRange(16, 8192), help="Token limit per (query, passage) pair."),
+        click.option(
+            "--backend",
+            type=click.Choice(["auto", "torch", "onnx"]),
+            help="Runtime; auto = ONNX Runtime INT8 on CPU when MODEL/onnx has an export "
+            "[env SHOPRANK_RERANKER_BACKEND].",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
 
 
-def _load(model: str | None, device: str | None, no_int8: bool, max_length: int | None) -> Scorer:
+def _load(
+    model: str | None, device: str | None, no_int8: bool, max_length: int | None, backend: str | None = None
+) -> Scorer:
     overrides: dict[str, Any] = {}
+    if backend:
+        overrides["backend"] = backend
     if model:
         overrides["model"] = model
     if device:
