@@ -94,6 +94,11 @@ class Settings:
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", 8 * 1024 * 1024, int)
     demo_catalog: str = _env("DEMO_CATALOG", "data/catalog/demo_products.jsonl")
 
+    # Experiments
+    experiments_refresh_seconds: float = _env("EXPERIMENTS_REFRESH_SECONDS", 5.0, float)  # definitions snapshot age
+    reporting_currency: str = _env("REPORTING_CURRENCY", "USD")  # revenue in the dashboard
+    fx_rates: str = _env("FX_RATES", "")  # "EUR=1.08,JPY=0.0067": units of reporting currency; adds to the defaults
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every ``SHOPRANK_*`` variable; ``overrides`` win (tests, CLI flags)."""
@@ -139,6 +144,8 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if self.experiments_refresh_seconds < 0:
+            raise ConfigError(f"{ENV_PREFIX}EXPERIMENTS_REFRESH_SECONDS must not be negative")
         if self.api_rate_limit_per_minute < 0:
             raise ConfigError(f"{ENV_PREFIX}API_RATE_LIMIT_PER_MINUTE must be 0 (unlimited) or positive")
 

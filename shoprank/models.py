@@ -1,10 +1,26 @@
 """Every ORM model, imported in one place so ``Base.metadata`` knows all tables (Alembic, drift test)."""
 
-from experiments.store.models import Event, ImpressionItem
+from experiments.store.experiment_models import Experiment, ExperimentAudit, ExperimentVariant, Exposure
+from experiments.store.models import Event, ImpressionItem, UnitDayRollup
 from shoprank.apikeys import ApiKey
 from shoprank.catalog.models import Product, ProductEmbedding
 from shoprank.db import Base
+from shoprank.users import User
 
 metadata = Base.metadata
 
-__all__ = ["ApiKey", "Base", "Event", "ImpressionItem", "Product", "ProductEmbedding", "metadata"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Event",
+    "Experiment",
+    "ExperimentAudit",
+    "ExperimentVariant",
+    "Exposure",
+    "ImpressionItem",
+    "Product",
+    "ProductEmbedding",
+    "UnitDayRollup",
+    "User",
+    "metadata",
+]

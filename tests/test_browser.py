@@ -109,3 +109,44 @@ def test_search_click_and_the_click_is_stored(browser, live_shop):
     assert impression is not None and impression.type == "impression" and impression.reranked is True
     assert impression.query == "wireless noise cancelling headphones" and len(items) >= 2
     assert {i.position: i.sku for i in items}[position] == sku
+
+
+def test_dashboard_login_and_experiment_with_simulated_data(browser, live_shop, tmp_path):
+    """A merchandiser signs in and opens an experiment fed by the simulator: charts and numbers are on the page."""
+    from experiments.manage import ExperimentSpec, VariantSpec, create_experiment, start_experiment
+    from shoprank.simulator import HttpTransport, SimulationConfig, Simulator
+    from shoprank.users import create_user
+
+    base, services = live_shop
+    with services.db.session() as session:
+        create_user(session, "merch@example.com", "browser test password", "merchandiser")
+        spec = ExperimentSpec(
+            key="browser-ab",
+            name="Browser A/B",
+            variants=[VariantSpec("control", rerank=False), VariantSpec("rerank", rerank=True)],
+        )
+        start_experiment(session, create_experiment(session, spec, "tests"), "tests")
+    services.search.resolver.invalidate()
+    config = SimulationConfig(users=50, ctr_lift=0.5, days=4, seed=11, results_per_page=5, concurrency=4)
+    result = Simulator(HttpTransport(base), config).run()  # through the live server's real HTTP endpoints
+    assert result.experiments["browser-ab"] == 50
+
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{base}/dashboard/experiments/browser-ab")
+    page.wait_for_url("**/dashboard/login**")
+    page.fill("input[name=email]", "merch@example.com")
+    page.fill("input[name=password]", "browser test password")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/experiments/browser-ab")
+    assert page.text_content("#total-units").strip() == "50"
+    assert page.locator("#lift-chart svg.lift-chart g.lift").count() >= 4  # a CI whisker per metric
+    assert page.locator("#series-chart svg polygon.band").count() == 1  # the cumulative CI band
+    ctr_rows = page.locator('#summary-table tr[data-metric="ctr"]')
+    assert ctr_rows.count() == 2
+    value = ctr_rows.nth(1).locator("td.value").text_content()
+    assert value and "%" in value
+    assert page.locator("#language-table tbody tr").count() >= 1
+    page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+    page.goto(f"{base}/dashboard/")
+    assert page.locator("a.exp-link", has_text="Browser A/B").count() == 1

@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = services or build_services(settings)
 
-    from webapp import i18n
+    from webapp import dashboard, i18n
     from webapp.blueprints import api, health, rerank_api, shop
     from webapp.errors import register_error_handlers
     from webapp.http import install_request_hooks
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     app.register_blueprint(api.bp)
     app.register_blueprint(rerank_api.bp)
     app.register_blueprint(health.bp)
+    dashboard.init_app(app, production=settings.env == "production")
 
     @app.teardown_appcontext
     def remove_session(_exc: Any) -> None:

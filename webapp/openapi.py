@@ -115,6 +115,10 @@ _PRODUCT_RESULT = {
         "first_stage_score": {"type": "number"},
         "rerank_score": {"type": ["number", "null"]},
         "retriever_ranks": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "team": {
+            "enum": ["A", "B", None],
+            "description": "Interleaving: the ranker that placed this result; send it back in the impression's items",
+        },
     },
 }
 
@@ -206,6 +210,12 @@ def openapi_document() -> dict[str, Any]:
                         {"name": "lang", "in": "query", "schema": {"type": "string"}, "description": "ISO 639-1"},
                         {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 20}},
                         {"name": "user", "in": "query", "schema": {"type": "string"}, "description": "Unit id"},
+                        {
+                            "name": "market",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+                            "description": "ISO 3166 alpha-2, for experiment targeting",
+                        },
                     ],
                     "responses": {
                         "200": _json(
@@ -217,7 +227,14 @@ def openapi_document() -> dict[str, Any]:
                                     "request_id": {"type": "string"},
                                     "impression_id": {"type": "string"},
                                     "experiment": {"type": ["string", "null"]},
-                                    "variant": {"type": ["string", "null"]},
+                                    "variant": {
+                                        "type": ["string", "null"],
+                                        "description": "'interleaved' in an interleaving experiment",
+                                    },
+                                    "interleaved": {
+                                        "type": "boolean",
+                                        "description": "Team-draft merge of two rankers; each result has a team",
+                                    },
                                     "reranked": {"type": "boolean"},
                                     "rerank_status": {
                                         "enum": [

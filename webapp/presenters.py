@@ -46,4 +46,5 @@ def hit_json(hit: SearchHit, locale: str | None) -> dict[str, Any]:
         "first_stage_score": round(hit.first_stage_score, 6),
         "rerank_score": None if hit.rerank_score is None else round(hit.rerank_score, 6),
         "retriever_ranks": hit.retriever_ranks,
+        "team": hit.team,
     }

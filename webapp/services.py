@@ -21,7 +21,7 @@ from shoprank.config import Settings
 from shoprank.db import Database
 from shoprank.search.embeddings import embedder
 from shoprank.search.index import CatalogIndex, CatalogSnapshot
-from shoprank.search.ranking import NoExperiment, RankingConfig, VariantResolver
+from shoprank.search.ranking import RankingConfig, VariantResolver
 from shoprank.search.service import SearchService
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,14 @@ def build_services(
     index = CatalogIndex(db, embedder(), lexical_weight=settings.first_stage_lexical_weight)
     dispatcher = dispatcher or build_dispatcher(settings)
     index.on_refresh.append(lambda snapshot: share_language_centering(dispatcher, snapshot))
-    resolver = resolver or NoExperiment(RankingConfig(first_stage_top_k=settings.first_stage_top_k))
+    if resolver is None:
+        from experiments.resolver import ExperimentResolver
+
+        resolver = ExperimentResolver(
+            db,
+            RankingConfig(first_stage_top_k=settings.first_stage_top_k),
+            refresh_seconds=settings.experiments_refresh_seconds,
+        )
     search = SearchService(
         index,
         dispatcher,

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from experiments.store.models import EVENT_TYPE_VALUES, Event, ImpressionItem
+from experiments.store.models import EVENT_TYPE_VALUES, Event, ImpressionItem, UnitDayRollup
 from shoprank.db import utcnow
 
 EVENT_TYPES = frozenset(EVENT_TYPE_VALUES)
@@ -28,7 +28,6 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _CLOCK_SKEW = timedelta(days=1)
 MAX_ITEMS_PER_IMPRESSION = 1000
-_INSERT_CHUNK = 200  # rows per INSERT statement; well under SQLite's bound-parameter limit
 
 
 class EventValidationError(ValueError):
@@ -271,24 +270,172 @@ def _inherit_assignment(session: Session, events: Sequence[ValidEvent]) -> None:
             event.row["experiment"], event.row["variant"] = assignment
 
 
+#: PostgreSQL array types of the columns the fast path binds (one array parameter per column).
+_PG_TYPES = {
+    "event_id": "varchar",
+    "type": "varchar",
+    "unit_id": "varchar",
+    "experiment": "varchar",
+    "variant": "varchar",
+    "impression_id": "varchar",
+    "occurred_at": "timestamptz",
+    "received_at": "timestamptz",
+    "query": "text",
+    "language": "varchar",
+    "reranked": "boolean",
+    "result_count": "integer",
+    "sku": "varchar",
+    "position": "integer",
+    "quantity": "integer",
+    "order_value": "numeric",
+    "currency": "varchar",
+    "request_id": "varchar",
+    "team": "varchar",
+    "day": "date",
+    "impressions": "integer",
+    "clicks": "integer",
+    "purchases": "integer",
+    "revenue": "float8",
+}
+
+
+def _unnest_insert(session: Session, table: str, rows: list[dict[str, Any]], tail: str) -> Any:
+    """``INSERT … SELECT * FROM unnest(array, array, …) <tail>``: one small statement with one array per column.
+
+    PostgreSQL plans it once and reads the arrays in binary; a multi-row VALUES list of the same rows is a
+    statement with thousands of parameters that the driver must rewrite on every call (several times slower).
+    """
+    columns = list(rows[0])
+    arrays = ", ".join(f"CAST(:{name} AS {_PG_TYPES[name]}[])" for name in columns)
+    names = ", ".join(f'"{name}"' for name in columns)
+    sql = text(f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {tail}")
+    return session.execute(sql, {name: [row[name] for row in rows] for name in columns})
+
+
+def _copy_items(session: Session, items: list[dict[str, Any]]) -> None:
+    """COPY the items of newly stored impressions (the bulk of the rows: ten or more per impression).
+
+    No conflict is possible: an impression id is new in this transaction (a concurrent duplicate waits on the
+    event's primary key and then stores nothing), so the plain COPY needs no ON CONFLICT and is the fastest
+    way PostgreSQL takes rows.
+    """
+    raw = session.connection().connection.dbapi_connection
+    with raw.cursor() as cursor:  # type: ignore[union-attr]
+        statement = "COPY impression_items (impression_id, position, sku, team) FROM STDIN (FORMAT BINARY)"
+        with cursor.copy(statement) as copy:
+            copy.set_types(["varchar", "int4", "varchar", "varchar"])
+            for item in items:
+                copy.write_row((item["impression_id"], item["position"], item["sku"], item["team"]))
+
+
+def _insert_postgresql(session: Session, rows: list[dict[str, Any]], fresh_items: Any, rollups: Any) -> set[str]:
+    stored = set(
+        _unnest_insert(session, "events", rows, "ON CONFLICT (event_id) DO NOTHING RETURNING event_id").scalars()
+    )
+    items = fresh_items(stored)
+    if items:
+        _copy_items(session, items)
+    increments = rollups(stored)
+    if increments:
+        updates = ", ".join(
+            f"{name} = unit_day_rollups.{name} + excluded.{name}"
+            for name in ("impressions", "clicks", "purchases", "revenue")
+        )
+        _unnest_insert(
+            session,
+            "unit_day_rollups",
+            increments,
+            f"ON CONFLICT (experiment, unit_id, day, currency) DO UPDATE SET {updates}",
+        )
+    return stored
+
+
+def _rollup_increments(events: Sequence[ValidEvent]) -> list[dict[str, Any]]:
+    """Per (experiment, unit, UTC day, purchase currency) counter increments of newly stored events."""
+    totals: dict[tuple[str, str, Any, str], list[float]] = {}
+    for event in events:
+        row = event.row
+        kind = row["type"]
+        if not row.get("experiment") or kind not in ("impression", "click", "purchase"):
+            continue
+        currency = (row.get("currency") or "") if kind == "purchase" else ""
+        day = row["occurred_at"].astimezone(UTC).date()
+        counters = totals.setdefault((row["experiment"], row["unit_id"], day, currency), [0, 0, 0, 0.0])
+        if kind == "impression":
+            counters[0] += 1
+        elif kind == "click":
+            counters[1] += 1
+        else:
+            counters[2] += 1
+            counters[3] += float(row.get("order_value") or 0)
+    return [
+        {
+            "experiment": experiment,
+            "unit_id": unit,
+            "day": day,
+            "currency": currency,
+            "impressions": imp,
+            "clicks": clk,
+            "purchases": pur,
+            "revenue": rev,
+        }
+        for (experiment, unit, day, currency), (imp, clk, pur, rev) in sorted(totals.items())
+    ]
+
+
+def _upsert_rollups(session: Session, insert: Any, increments: list[dict[str, Any]]) -> None:
+    if not increments:
+        return
+    table = UnitDayRollup.__table__
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["experiment", "unit_id", "day", "currency"],
+        set_={
+            name: table.c[name] + statement.excluded[name] for name in ("impressions", "clicks", "purchases", "revenue")
+        },
+    )
+    session.execute(statement, increments)
+
+
 def ingest_events(session: Session, events: Sequence[ValidEvent]) -> IngestResult:
-    """Store ``events``; already-stored ids are skipped. The caller commits (one transaction per batch)."""
+    """Store ``events``; already-stored ids are skipped. The caller commits (one transaction per batch).
+
+    Rows go in as one executemany per table (SQLAlchemy batches them into multi-row INSERTs with RETURNING), and
+    the per-unit-day rollups the experiment report reads are bumped for the newly stored events only, in the same
+    transaction, so the report and the events can never disagree.
+    """
     unique: dict[str, ValidEvent] = {}
     for event in events:
         unique.setdefault(event.row["event_id"], event)
     batch = list(unique.values())
+    if not batch:
+        return IngestResult(received=len(events), stored=0, duplicates=len(events))
     _inherit_assignment(session, batch)
-    insert = _dialect_insert(session)
     columns = [c.name for c in Event.__table__.columns]
-    stored: set[str] = set()
-    for start in range(0, len(batch), _INSERT_CHUNK):
-        chunk = [{col: e.row.get(col) for col in columns} for e in batch[start : start + _INSERT_CHUNK]]
-        statement = insert(Event).values(chunk).on_conflict_do_nothing(index_elements=["event_id"])
-        stored.update(session.scalars(statement.returning(Event.event_id)))
-    items = [
-        {"impression_id": e.row["event_id"], **item} for e in batch if e.row["event_id"] in stored for item in e.items
-    ]
-    for start in range(0, len(items), _INSERT_CHUNK):
-        statement = insert(ImpressionItem).values(items[start : start + _INSERT_CHUNK]).on_conflict_do_nothing()
-        session.execute(statement)
+    rows = [{col: e.row.get(col) for col in columns} for e in batch]
+
+    def fresh_items(stored: set[str]) -> list[dict[str, Any]]:
+        return [
+            {"impression_id": e.row["event_id"], "position": item["position"], "sku": item["sku"], "team": item["team"]}
+            for e in batch
+            if e.row["event_id"] in stored
+            for item in e.items
+        ]
+
+    def rollups(stored: set[str]) -> list[dict[str, Any]]:
+        return _rollup_increments([e for e in batch if e.row["event_id"] in stored])
+
+    if session.get_bind().dialect.name == "postgresql":
+        stored = _insert_postgresql(session, rows, fresh_items, rollups)
+        return IngestResult(received=len(events), stored=len(stored), duplicates=len(events) - len(stored))
+    insert = _dialect_insert(session)
+    # Core tables, not ORM entities: the ORM's bulk path would send one INSERT per row to get RETURNING values,
+    # Core batches rows into multi-row INSERTs ("insertmanyvalues") with RETURNING.
+    events_table = Event.__table__
+    statement = insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
+    stored = set(session.execute(statement.returning(events_table.c.event_id), rows).scalars())
+    items = fresh_items(stored)
+    if items:
+        session.execute(insert(ImpressionItem.__table__).on_conflict_do_nothing(), items)
+    _upsert_rollups(session, insert, rollups(stored))
     return IngestResult(received=len(events), stored=len(stored), duplicates=len(events) - len(stored))

@@ -7,6 +7,7 @@ import logging
 import click
 
 from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
+from shoprank.cli.experiment_commands import simulate, user_group
 from shoprank.cli.model_commands import model_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 from shoprank.cli.serve_command import serve
@@ -36,6 +37,8 @@ cli.add_command(serve)
 for command in (worker, worker_health, worker_status):
     cli.add_command(command)
 cli.add_command(model_group)
+cli.add_command(user_group)
+cli.add_command(simulate)
 
 
 def main() -> None:

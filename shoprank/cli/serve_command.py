@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -36,14 +37,38 @@ def _catalog_is_empty(url: str) -> bool:
         db.dispose()
 
 
+def _prepare_demo_experiments(app: Any, services: Any, users: int) -> Any:
+    """Demo login and experiments; simulated traffic only when the experiments are new (a restart keeps data)."""
+    from tqdm import tqdm
+
+    from shoprank.demo import ensure_demo, simulate_demo_traffic
+
+    setup = ensure_demo(services.db)
+    services.search.resolver.invalidate()
+    if setup.created_experiments and users:
+        with tqdm(total=users, unit="shopper", desc="simulating demo shoppers", leave=False) as bar:
+            result = simulate_demo_traffic(app, users, progress=bar.update)
+        click.echo(f"demo experiments {', '.join(setup.created_experiments)}: {result.summary()}")
+    return setup
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Waitress worker threads.")
 @click.option(
-    "--demo", is_flag=True, help="Migrate the database and import the demo catalog if it is empty, then serve."
+    "--demo",
+    is_flag=True,
+    help="Migrate, import the demo catalog if empty, set up demo experiments with simulated traffic, then serve.",
 )
-def serve(host: str, port: int, threads: int, demo: bool) -> None:
+@click.option(
+    "--demo-users",
+    type=click.IntRange(0, 100_000),
+    default=1000,
+    show_default=True,
+    help="Simulated shoppers for a fresh demo (only when the demo experiments are created).",
+)
+def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> None:
     """Start the shop, the JSON API and the rerank APIs."""
     import waitress
 
@@ -64,6 +89,7 @@ def serve(host: str, port: int, threads: int, demo: bool) -> None:
     app = create_app(settings)
     services = app.extensions["shoprank"]
     snapshot = services.index.refresh()
+    demo_login = _prepare_demo_experiments(app, services, demo_users) if demo else None
     try:  # the first shopper should not pay for lazy initialisation
         services.search.search("warm up", limit=1, request_id="warm-up")
     except Exception:  # a failing warm-up is logged; the server still starts and /ready tells the story
@@ -77,5 +103,10 @@ def serve(host: str, port: int, threads: int, demo: bool) -> None:
             line += " -- FALLBACK: cross-encoder weights not on this machine (see README 'Models')"
         click.echo(line)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    if demo_login is not None:
+        click.echo(
+            f"dashboard: http://{shown_host}:{port}/dashboard/  login {demo_login.email}  password "
+            f"{demo_login.password}  (demo only; a new password at every demo start)"
+        )
     click.echo(f"shoprank is running at http://{shown_host}:{port}/  (API: /api/search, /v2/rerank; Ctrl-C to stop)")
     waitress.serve(app, host=host, port=port, threads=threads, ident="shoprank", _quiet=True)

@@ -30,6 +30,9 @@ class Assignment:
     experiment: str | None
     variant: str | None
     config: RankingConfig
+    #: Interleaving experiments: ranker B's config. The search then shows the team-draft merge of ``config``
+    #: (team A) and this (team B), each product tagged with its team.
+    interleave_with: RankingConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,7 @@ class SearchContext:
     query: str
     language: str | None
     surface: str  # "shop" (HTML pages) or "api"
+    market: str | None = None  # ISO 3166 alpha-2, for experiment targeting
 
 
 class VariantResolver(Protocol):

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from experiments.interleaving import Team, interleave_for
 from reranking.dispatch import (
     RerankDispatcher,
     RerankError,
@@ -25,7 +26,7 @@ from reranking.dispatch import (
 )
 from reranking.text import normalize_query
 from shoprank.search.index import CatalogIndex, CatalogItem
-from shoprank.search.ranking import Assignment, SearchContext, VariantResolver
+from shoprank.search.ranking import Assignment, RankingConfig, SearchContext, VariantResolver
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class SearchHit:
     first_stage_score: float
     rerank_score: float | None
     retriever_ranks: dict[str, int]
+    team: str | None = None  # interleaving: "A" or "B" (the ranker that placed it); None otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,7 @@ class SearchResult:
     timings_ms: dict[str, float]
     request_id: str | None
     impression_id: str
+    interleaved: bool = False  # team-draft merge of two rankers; hits carry their team
 
 
 @dataclass
@@ -135,15 +138,18 @@ class SearchService:
         unit_id: str | None = None,
         request_id: str | None = None,
         surface: str = "api",
+        market: str | None = None,
     ) -> SearchResult:
         started = time.perf_counter()
         query = clean_query(query, self.max_query_chars)
-        assignment: Assignment = self.resolver.resolve(unit_id, SearchContext(query, language, surface))
-        config = assignment.config
+        assignment: Assignment = self.resolver.resolve(unit_id, SearchContext(query, language, surface, market))
+        configs = [assignment.config]
+        if assignment.interleave_with is not None:
+            configs.append(assignment.interleave_with)
         timings: dict[str, float] = {}
 
         snapshot = self.index.refresh_if_changed()
-        first_stage = snapshot.retriever.retrieve(query, config.first_stage_top_k)
+        first_stage = snapshot.retriever.retrieve(query, max(config.first_stage_top_k for config in configs))
         timings["first_stage"] = sum(first_stage.timings_ms.values())
         timings.update({f"first_stage_{name}": ms for name, ms in first_stage.timings_ms.items()})
         candidates = [(hit, snapshot.by_sku[hit.sku]) for hit in first_stage.hits if hit.sku in snapshot.by_sku]
@@ -152,53 +158,46 @@ class SearchService:
         passages = [item.passage for _, item in candidates]
         timings["passages"] = (time.perf_counter() - mark) * 1000
 
-        rerank_scores: list[float] | None = None
-        scorer: dict[str, Any] | None = None
-        if not config.rerank:
-            status = "disabled"
-        elif not candidates:
-            status = "no_candidates"
-        else:
-            mark = time.perf_counter()
-            deadline_ms = config.deadline_ms or self.deadline_ms
-            job = RerankJob(
-                query=query,
-                passages=passages,
-                model=config.model,
-                request_id=request_id,
-                device_preference=config.device_preference,
-            )
-            try:
-                result = self.dispatcher.dispatch(job, deadline_ms / 1000)
-                if len(result.normalized_scores) != len(passages):
-                    raise RerankError(f"{len(result.normalized_scores)} scores for {len(passages)} passages")
-                rerank_scores = list(result.normalized_scores)
-                scorer = result.scorer
-                status = "ok"
-            except Exception as exc:  # any dispatcher failure, typed or not, keeps first-stage order
-                status = _fallback_status(exc)
-                log.warning(
-                    "rerank fallback (%s) for request %s: %s; serving first-stage order", status, request_id, exc
-                )
-            timings["rerank"] = (time.perf_counter() - mark) * 1000
+        rankings = [
+            self._rank(query, candidates, passages, config, request_id, timings, "rerank" if n == 0 else "rerank_b")
+            for n, config in enumerate(configs)
+        ]
+        status = _combined_status([ranking.status for ranking in rankings])
+        scorer = next((ranking.scorer for ranking in rankings if ranking.scorer is not None), None)
 
-        order = list(range(len(candidates)))
-        if rerank_scores is not None:
-            order.sort(key=lambda i: -rerank_scores[i])  # stable: ties keep first-stage order
-        hits = []
-        for rank, i in enumerate(order[:limit], start=1):
+        def hit(position: int, i: int, ranking: _Ranking, team: str | None) -> SearchHit:
             fused, item = candidates[i]
-            hits.append(
-                SearchHit(
-                    item=item,
-                    rank=rank,
-                    score=rerank_scores[i] if rerank_scores is not None else fused.score,
-                    first_stage_rank=i + 1,
-                    first_stage_score=fused.score,
-                    rerank_score=rerank_scores[i] if rerank_scores is not None else None,
-                    retriever_ranks=dict(fused.ranks),
-                )
+            score = ranking.scores.get(i) if ranking.scores is not None else None
+            return SearchHit(
+                item=item,
+                rank=position,
+                score=score if score is not None else fused.score,
+                first_stage_rank=i + 1,
+                first_stage_score=fused.score,
+                rerank_score=score,
+                retriever_ranks=dict(fused.ranks),
+                team=team,
             )
+
+        interleaved = len(rankings) == 2 and bool(unit_id) and bool(assignment.experiment)
+        if interleaved:
+            skus = [item.sku for _, item in candidates]
+            position_of = {sku: i for i, sku in enumerate(skus)}
+            merged = interleave_for(
+                assignment.experiment or "",
+                unit_id or "",
+                query,
+                [skus[i] for i in rankings[0].order],
+                [skus[i] for i in rankings[1].order],
+                length=limit,
+            )
+            hits = []
+            for entry in merged.items:
+                source = rankings[1] if entry.team is Team.B else rankings[0]
+                team = entry.team.value if entry.team is not None else None
+                hits.append(hit(entry.position + 1, position_of[entry.item], source, team))
+        else:
+            hits = [hit(rank, i, rankings[0], None) for rank, i in enumerate(rankings[0].order[:limit], start=1)]
         self.stats.record(status)
         timings["total"] = (time.perf_counter() - started) * 1000
         return SearchResult(
@@ -214,4 +213,63 @@ class SearchService:
             timings_ms={name: round(ms, 2) for name, ms in timings.items()},
             request_id=request_id,
             impression_id=str(uuid.uuid4()),
+            interleaved=interleaved,
         )
+
+    def _rank(
+        self,
+        query: str,
+        candidates: list[tuple[Any, CatalogItem]],
+        passages: list[str],
+        config: RankingConfig,
+        request_id: str | None,
+        timings: dict[str, float],
+        timing_name: str,
+    ) -> _Ranking:
+        """One ranker's order of the first ``config.first_stage_top_k`` candidates (reranked when it asks)."""
+        count = min(len(candidates), config.first_stage_top_k)
+        order = list(range(count))
+        if not config.rerank:
+            return _Ranking(order, None, "disabled", None)
+        if not count:
+            return _Ranking(order, None, "no_candidates", None)
+        mark = time.perf_counter()
+        deadline_ms = config.deadline_ms or self.deadline_ms
+        job = RerankJob(
+            query=query,
+            passages=passages[:count],
+            model=config.model,
+            request_id=request_id,
+            device_preference=config.device_preference,
+        )
+        try:
+            result = self.dispatcher.dispatch(job, deadline_ms / 1000)
+            if len(result.normalized_scores) != count:
+                raise RerankError(f"{len(result.normalized_scores)} scores for {count} passages")
+            scores = {i: float(score) for i, score in enumerate(result.normalized_scores)}
+        except Exception as exc:  # any dispatcher failure, typed or not, keeps first-stage order
+            status = _fallback_status(exc)
+            log.warning("rerank fallback (%s) for request %s: %s; serving first-stage order", status, request_id, exc)
+            timings[timing_name] = (time.perf_counter() - mark) * 1000
+            return _Ranking(order, None, status, None)
+        timings[timing_name] = (time.perf_counter() - mark) * 1000
+        order.sort(key=lambda i: -scores[i])  # stable: ties keep first-stage order
+        return _Ranking(order, scores, "ok", result.scorer)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranking:
+    order: list[int]  # candidate indexes, best first
+    scores: dict[int, float] | None  # rerank score per candidate index, when reranked
+    status: str
+    scorer: dict[str, Any] | None
+
+
+def _combined_status(statuses: list[str]) -> str:
+    """One status for the page: a fallback anywhere wins, then ``ok``, then why nothing was reranked."""
+    for status in statuses:
+        if status not in ("ok", "disabled", "no_candidates"):
+            return status
+    if "ok" in statuses:
+        return "ok"
+    return statuses[0]

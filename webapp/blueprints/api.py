@@ -41,6 +41,15 @@ def parse_language(raw: str | None) -> str | None:
     return raw
 
 
+def parse_market(raw: str | None) -> str | None:
+    """ISO 3166 alpha-2 market for experiment targeting (``DE``, ``jp``); empty means none."""
+    if raw is None or raw == "":
+        return None
+    if len(raw) != 2 or not raw.isascii() or not raw.isalpha():
+        raise ApiError(400, "invalid_market", f"market={raw[:20]!r} is not a two-letter country code (e.g. DE, JP)")
+    return raw.upper()
+
+
 def search_json(result: SearchResult, locale: str | None) -> dict[str, Any]:
     return {
         "query": result.query,
@@ -49,6 +58,7 @@ def search_json(result: SearchResult, locale: str | None) -> dict[str, Any]:
         "impression_id": result.impression_id,
         "experiment": result.experiment,
         "variant": result.variant,
+        "interleaved": result.interleaved,
         "reranked": result.reranked,
         "rerank_status": result.rerank_status,
         "scorer": result.scorer,
@@ -67,6 +77,7 @@ def search() -> Any:
     user = request.args.get("user") or visitor_id()
     if user is not None and len(user) > 128:
         raise ApiError(400, "invalid_user", "user must be at most 128 characters")
+    market = parse_market(request.args.get("market"))
     try:
         result = app.search.search(
             request.args.get("q", ""),
@@ -75,6 +86,7 @@ def search() -> Any:
             unit_id=user,
             request_id=current_request_id(),
             surface="api",
+            market=market,
         )
     except SearchInputError as exc:
         raise ApiError(400, exc.code, exc.message) from None

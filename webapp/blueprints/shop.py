@@ -37,6 +37,16 @@ def navigation() -> dict[str, Any]:
         return {"categories": []}
 
 
+def shopper_market() -> str | None:
+    """The region of the browser's preferred language (``de-CH`` → ``CH``): the page's market for targeting."""
+    for tag, _quality in request.accept_languages:
+        parts = tag.replace("_", "-").split("-")
+        if len(parts) >= 2 and len(parts[1]) == 2 and parts[1].isalpha():
+            return parts[1].upper()
+        return None
+    return None
+
+
 @bp.get("/")
 def home() -> Any:
     ensure_visitor_id()
@@ -65,6 +75,7 @@ def search() -> Any:
             unit_id=ensure_visitor_id(),
             request_id=current_request_id(),
             surface="shop",
+            market=shopper_market(),
         )
     except SearchInputError as exc:
         message = (

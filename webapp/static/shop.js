@@ -53,7 +53,10 @@
   if (results && impressionId) {
     var items = [];
     results.querySelectorAll("article.card").forEach(function (card) {
-      items.push({ sku: card.getAttribute("data-sku"), position: positionOf(card) });
+      var item = { sku: card.getAttribute("data-sku"), position: positionOf(card) };
+      var team = card.getAttribute("data-team");  // interleaving experiments: which ranker placed it
+      if (team) { item.team = team; }
+      items.push(item);
     });
     var impression = base("impression");
     impression.id = impressionId;

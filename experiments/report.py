@@ -1,0 +1,368 @@
+"""Everything the experiment page shows, computed once: analysis, per-language, time series, sample size, CSV.
+
+Input comes from the SQL rollups in :mod:`experiments.store.aggregate`; statistics from :mod:`experiments.stats`
+and :mod:`experiments.interleaving`. The output is plain data (dicts, lists, floats) so the dashboard templates,
+the SVG charts, the CSV export and the tests all read the same numbers.
+
+The cumulative time series uses always-valid confidence sequences by default: a chart that is looked at every
+day must not show a "significant" band by chance (see ``experiments/README.md``, sequential mode).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from experiments.interleaving import summarize_outcomes
+from experiments.stats import (
+    STANDARD_METRICS,
+    AnalysisSettings,
+    UnitAggregates,
+    VariantData,
+    analyze_experiment,
+    per_language,
+    required_sample_size,
+    required_sample_size_proportion,
+)
+from experiments.stats.sufficient import empty_like
+from experiments.store.aggregate import AbReport, InterleavingReport, Outcomes, ab_report, interleaving_report
+from experiments.store.experiment_models import Experiment
+
+#: The metrics the dashboard tables show (impressions per unit stays in the CSV).
+DASHBOARD_METRICS = ("ctr", "conversion_rate", "revenue_per_unit", "clicks_per_unit")
+METRIC_LABELS = {spec.key: spec.label for spec in STANDARD_METRICS}
+METRIC_FORMATS = {
+    "ctr": "percent",
+    "conversion_rate": "percent",
+    "revenue_per_unit": "money",
+    "clicks_per_unit": "number",
+    "impressions_per_unit": "number",
+}
+
+
+@dataclass
+class SampleSizeProgress:
+    metric: str
+    required_per_variant: int | None  # None: not enough data in control to estimate the variance yet
+    smallest_variant_units: int
+    fraction: float | None
+    target_mde: float
+    note: str = ""
+
+
+@dataclass
+class Report:
+    experiment_key: str
+    kind: str
+    primary_metric: str
+    currency: str
+    generated_at: dt.datetime
+    variants: list[str]
+    analysis: dict[str, Any] | None = None  # ExperimentAnalysis.to_dict() for A/B
+    languages: dict[str, dict[str, Any]] = field(default_factory=dict)  # language → analysis dict
+    series: list[dict[str, Any]] = field(default_factory=list)  # per day: cumulative lift of the primary metric
+    sample_size: SampleSizeProgress | None = None
+    unpriced_purchases: int = 0
+    interleaving: dict[str, Any] | None = None
+    sequential: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def total_units(self) -> int:
+        if self.analysis:
+            return sum(v["units"] for v in self.analysis["variants"])
+        if self.interleaving:
+            return int(self.interleaving["exposed_units"])
+        return 0
+
+    def headline(self) -> dict[str, Any]:
+        """The best treatment on the primary metric: what the experiment list shows."""
+        if self.interleaving is not None:
+            total = self.interleaving["total"]
+            return {
+                "metric": "preference",
+                "variant": self.variants[1],
+                "estimate": total["b_win_share"],
+                "ci": total["b_win_share_ci"],
+                "p_value": total["p_value"],
+                "verdict": (
+                    "inconclusive" if not total["significant"] else ("better" if total["winner"] == "B" else "worse")
+                ),
+                "kind": "interleaving",
+            }
+        comparisons = [c for c in (self.analysis or {}).get("comparisons", []) if c["metric"] == self.primary_metric]
+        srm = bool((self.analysis or {}).get("srm", {}).get("flagged"))
+        if not comparisons:
+            return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab", "srm": srm}
+        ranked = sorted(
+            comparisons,
+            key=lambda c: (c["relative"] or {}).get("estimate") if c["relative"] else -math.inf,
+            reverse=True,
+        )
+        best = ranked[0]
+        relative = best["relative"] or {}
+        return {
+            "metric": self.primary_metric,
+            "variant": best["variant"],
+            "estimate": relative.get("estimate"),
+            "ci": [relative.get("ci_lower"), relative.get("ci_upper")] if relative else None,
+            "p_value": best["p_value_adjusted"],
+            "verdict": best["verdict"],
+            "kind": "ab",
+            "srm": srm,
+        }
+
+
+def _variant_data(order: list[str], totals: Mapping[str, UnitAggregates]) -> list[VariantData]:
+    template = next(iter(totals.values()), UnitAggregates(units=0))
+    empty = {key: empty_like(stats) for key, stats in template.metrics().items()}
+    return [
+        VariantData.from_aggregates(key, totals[key]) if key in totals else VariantData(key, 0, empty) for key in order
+    ]
+
+
+def _sample_size(experiment: Experiment, totals: Mapping[str, UnitAggregates], order: list[str]) -> SampleSizeProgress:
+    metric = experiment.primary_metric
+    units = [totals[key].units if key in totals else 0 for key in order]
+    smallest = min(units) if units else 0
+    control = totals.get(order[0])
+    progress = SampleSizeProgress(metric, None, smallest, None, experiment.target_mde)
+    if control is None or control.units < 30:
+        progress.note = "needs at least 30 control units to estimate the baseline"
+        return progress
+    stats = control.metrics()[metric]
+    comparisons = max(1, len(order) - 1)
+    weights = [v.weight for v in experiment.variants]
+    ratio = min(weights[1:]) / weights[0] if len(weights) > 1 and weights[0] > 0 else 1.0
+    try:
+        if metric == "conversion_rate":
+            size = required_sample_size_proportion(
+                baseline_rate=stats.mean,
+                mde=experiment.target_mde,
+                treatment_ratio=ratio,
+                num_comparisons=comparisons,
+            )
+        else:
+            size = required_sample_size(
+                baseline_mean=stats.mean,
+                baseline_variance=stats.variance,
+                mde=experiment.target_mde,
+                treatment_ratio=ratio,
+                num_comparisons=comparisons,
+            )
+    except ValueError as exc:
+        progress.note = f"cannot estimate yet: {exc}"
+        return progress
+    required = max(size.n_control, size.n_treatment)
+    progress.required_per_variant = required
+    progress.fraction = smallest / required if required else None
+    return progress
+
+
+def _series(
+    cumulative: Mapping[dt.date, Mapping[str, UnitAggregates]],
+    order: list[str],
+    weights: list[float],
+    metric: str,
+    settings: AnalysisSettings,
+) -> list[dict[str, Any]]:
+    out = []
+    for day in sorted(cumulative):
+        variants = _variant_data(order, cumulative[day])
+        analysis = analyze_experiment(variants, weights=weights, settings=settings)
+        point: dict[str, Any] = {"day": day.isoformat(), "units": sum(v.units for v in variants), "lifts": {}}
+        for comparison in analysis.comparisons:
+            if comparison.metric != metric:
+                continue
+            relative = comparison.relative
+            point["lifts"][comparison.variant] = (
+                None
+                if relative is None
+                else {
+                    "estimate": relative.estimate,
+                    "ci_lower": relative.ci_lower_adjusted,
+                    "ci_upper": relative.ci_upper_adjusted,
+                }
+            )
+        out.append(point)
+    return out
+
+
+def _summary_dict(outcomes: Outcomes, alpha: float) -> dict[str, Any]:
+    summary = summarize_outcomes(outcomes.wins_a, outcomes.wins_b, outcomes.ties, alpha=alpha)
+    return {
+        "impressions": summary.impressions,
+        "wins_a": summary.wins_a,
+        "wins_b": summary.wins_b,
+        "ties": summary.ties,
+        "preference_b": summary.preference_b,
+        "b_win_share": summary.b_win_share,
+        "b_win_share_ci": list(summary.b_win_share_ci) if summary.b_win_share_ci else None,
+        "p_value": summary.p_value,
+        "significant": summary.significant,
+        "winner": summary.winner.value if summary.winner else None,
+    }
+
+
+def _interleaving(report: InterleavingReport, alpha: float) -> dict[str, Any]:
+    return {
+        "exposed_units": report.exposed_units,
+        "total": _summary_dict(report.total(), alpha),
+        "unit_level": _summary_dict(report.unit_total(), alpha),
+        "languages": {lang: _summary_dict(o, alpha) for lang, o in report.by_language().items()},
+        "series": [{"day": day.isoformat(), **_summary_dict(o, alpha)} for day, o in report.cumulative().items()],
+    }
+
+
+def build_report(
+    session: Session,
+    experiment: Experiment,
+    *,
+    rates: Mapping[str, float],
+    currency: str = "USD",
+    sequential: bool = False,
+    alpha: float = 0.05,
+) -> Report:
+    """Run the SQL rollups for ``experiment`` and every statistic the page shows."""
+    order = [v.key for v in experiment.variants]
+    weights = [v.weight for v in experiment.variants]
+    report = Report(
+        experiment_key=experiment.key,
+        kind=experiment.kind,
+        primary_metric=experiment.primary_metric,
+        currency=currency,
+        generated_at=dt.datetime.now(dt.UTC),
+        variants=order,
+        sequential=sequential,
+    )
+    if experiment.kind == "interleaving":
+        report.interleaving = _interleaving(interleaving_report(session, experiment.key), alpha)
+        return report
+
+    data: AbReport = ab_report(session, experiment.key, rates)
+    totals = data.totals()
+    settings = AnalysisSettings(alpha=alpha, sequential=sequential)
+    variants = _variant_data(order, totals)
+    analysis = analyze_experiment(variants, weights=weights, settings=settings)
+    report.analysis = analysis.to_dict()
+    report.warnings = list(analysis.warnings)
+    by_language = {key: stats for key, stats in data.by_language.items() if key[1] in order}
+    if by_language:
+        breakdown = per_language(by_language, variant_order=order, weights=weights, settings=settings)
+        report.languages = {lang: result.to_dict() for lang, result in breakdown.items()}
+    # The time series is always sequential: it is the view people check every day.
+    report.series = _series(
+        data.cumulative, order, weights, experiment.primary_metric, AnalysisSettings(alpha=alpha, sequential=True)
+    )
+    report.sample_size = _sample_size(experiment, totals, order)
+    report.unpriced_purchases = data.unpriced_purchases
+    if data.unpriced_purchases:
+        report.warnings.append(
+            f"{data.unpriced_purchases} purchase(s) in currencies without an exchange rate count as conversions "
+            f"but not as revenue (set SHOPRANK_FX_RATES)."
+        )
+    return report
+
+
+# --- CSV export ----------------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "experiment",
+    "segment",
+    "variant",
+    "units",
+    "metric",
+    "value",
+    "std_error",
+    "absolute_lift",
+    "relative_lift",
+    "relative_ci_lower",
+    "relative_ci_upper",
+    "p_value",
+    "p_value_adjusted",
+    "method",
+    "verdict",
+)
+
+
+def _csv_rows(key: str, segment: str, analysis: Mapping[str, Any]) -> list[list[Any]]:
+    rows = []
+    comparisons = {(c["metric"], c["variant"]): c for c in analysis["comparisons"]}
+    for variant in analysis["variants"]:
+        for metric, summary in variant["metrics"].items():
+            comparison = comparisons.get((metric, variant["key"]))
+            relative = (comparison or {}).get("relative") or {}
+            absolute = (comparison or {}).get("absolute") or {}
+            rows.append(
+                [
+                    key,
+                    segment,
+                    variant["key"],
+                    variant["units"],
+                    metric,
+                    summary["value"],
+                    summary["std_error"],
+                    absolute.get("estimate"),
+                    relative.get("estimate"),
+                    relative.get("ci_lower"),
+                    relative.get("ci_upper"),
+                    (comparison or {}).get("p_value"),
+                    (comparison or {}).get("p_value_adjusted"),
+                    (comparison or {}).get("method"),
+                    (comparison or {}).get("verdict", "control" if variant["is_control"] else ""),
+                ]
+            )
+    return rows
+
+
+def report_csv(report: Report) -> str:
+    """One row per (segment, variant, metric): 'all' first, then each language."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if report.interleaving is not None:
+        writer.writerow(
+            [
+                "experiment",
+                "segment",
+                "impressions",
+                "wins_a",
+                "wins_b",
+                "ties",
+                "b_win_share",
+                "ci_lower",
+                "ci_upper",
+                "p_value",
+            ]
+        )
+        segments = {"all": report.interleaving["total"], "all (unit level)": report.interleaving["unit_level"]}
+        segments.update(report.interleaving["languages"])
+        for segment, s in segments.items():
+            ci = s["b_win_share_ci"] or [None, None]
+            writer.writerow(
+                [
+                    report.experiment_key,
+                    segment,
+                    s["impressions"],
+                    s["wins_a"],
+                    s["wins_b"],
+                    s["ties"],
+                    s["b_win_share"],
+                    ci[0],
+                    ci[1],
+                    s["p_value"],
+                ]
+            )
+        return buffer.getvalue()
+    writer.writerow(CSV_COLUMNS)
+    if report.analysis:
+        writer.writerows(_csv_rows(report.experiment_key, "all", report.analysis))
+    for language, analysis in report.languages.items():
+        writer.writerows(_csv_rows(report.experiment_key, f"language:{language}", analysis))
+    return buffer.getvalue()

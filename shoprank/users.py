@@ -1,0 +1,91 @@
+"""Dashboard users: email, salted password hash, role. Framework-free; the web login lives in ``webapp.dashboard``.
+
+Passwords are hashed with werkzeug's ``generate_password_hash`` (scrypt, random salt): slow on purpose, unlike
+the SHA-256 of API keys, because people choose guessable passwords. Roles are ordered: an admin may do what a
+merchandiser may do; ops see the ops pages (a later issue) but do not edit experiments.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, DateTime, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from shoprank.db import Base, utcnow
+
+ROLES = ("merchandiser", "ops", "admin")
+MIN_PASSWORD_LENGTH = 10
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,}$")
+#: A hash of a random password, checked when the email is unknown so that a miss costs as long as a hit.
+_DUMMY_HASH = generate_password_hash("no-such-user-placeholder-password")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('merchandiser', 'ops', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def has_role(self, *roles: str) -> bool:
+        """Admins pass every role check; others need one of ``roles``."""
+        return self.role == "admin" or self.role in roles
+
+
+class UserError(ValueError):
+    """Invalid user input; the message is safe to show."""
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserError(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise UserError("the password is longer than 1024 characters")
+
+
+def create_user(session: Session, email: str, password: str, role: str) -> User:
+    email = normalize_email(email)
+    if not _EMAIL.match(email):
+        raise UserError(f"{email!r} is not an email address")
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    validate_password(password)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise UserError(f"a user with email {email} already exists")
+    user = User(email=email, password_hash=generate_password_hash(password), role=role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, email: str, password: str) -> User:
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise UserError(f"no user with email {email}")
+    validate_password(password)
+    user.password_hash = generate_password_hash(password)
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The active user with this email and password, else None (same work either way)."""
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None or not user.active:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    if not check_password_hash(user.password_hash, password):
+        return None
+    user.last_login_at = utcnow()
+    return user

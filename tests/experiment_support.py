@@ -1,0 +1,34 @@
+"""Helpers for the experiment tests: clean experiment state on the shared test database, quick specs."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete
+
+from experiments.manage import ExperimentSpec, VariantSpec, create_experiment, start_experiment
+from experiments.store.experiment_models import Experiment, ExperimentAudit, ExperimentVariant, Exposure
+from shoprank.users import User
+
+
+def reset_experiments(services) -> None:
+    """Remove every experiment, exposure and user, so other tests' searches see no experiment."""
+    with services.db.session() as session:
+        for model in (ExperimentAudit, ExperimentVariant, Experiment, Exposure, User):
+            session.execute(delete(model))
+    services.search.resolver.invalidate()
+
+
+def ab_spec(key: str, **overrides) -> ExperimentSpec:
+    values = dict(
+        key=key,
+        name=f"Test {key}",
+        variants=[VariantSpec("control", rerank=False), VariantSpec("treatment", rerank=True)],
+    )
+    values.update(overrides)
+    return ExperimentSpec(**values)
+
+
+def running(services, spec: ExperimentSpec, actor: str = "tests") -> None:
+    with services.db.session() as session:
+        experiment = create_experiment(session, spec, actor)
+        start_experiment(session, experiment, actor)
+    services.search.resolver.invalidate()

@@ -1,0 +1,195 @@
+"""Merchandiser dashboard (SQLite and PostgreSQL): login, roles, CSRF, forms with validation, start/stop,
+the experiment page with simulated traffic (charts, numbers, SRM banner, per-language table) and CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+
+from experiments.store.exposures import log_exposure
+from shoprank.simulator import FlaskTransport, SimulationConfig, Simulator
+from shoprank.users import create_user
+from tests.experiment_support import reset_experiments
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def dashboard(shop_services, shop_app):
+    reset_experiments(shop_services)
+    with shop_services.db.session() as session:
+        create_user(session, "merch@example.com", PASSWORD, "merchandiser")
+        create_user(session, "ops@example.com", PASSWORD, "ops")
+    yield shop_app
+    reset_experiments(shop_services)
+
+
+def _token(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the form"
+    return match.group(1)
+
+
+def _login(client, email: str = "merch@example.com", password: str = PASSWORD):
+    token = _token(client.get("/dashboard/login").get_data(as_text=True))
+    return client.post("/dashboard/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def _form(key: str, **overrides) -> dict[str, str]:
+    data = {
+        "key": key,
+        "name": f"Dashboard {key}",
+        "hypothesis": "Reranking lifts CTR",
+        "kind": "ab",
+        "primary_metric": "ctr",
+        "target_mde": "10",
+        "coverage": "100",
+        "variants-0-key": "control",
+        "variants-0-weight": "1",
+        "variants-0-first_stage_top_k": "100",
+        "variants-1-key": "rerank",
+        "variants-1-weight": "1",
+        "variants-1-rerank": "on",
+        "variants-1-first_stage_top_k": "50",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_login_required_roles_and_passwords(dashboard):
+    client = dashboard.test_client()
+    response = client.get("/dashboard/")
+    assert response.status_code == 302 and "/dashboard/login" in response.headers["Location"]
+    assert _login(client, password="wrong password!").status_code == 401
+    assert _login(client, email="nobody@example.com").status_code == 401
+    ops = dashboard.test_client()
+    assert _login(ops, email="ops@example.com").status_code == 302
+    assert ops.get("/dashboard/").status_code == 403
+    response = _login(client)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/dashboard/")
+    assert client.get("/dashboard/").status_code == 200
+    # an attacker-supplied next= cannot send the user off-site
+    other = dashboard.test_client()
+    token = _token(other.get("/dashboard/login").get_data(as_text=True))
+    redirect = other.post(
+        "/dashboard/login?next=//evil.example/x",
+        data={"email": "merch@example.com", "password": PASSWORD, "csrf_token": token},
+    )
+    assert redirect.headers["Location"].endswith("/dashboard/")
+
+
+def test_every_form_needs_the_csrf_token(dashboard):
+    client = dashboard.test_client()
+    assert client.post("/dashboard/login", data={"email": "merch@example.com", "password": PASSWORD}).status_code == 400
+    _login(client)
+    assert client.post("/dashboard/experiments/new", data=_form("nocsrf")).status_code == 400
+    bad = _form("badcsrf", csrf_token="forged")
+    assert client.post("/dashboard/experiments/new", data=bad).status_code == 400
+    token = _token(client.get("/dashboard/experiments/new").get_data(as_text=True))
+    assert client.post("/dashboard/experiments/new", data=_form("withcsrf", csrf_token=token)).status_code == 302
+    assert client.post("/dashboard/logout").status_code == 400
+    assert client.post("/dashboard/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/dashboard/").status_code == 302  # signed out
+
+
+def test_create_validate_start_edit_stop(dashboard, shop_services):
+    client = dashboard.test_client()
+    _login(client)
+    token = _token(client.get("/dashboard/experiments/new").get_data(as_text=True))
+    invalid = client.post(
+        "/dashboard/experiments/new",
+        data=_form("Bad Key", csrf_token=token, coverage="150", **{"variants-1-weight": "abc"}),
+    )
+    html = invalid.get_data(as_text=True)
+    assert invalid.status_code == 422 and "lower-case letters" in html and "not a number" in html
+    created = client.post("/dashboard/experiments/new", data=_form("flow", csrf_token=token))
+    assert created.status_code == 302 and created.headers["Location"].endswith("/dashboard/experiments/flow")
+    page = client.get("/dashboard/experiments/flow").get_data(as_text=True)
+    assert "draft" in page and "Start experiment" in page
+    assert client.post("/dashboard/experiments/flow/start", data={"csrf_token": token}).status_code == 302
+    assert shop_services.search.resolver.snapshot().running[0].definition.key == "flow"
+    edit = client.get("/dashboard/experiments/flow/edit").get_data(as_text=True)
+    assert "only the name, hypothesis" in edit
+    frozen = client.post(
+        "/dashboard/experiments/flow/edit", data=_form("flow", csrf_token=token, **{"variants-1-weight": "2"})
+    )
+    assert frozen.status_code == 422 and "cannot change while the experiment is running" in frozen.get_data(
+        as_text=True
+    )
+    renamed = client.post("/dashboard/experiments/flow/edit", data=_form("flow", csrf_token=token, name="Renamed"))
+    assert renamed.status_code == 302
+    assert client.post("/dashboard/experiments/flow/stop", data={"csrf_token": token}).status_code == 302
+    page = client.get("/dashboard/experiments/flow").get_data(as_text=True)
+    assert "Renamed" in page and "stopped" in page
+    assert page.count("by merch@example.com") == 4  # created, started, updated, stopped
+    listing = client.get("/dashboard/").get_data(as_text=True)
+    assert "Renamed" in listing and "0 running · 0 draft · 1 stopped" in listing
+
+
+def test_experiment_page_with_simulated_traffic(dashboard, shop_services):
+    client = dashboard.test_client()
+    _login(client)
+    token = _token(client.get("/dashboard/experiments/new").get_data(as_text=True))
+    client.post("/dashboard/experiments/new", data=_form("sim", csrf_token=token))
+    client.post("/dashboard/experiments/sim/start", data={"csrf_token": token})
+    config = SimulationConfig(users=60, ctr_lift=0.5, cvr_lift=0.3, days=3, seed=3, results_per_page=5)
+    result = Simulator(FlaskTransport(dashboard), config).run()
+    assert result.experiments["sim"] == 60 and set(result.variants) == {"control", "rerank"}
+
+    page = client.get("/dashboard/experiments/sim")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'class="chart lift-chart"' in html and 'class="chart series-chart"' in html
+    assert 'class="band"' in html and '<circle class="point"' in html
+    assert 'id="summary-table"' in html and 'id="language-table"' in html
+    total = re.search(r'id="total-units">([\d,]+)<', html).group(1)
+    assert int(total.replace(",", "")) == 60
+    assert "srm-banner" not in html
+    for metric in ("ctr", "conversion_rate", "revenue_per_unit"):
+        assert f'data-metric="{metric}" data-variant="rerank"' in html
+    sequential = client.get("/dashboard/experiments/sim?sequential=1").get_data(as_text=True)
+    assert "always-valid confidence sequences" in sequential
+
+    export = client.get("/dashboard/experiments/sim/export.csv")
+    assert export.status_code == 200 and export.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(export.get_data(as_text=True))))
+    overall = [r for r in rows if r["segment"] == "all"]
+    assert {r["variant"] for r in overall} == {"control", "rerank"}
+    assert sum(int(r["units"]) for r in overall if r["metric"] == "ctr") == 60
+    assert any(r["segment"].startswith("language:") for r in rows)
+
+
+def test_srm_banner_when_units_are_not_split_as_configured(dashboard, shop_services):
+    client = dashboard.test_client()
+    _login(client)
+    token = _token(client.get("/dashboard/experiments/new").get_data(as_text=True))
+    client.post("/dashboard/experiments/new", data=_form("skewed", csrf_token=token))
+    client.post("/dashboard/experiments/skewed/start", data={"csrf_token": token})
+    with shop_services.db.session() as session:
+        for i in range(1300):
+            log_exposure(session, experiment="skewed", unit_id=f"s{i}", variant="control" if i < 750 else "rerank")
+    html = client.get("/dashboard/experiments/skewed").get_data(as_text=True)
+    assert 'id="srm-banner"' in html and "do not act on these results" in html
+    assert "SRM" in client.get("/dashboard/").get_data(as_text=True)
+
+
+def test_sample_size_calculator_agrees_with_statsmodels(dashboard):
+    from statsmodels.stats.power import NormalIndPower
+    from statsmodels.stats.proportion import proportion_effectsize
+
+    client = dashboard.test_client()
+    _login(client)
+    html = client.get("/dashboard/calculator?baseline=5&mde=10&alpha=5&power=80&variants=2&units=20000").get_data(
+        as_text=True
+    )
+    shown = int(re.search(r'id="per-variant">([\d,]+)<', html).group(1).replace(",", ""))
+    # statsmodels with Cohen's h is an approximation of the same two-proportion power: within 1 %
+    effect = proportion_effectsize(0.055, 0.05)
+    reference = NormalIndPower().solve_power(effect_size=effect, alpha=0.05, power=0.8, ratio=1.0)
+    assert abs(shown - reference) / reference < 0.01
+    assert 'id="detectable"' in html
+    bad = client.get("/dashboard/calculator?baseline=abc").get_data(as_text=True)
+    assert "is not a number" in bad

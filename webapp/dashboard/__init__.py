@@ -1,0 +1,17 @@
+"""Merchandiser dashboard: experiment list, create/edit/start/stop, experiment report pages, CSV export.
+
+Login required (merchandiser or admin role); every form carries a CSRF token (``auth_users``).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Flask
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+
+def init_app(app: Flask, *, production: bool) -> None:
+    from webapp.dashboard import auth_users, views  # noqa: F401  (views registers the routes on bp)
+
+    auth_users.init_app(app, production=production)
+    app.register_blueprint(bp)

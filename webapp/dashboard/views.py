@@ -1,0 +1,435 @@
+"""Dashboard pages. Views stay thin: parsing in ``forms``, rules in ``experiments.manage``, numbers in
+``experiments.report``, drawing in ``charts``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from typing import Any
+
+from cachetools import TTLCache
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from experiments.manage import (
+    ExperimentError,
+    create_experiment,
+    get_experiment,
+    spec_of,
+    start_experiment,
+    stop_experiment,
+    update_experiment,
+    validate_spec,
+)
+from experiments.report import DASHBOARD_METRICS, METRIC_FORMATS, METRIC_LABELS, Report, build_report, report_csv
+from experiments.store.currency import parse_rates, reporting_rates
+from experiments.store.experiment_models import PRIMARY_METRICS, Experiment
+from webapp import services
+from webapp.dashboard import auth_users, bp
+from webapp.dashboard.charts import (
+    LiftRow,
+    SeriesPoint,
+    format_percent,
+    lift_chart,
+    outcome_bar,
+    progress_bar,
+    series_chart,
+)
+from webapp.dashboard.forms import default_spec, form_values, parse_float, parse_form
+
+bp.before_request(auth_users.protect_csrf)  # every state-changing dashboard request needs the CSRF token
+
+REPORT_TTL_SECONDS = 15
+_reports_lock = threading.Lock()
+
+
+def _report_cache() -> TTLCache[tuple[str, bool], Report]:
+    """Per app (tests run several apps in one process); guarded by ``_reports_lock``."""
+    extensions = current_app.extensions
+    if "dashboard_reports" not in extensions:
+        extensions["dashboard_reports"] = TTLCache(maxsize=256, ttl=REPORT_TTL_SECONDS)
+    return extensions["dashboard_reports"]
+
+
+def _rates() -> dict[str, float]:
+    settings = services().settings
+    return reporting_rates(settings.reporting_currency, parse_rates(settings.fx_rates))
+
+
+def report_for(experiment: Experiment, *, sequential: bool = False, fresh: bool = False) -> Report:
+    """The experiment's report, computed at most every few seconds per process (list and page share it)."""
+    cache_key = (experiment.key, sequential)
+    with _reports_lock:
+        cached = None if fresh else _report_cache().get(cache_key)
+    if cached is not None and cached.generated_at >= _aware(experiment.updated_at):
+        return cached
+    report = build_report(
+        services().db.scoped(),
+        experiment,
+        rates=_rates(),
+        currency=services().settings.reporting_currency.upper(),
+        sequential=sequential,
+    )
+    with _reports_lock:
+        _report_cache()[cache_key] = report
+    return report
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive UTC, PostgreSQL aware datetimes."""
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+
+
+def _changed() -> None:
+    """After a definition change: searches in this process see it at once, other processes within seconds."""
+    invalidate = getattr(services().search.resolver, "invalidate", None)
+    if callable(invalidate):
+        invalidate()
+    with _reports_lock:
+        _report_cache().clear()
+
+
+def _actor() -> str:
+    user = auth_users.current_user()
+    return user.email if user else "unknown"
+
+
+def _experiment_or_404(key: str) -> Experiment:
+    experiment = get_experiment(services().db.scoped(), key)
+    if experiment is None:
+        abort(404, description=f"No experiment with key {key!r}.")
+    return experiment
+
+
+# --- formatting helpers for templates --------------------------------------------------------------------------------
+
+
+@bp.app_template_filter("metric_value")
+def metric_value(value: float | None, metric: str) -> str:
+    if value is None:
+        return "–"
+    kind = METRIC_FORMATS.get(metric, "number")
+    if kind == "percent":
+        return format_percent(value, 2)
+    if kind == "money":
+        return f"{value:,.2f} {services().settings.reporting_currency.upper()}"
+    return f"{value:,.3f}"
+
+
+@bp.app_template_filter("pct")
+def pct(value: float | None, digits: int = 1, signed: bool = False) -> str:
+    return format_percent(value, digits, signed)
+
+
+@bp.app_template_filter("pvalue")
+def pvalue(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+@bp.app_template_filter("thousands")
+def thousands(value: float | int | None) -> str:
+    return "–" if value is None else f"{value:,.0f}"
+
+
+# --- auth ----------------------------------------------------------------------------------------------------------
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    if request.method == "POST":
+        user = auth_users.login_attempt(request.form.get("email", ""), request.form.get("password", ""))
+        if user is not None:
+            return redirect(auth_users._safe_next(request.args.get("next")))
+        error = "Wrong email or password."
+    status = 401 if error else 200
+    return render_template("dashboard/login.html", error=error, email=request.form.get("email", "")), status
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    auth_users.logout()
+    return redirect(url_for("dashboard.login"))
+
+
+# --- experiments ---------------------------------------------------------------------------------------------------
+
+
+@bp.get("/")
+@auth_users.login_required()
+def experiment_list() -> Any:
+    rows = []
+    experiments = services().db.scoped().scalars(select(Experiment).order_by(Experiment.created_at.desc())).all()
+    order = {"running": 0, "draft": 1, "stopped": 2}
+    for experiment in sorted(experiments, key=lambda e: order.get(e.status, 3)):
+        report = report_for(experiment) if experiment.status != "draft" else None
+        rows.append({"experiment": experiment, "report": report, "headline": report.headline() if report else None})
+    counts = {status: sum(1 for e in experiments if e.status == status) for status in ("running", "draft", "stopped")}
+    return render_template("dashboard/list.html", rows=rows, counts=counts, metric_labels=METRIC_LABELS)
+
+
+def _render_form(values: dict[str, Any], errors: dict[str, str], experiment: Experiment | None, status: int = 200):
+    return (
+        render_template(
+            "dashboard/form.html",
+            values=values,
+            errors=errors,
+            experiment=experiment,
+            primary_metrics=[(key, METRIC_LABELS[key]) for key in PRIMARY_METRICS],
+        ),
+        status,
+    )
+
+
+@bp.get("/experiments/new")
+@auth_users.login_required()
+def experiment_new() -> Any:
+    return _render_form(form_values(default_spec()), {}, None)
+
+
+@bp.post("/experiments/new")
+@auth_users.login_required()
+def experiment_create() -> Any:
+    spec, errors = parse_form(request.form)
+    if errors:  # show every problem at once: what could not be read, and what breaks the rules
+        errors = {**validate_spec(spec), **errors}
+    else:
+        db_session = services().db.scoped()
+        try:
+            experiment = create_experiment(db_session, spec, _actor())
+            db_session.commit()
+        except ExperimentError as exc:
+            db_session.rollback()
+            errors = exc.errors
+        else:
+            _changed()
+            flash(f"Experiment {experiment.key} created as a draft. Review it, then start it.", "ok")
+            return redirect(url_for("dashboard.experiment_detail", key=experiment.key))
+    return _render_form(form_values(spec), errors, None, 422)
+
+
+@bp.get("/experiments/<key>/edit")
+@auth_users.login_required()
+def experiment_edit(key: str) -> Any:
+    experiment = _experiment_or_404(key)
+    return _render_form(form_values(spec_of(experiment)), {}, experiment)
+
+
+@bp.post("/experiments/<key>/edit")
+@auth_users.login_required()
+def experiment_update(key: str) -> Any:
+    experiment = _experiment_or_404(key)
+    spec, errors = parse_form(request.form, key=experiment.key)
+    if errors:
+        errors = {**validate_spec(spec), **errors}
+    else:
+        db_session = services().db.scoped()
+        try:
+            changes = update_experiment(db_session, experiment, spec, _actor())
+            db_session.commit()
+        except ExperimentError as exc:
+            db_session.rollback()
+            errors = exc.errors
+            experiment = _experiment_or_404(key)
+        else:
+            _changed()
+            flash(f"Saved: {', '.join(sorted(changes))}." if changes else "Nothing changed.", "ok")
+            return redirect(url_for("dashboard.experiment_detail", key=key))
+    return _render_form(form_values(spec), errors, experiment, 422)
+
+
+def _transition(key: str, action: Any, message: str) -> Any:
+    experiment = _experiment_or_404(key)
+    db_session = services().db.scoped()
+    try:
+        action(db_session, experiment, _actor())
+        db_session.commit()
+    except ExperimentError as exc:
+        db_session.rollback()
+        flash(" ".join(exc.errors.values()), "error")
+    else:
+        _changed()
+        flash(message.format(key=key), "ok")
+    return redirect(url_for("dashboard.experiment_detail", key=key))
+
+
+@bp.post("/experiments/<key>/start")
+@auth_users.login_required()
+def experiment_start(key: str) -> Any:
+    return _transition(key, start_experiment, "Experiment {key} is running: new shoppers are being assigned.")
+
+
+@bp.post("/experiments/<key>/stop")
+@auth_users.login_required()
+def experiment_stop(key: str) -> Any:
+    return _transition(key, stop_experiment, "Experiment {key} stopped: everyone now gets control.")
+
+
+def _lift_rows(report: Report) -> list[LiftRow]:
+    rows = []
+    for metric in DASHBOARD_METRICS:
+        for comparison in (report.analysis or {}).get("comparisons", []):
+            if comparison["metric"] != metric:
+                continue
+            relative = comparison["relative"] or {}
+            rows.append(
+                LiftRow(
+                    f"{METRIC_LABELS[metric]} · {comparison['variant']}",
+                    relative.get("estimate"),
+                    relative.get("ci_lower_adjusted"),
+                    relative.get("ci_upper_adjusted"),
+                    comparison["verdict"],
+                )
+            )
+    return rows
+
+
+def _series_charts(report: Report) -> list[tuple[str, Any]]:
+    charts = []
+    for variant in report.variants[1:]:
+        points = []
+        for point in report.series:
+            lift = point["lifts"].get(variant)
+            points.append(
+                SeriesPoint(
+                    dt.date.fromisoformat(point["day"]),
+                    lift and lift["estimate"],
+                    lift and lift["ci_lower"],
+                    lift and lift["ci_upper"],
+                )
+            )
+        title = f"{METRIC_LABELS[report.primary_metric]}: cumulative lift of {variant} (always-valid 95 % band)"
+        charts.append((variant, series_chart(points, title=title)))
+    return charts
+
+
+def _interleaving_chart(report: Report) -> Any:
+    points = []
+    for point in (report.interleaving or {}).get("series", []):
+        ci = point["b_win_share_ci"]
+        points.append(
+            SeriesPoint(
+                dt.date.fromisoformat(point["day"]),
+                point["b_win_share"],
+                ci[0] if ci else None,
+                ci[1] if ci else None,
+            )
+        )
+    return series_chart(
+        points,
+        width=1240,
+        height=300,
+        title="Cumulative share of decisive impressions won by B (95 % CI)",
+        baseline=0.5,
+        percent_of_baseline=False,
+    )
+
+
+@bp.get("/experiments/<key>")
+@auth_users.login_required()
+def experiment_detail(key: str) -> Any:
+    experiment = _experiment_or_404(key)
+    sequential = request.args.get("sequential") == "1"
+    report = report_for(experiment, sequential=sequential)
+    context: dict[str, Any] = {
+        "experiment": experiment,
+        "report": report,
+        "sequential": sequential,
+        "metric_labels": METRIC_LABELS,
+        "dashboard_metrics": DASHBOARD_METRICS,
+        "audit": list(reversed(experiment.audit))[:50],
+        "headline": report.headline(),
+        "currency": report.currency,
+    }
+    if report.interleaving is not None:
+        total = report.interleaving["total"]
+        context["outcome_bar"] = outcome_bar(total["wins_a"], total["ties"], total["wins_b"])
+        context["interleaving_chart"] = _interleaving_chart(report)
+    else:
+        context["lift_chart"] = lift_chart(_lift_rows(report), title="Relative lift vs control (95 % CI)")
+        context["series_charts"] = _series_charts(report)
+        size = report.sample_size
+        context["progress_bar"] = progress_bar(size.fraction if size else None)
+        context["comparisons"] = {
+            (c["metric"], c["variant"]): c for c in (report.analysis or {}).get("comparisons", [])
+        }
+        context["language_comparisons"] = {
+            language: {(c["metric"], c["variant"]): c for c in analysis["comparisons"]}
+            for language, analysis in report.languages.items()
+        }
+    return render_template("dashboard/experiment.html", **context)
+
+
+@bp.get("/experiments/<key>/export.csv")
+@auth_users.login_required()
+def experiment_csv(key: str) -> Response:
+    experiment = _experiment_or_404(key)
+    report = report_for(experiment, sequential=request.args.get("sequential") == "1")
+    stamp = report.generated_at.strftime("%Y%m%d-%H%M")
+    return Response(
+        report_csv(report),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{experiment.key}-{stamp}.csv"'},
+    )
+
+
+@bp.app_template_global("language_label")
+def language_label(code: str) -> str:
+    from shoprank.languages import language_name
+
+    if code == "unknown":
+        return "Unknown"
+    name = language_name(code, "en")
+    return f"{name} ({code})" if name != code else code
+
+
+def _form_float(name: str, default: float, low: float, high: float, errors: dict[str, str]) -> float:
+    value = parse_float(request.args, name, default, errors)
+    if name not in errors and not low <= value <= high:
+        errors[name] = f"must be between {low:g} and {high:g}"
+        return default
+    return value
+
+
+@bp.get("/calculator")
+@auth_users.login_required()
+def calculator() -> Any:
+    """Sample size for a conversion-style rate, and the MDE a given number of shoppers can detect."""
+    from experiments.stats import minimum_detectable_effect, required_sample_size_proportion
+
+    errors: dict[str, str] = {}
+    values = {
+        "baseline": _form_float("baseline", 5.0, 0.01, 99.99, errors),
+        "mde": _form_float("mde", 5.0, 0.1, 500.0, errors),
+        "alpha": _form_float("alpha", 5.0, 0.1, 20.0, errors),
+        "power": _form_float("power", 80.0, 50.0, 99.9, errors),
+        "variants": int(_form_float("variants", 2, 2, 6, errors)),
+        "units": int(_form_float("units", 10000, 10, 1e9, errors)),
+    }
+    result: dict[str, Any] = {}
+    if not errors:
+        rate, comparisons = values["baseline"] / 100, values["variants"] - 1
+        try:
+            size = required_sample_size_proportion(
+                baseline_rate=rate,
+                mde=values["mde"] / 100,
+                alpha=values["alpha"] / 100,
+                power=values["power"] / 100,
+                num_comparisons=comparisons,
+            )
+            result["per_variant"] = max(size.n_control, size.n_treatment)
+            result["total"] = result["per_variant"] * values["variants"]
+        except ValueError as exc:
+            errors["mde"] = str(exc)
+        result["detectable"] = minimum_detectable_effect(
+            baseline_mean=rate,
+            baseline_variance=rate * (1 - rate),
+            n_control=values["units"],
+            n_treatment=values["units"],
+            alpha=values["alpha"] / 100,
+            power=values["power"] / 100,
+            num_comparisons=comparisons,
+        )
+    return render_template("dashboard/calculator.html", values=values, errors=errors, result=result)
