@@ -31,17 +31,19 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     app.extensions[EXTENSION] = services or build_services(settings)
 
     from webapp import dashboard, i18n
-    from webapp.blueprints import api, health, rerank_api, shop
+    from webapp.blueprints import api, health, metrics, rerank_api, shop
     from webapp.errors import register_error_handlers
     from webapp.http import install_request_hooks
 
     install_request_hooks(app)
+    metrics.install_http_metrics(app)
     register_error_handlers(app)
     i18n.init_app(app)
     app.register_blueprint(shop.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(rerank_api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     dashboard.init_app(app, production=settings.env == "production")
 
     @app.teardown_appcontext
