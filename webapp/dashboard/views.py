@@ -142,6 +142,8 @@ def login() -> Any:
     if request.method == "POST":
         user = auth_users.login_attempt(request.form.get("email", ""), request.form.get("password", ""))
         if user is not None:
+            if not request.args.get("next") and not user.has_role("merchandiser"):
+                return redirect(url_for("dashboard.ops"))  # ops users have no experiment pages
             return redirect(auth_users._safe_next(request.args.get("next")))
         error = "Wrong email or password."
     status = 401 if error else 200
