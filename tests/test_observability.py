@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +20,7 @@ from shoprank.config import Settings
 from shoprank.observability.logs import bound_request_id, configure_logging
 from shoprank.observability.window import SearchRecord, SearchWindow, percentile
 from shoprank.users import create_user
+from tests.conftest import free_port
 from tests.shop_support import build_test_services, create_key, prepare_shop_database
 
 PASSWORD = "correct horse battery"
@@ -246,7 +248,10 @@ def test_request_id_follows_a_search_into_a_real_worker_and_the_ops_page_shows_i
     from workers.client import CeleryDispatcher
     from workers.testing import WorkerProcess, delete_prefixed_keys, isolated_environment, settings_for
 
-    env = isolated_environment(redis_url, SHOPRANK_LOG_FORMAT="json", SHOPRANK_LOG_LEVEL="INFO")
+    metrics_port = free_port()
+    env = isolated_environment(
+        redis_url, SHOPRANK_LOG_FORMAT="json", SHOPRANK_LOG_LEVEL="INFO", SHOPRANK_WORKER_METRICS_PORT=str(metrics_port)
+    )
     prefix = env["SHOPRANK_QUEUE_PREFIX"]
     node = f"rerank-cpu-obs-{uuid.uuid4().hex[:6]}@localhost"
     args = ["--device", "cpu", "--no-int8", "--model", str(tiny_model_dir), "--hostname", node]
@@ -283,6 +288,19 @@ def test_request_id_follows_a_search_into_a_real_worker_and_the_ops_page_shows_i
                 assert live["cpu"] == 1 and live["cuda"] == 0
                 assert {s.labels["queue"] for s in families["shoprank_queue_depth"]} == {"rerank.gpu", "rerank.cpu"}
                 assert families["shoprank_ops_up"][0].value == 1
+
+                # The worker's own /metrics port: the job it served, its batches and its cache lookups.
+                with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:
+                    worker_text = answer.read().decode()
+                worker_samples = {
+                    (s.name, tuple(sorted(s.labels.items()))): s.value
+                    for family in text_string_to_metric_families(worker_text)
+                    for s in family.samples
+                }
+                assert worker_samples[("shoprank_rerank_jobs_total", (("outcome", "ok"),))] >= 1
+                assert worker_samples[("shoprank_rerank_batch_pairs_count", (("where", "worker"),))] >= 1
+                assert worker_samples[("shoprank_rerank_batch_tokens_count", (("where", "worker"),))] >= 1
+                assert worker_samples[("shoprank_score_cache_misses_total", (("where", "worker"),))] >= 1
             finally:
                 services.close()
             worker.stop()
@@ -293,3 +311,14 @@ def test_request_id_follows_a_search_into_a_real_worker_and_the_ops_page_shows_i
     assert served, "the worker logged no JSON line for the job"
     assert served[0]["request_id"] == "trace-e2e-7"
     assert any(e["logger"] == "workers.worker_main" and "ready" in e["message"] for e in lines)
+
+
+def test_search_window_keeps_recording_when_its_redis_dies(private_redis):
+    window = SearchWindow(10, private_redis.url)
+    window.add(SearchRecord(1.0, 1.0, 2.0, 3.0, "ok"))
+    assert [r.total_ms for r in window.records()] == [3.0]
+    private_redis.stop()
+    window.add(SearchRecord(2.0, 1.0, None, 4.0, "unavailable"))  # no exception: the search must not fail
+    window.add(SearchRecord(3.0, 1.0, None, 5.0, "unavailable"))  # within the back-off: Redis is not retried
+    summary = window.summary(now=10.0)
+    assert summary["searches"] == 2 and summary["fallbacks"] == {"unavailable": 2}

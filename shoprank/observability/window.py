@@ -25,6 +25,8 @@ STAGES = ("retrieval", "rerank", "total")
 PERCENTILES = (50, 95, 99)
 #: Rerank statuses that are not a failure: nothing to rerank, or the variant does not rerank.
 NOT_FALLBACK = ("ok", "disabled", "no_candidates")
+#: After a failed Redis write, records stay in-process this long before Redis is tried again.
+RETRY_AFTER_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class SearchWindow:
         self._key = f"{prefix}shoprank:ops:searches"
         self._redis: Any = None
         self._failing = False
+        self._retry_at = float("-inf")
         if redis_url:
             import redis
 
@@ -79,7 +82,7 @@ class SearchWindow:
 
     def add(self, record: SearchRecord) -> None:
         raw = record.to_json()
-        if self._redis is not None:
+        if self._redis is not None and time.monotonic() >= self._retry_at:
             try:
                 pipe = self._redis.pipeline(transaction=False)
                 pipe.lpush(self._key, raw)
@@ -91,6 +94,8 @@ class SearchWindow:
                 if not self._failing:
                     log.warning("ops search window: Redis write failed (%s); keeping records in-process", exc)
                 self._failing = True
+                # A silent Redis would cost every search the socket timeout: skip it for a while instead.
+                self._retry_at = time.monotonic() + RETRY_AFTER_SECONDS
         with self._lock:
             self._local.appendleft(raw)
 
