@@ -162,9 +162,13 @@ def login_required(*roles: str) -> Callable[[F], F]:
 
 
 def init_app(app: Flask, *, production: bool) -> None:
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SECURE", production)  # production runs behind HTTPS
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
+    # Assigned, not setdefault: Flask's default config already has these keys (SameSite None, Secure False,
+    # 31-day sessions), so setdefault would silently keep the insecure defaults.
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=production,  # production runs behind HTTPS
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+    )
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["dashboard_user"] = current_user
