@@ -175,8 +175,9 @@ class Settings:
             raise ConfigError("SHOPRANK_SECRET_KEY must be set to a random value in production")
         if len(self.secret_key) < MIN_PRODUCTION_SECRET_CHARS:
             raise ConfigError(
-                f"SHOPRANK_SECRET_KEY is {len(self.secret_key)} characters; production needs at least "
-                f"{MIN_PRODUCTION_SECRET_CHARS} random ones (python -c 'import secrets; print(secrets.token_urlsafe())')"
+                f"SHOPRANK_SECRET_KEY has {len(self.secret_key)} characters; production needs at least "
+                f"{MIN_PRODUCTION_SECRET_CHARS} random ones "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
             )
         if not self.api_auth_required:
             raise ConfigError(

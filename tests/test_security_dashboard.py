@@ -157,7 +157,8 @@ def test_admin_manages_users(world, shop_services):
     )
     assert created.status_code == 302
     bad = admin.post(
-        "/dashboard/admin/users", data={"email": "x@example.com", "role": "ops", "password": "short", "csrf_token": token}
+        "/dashboard/admin/users",
+        data={"email": "x@example.com", "role": "ops", "password": "short", "csrf_token": token},
     )
     assert bad.status_code == 422 and "at least 10 characters" in bad.get_data(as_text=True)
     with shop_services.db.session() as session:

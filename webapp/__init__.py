@@ -30,10 +30,10 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = services or build_services(settings)
 
+    from shoprank.redaction import install_redaction
     from webapp import dashboard, i18n
     from webapp.blueprints import api, health, rerank_api, shop
     from webapp.errors import register_error_handlers
-    from shoprank.redaction import install_redaction
     from webapp.http import install_request_hooks
     from webapp.security import install_security
 

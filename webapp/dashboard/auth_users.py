@@ -23,9 +23,9 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from functools import wraps
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, abort, g, redirect, request, session, url_for
@@ -123,10 +123,7 @@ def login_attempt(email: str, password: str) -> User | LoginThrottled | None:
 
 def _prefers_json() -> bool:
     """A script (fetch with Accept: application/json) gets a 401 it can act on instead of a login page."""
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json" and request.accept_mimetypes["application/json"] > request.accept_mimetypes[
-        "text/html"
-    ]
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
 
 
 def logout() -> None:
