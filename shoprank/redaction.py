@@ -29,7 +29,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bsrk_[A-Za-z0-9_-]{4,}"), f"srk_{MASK}"),
     (
         re.compile(
-            r"(?i)\b((?:password|passwd|pwd|secret|secret_key|token|api_key|apikey|csrf_token)[\"']?\s*[:=]\s*[\"']?)"
+            r"(?i)(?<![a-z0-9])((?:password|passwd|pwd|secret|secret_key|token|api_key|apikey|csrf_token)[\"']?\s*[:=]\s*[\"']?)"
             r"[^\s,;&\"'}]+"
         ),
         rf"\1{MASK}",
