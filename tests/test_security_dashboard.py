@@ -300,3 +300,25 @@ def test_login_limit_is_shared_through_redis(shop_db_url, redis_url, unique_pref
         assert statuses[:4] == [401] * 4 and set(statuses[4:]) == {429}, statuses
     finally:
         services.close()
+
+
+def test_cli_unlocks_a_locked_account(shop_db_url, shop_services):
+    from click.testing import CliRunner
+
+    from shoprank.cli import cli
+    from shoprank.users import authenticate
+
+    reset_experiments(shop_services)
+    with shop_services.db.session() as session:
+        create_user(session, "locked@example.com", PASSWORD, "admin")
+        assert authenticate(session, "locked@example.com", "wrong password!!", max_failures=1) is None
+    with shop_services.db.session() as session:
+        assert authenticate(session, "locked@example.com", PASSWORD, max_failures=1) is None  # locked
+    env = {"SHOPRANK_DATABASE_URL": shop_db_url, "SHOPRANK_ENV": "test", "SHOPRANK_RERANKER_ALLOW_DOWNLOAD": "0"}
+    result = CliRunner().invoke(cli, ["user", "unlock", "--email", "Locked@example.com"], env=env)
+    assert result.exit_code == 0 and "unlocked locked@example.com" in result.output, result.output
+    with shop_services.db.session() as session:
+        assert authenticate(session, "locked@example.com", PASSWORD, max_failures=1) is not None
+    missing = CliRunner().invoke(cli, ["user", "unlock", "--email", "nobody@example.com"], env=env)
+    assert missing.exit_code != 0 and "no user" in missing.output
+    reset_experiments(shop_services)

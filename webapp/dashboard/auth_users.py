@@ -60,7 +60,14 @@ def csrf_valid() -> bool:
 
 
 def protect_csrf() -> None:
-    """``before_request`` for the dashboard blueprint: 400 for a state-changing request without the token."""
+    """``before_request`` for the dashboard blueprint: 400 for a state-changing request without the token.
+
+    Only the dashboard needs it, because only the dashboard takes its authority from a cookie, which the browser
+    attaches to a forged cross-site request too. Exempt on purpose: the rerank APIs (``/v1/rerank``,
+    ``/v2/rerank``, ``/rerank``) authenticate with an ``Authorization: Bearer`` key that a browser never adds
+    by itself, so a forged request carries no authority; and the beacon ``POST /api/events`` has no authority to
+    abuse (anonymous analytics; a forged event is no worse than a real one, and the per-IP limit caps volume).
+    """
     if request.method in UNSAFE_METHODS and not csrf_valid():
         abort(400, description="The form expired or did not come from this site. Reload the page and try again.")
 
