@@ -56,18 +56,20 @@ def _cookie(response, name: str) -> str:
 
 
 def test_cookies_are_httponly_and_samesite_lax(client):
-    visitor = _cookie(client.get("/"), "sr_vid")
+    home = client.get("/?lang=de")
+    visitor, language = _cookie(home, "sr_vid"), _cookie(home, "sr_lang")
     session = _cookie(client.get("/dashboard/login"), "session")
-    for cookie in (visitor, session):
+    for cookie in (visitor, language, session):
         assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
         assert "Secure" not in cookie  # development over plain HTTP: the browser would drop a Secure cookie
 
 
 def test_production_cookies_are_secure_and_hsts_is_sent(shop_services):
     client = _app(shop_services, **PRODUCTION).test_client()
-    home = client.get("/")
+    home = client.get("/?lang=de")
     assert home.headers["Strict-Transport-Security"].startswith("max-age=31536000")
-    for cookie in (_cookie(home, "sr_vid"), _cookie(client.get("/dashboard/login"), "session")):
+    cookies = (_cookie(home, "sr_vid"), _cookie(home, "sr_lang"), _cookie(client.get("/dashboard/login"), "session"))
+    for cookie in cookies:
         assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
