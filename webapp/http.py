@@ -59,6 +59,8 @@ def json_body() -> Any:
         ) from None
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:  # e.g. 100k nested arrays: the parser's recursion, not a server fault
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
     if _has_lone_surrogate(data):
         raise ApiError(400, "invalid_encoding", "the request body contains an unpaired UTF-16 surrogate escape")
     return data

@@ -8,8 +8,9 @@
   process already shares (``SHOPRANK_REDIS_URL``), so the limit holds across gunicorn workers and hosts.
 
 A fixed window lets a client send up to twice the limit around a window edge; for abuse limits that is fine
-and it costs one round trip. When Redis is unreachable the limiter lets the request through (and logs): an
-outage of the limiter's store must not take the shop down with it.
+and it costs one round trip. When Redis is unreachable the limiter lets requests through (logged, and Redis is
+retried after ``RETRY_S``, so requests do not each wait on a timeout): an outage of the limiter's store must
+not take the shop down with it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
+RETRY_S = 5.0  # how long a limiter that lost Redis lets everything through before trying Redis again
 
 
 class RateLimiter(Protocol):
@@ -68,12 +70,15 @@ class RedisRateLimiter:
         self.window_seconds = window_seconds
         self.key_prefix = f"{prefix}shoprank:ratelimit:{name}:"
         self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._down_until = 0.0  # after a failure, skip Redis for a few seconds instead of waiting on it per request
 
     def allow(self, key: Any) -> tuple[bool, int]:
         if self.limit <= 0:
             return True, 0
         import redis
 
+        if time.monotonic() < self._down_until:
+            return True, 0
         now = time.time()
         window = int(now // self.window_seconds)
         redis_key = f"{self.key_prefix}{key}:{window}"
@@ -83,7 +88,8 @@ class RedisRateLimiter:
             pipe.expire(redis_key, self.window_seconds + 1)
             count = int(pipe.execute()[0])
         except redis.RedisError as exc:
-            log.warning("rate limiter %s: Redis unavailable (%s); letting the request through", self.key_prefix, exc)
+            log.warning("rate limiter %s: Redis unavailable (%s); not limiting for %s s", self.key_prefix, exc, RETRY_S)
+            self._down_until = time.monotonic() + RETRY_S
             return True, 0
         return count <= self.limit, _retry_after(now, self.window_seconds)
 

@@ -91,9 +91,9 @@ def _timestamp(value: Any, where: str, problems: _Problems, now: datetime) -> da
     if value is None:
         return now
     moment: datetime | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        try:
-            moment = datetime.fromtimestamp(value / 1000, tz=UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:  # isfinite too can overflow: a JSON integer may be far larger than any float
+            moment = datetime.fromtimestamp(value / 1000, tz=UTC) if math.isfinite(value) else None
         except (OverflowError, OSError, ValueError):
             moment = None
     elif isinstance(value, str):
