@@ -7,7 +7,7 @@ import re
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from webapp.errors import ApiError
 
@@ -111,6 +111,6 @@ def install_request_hooks(app: Flask) -> None:
                 max_age=VISITOR_COOKIE_MAX_AGE,
                 httponly=True,
                 samesite="Lax",
-                secure=request.is_secure,
+                secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),  # as the session
             )
         return response

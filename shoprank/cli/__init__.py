@@ -12,6 +12,7 @@ from shoprank.cli.model_commands import model_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 from shoprank.cli.serve_command import serve
 from shoprank.cli.worker_commands import worker, worker_health, worker_status
+from shoprank.redaction import install_redaction
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +26,7 @@ from shoprank.cli.worker_commands import worker, worker_health, worker_status
 def cli(log_level: str) -> None:
     """shoprank: multilingual product search reranking with A/B testing."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_redaction()  # after the handlers exist: mask tokens, passwords, SECRET_KEY in everything logged
 
 
 cli.add_command(score)

@@ -11,7 +11,7 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 
 def init_app(app: Flask, *, production: bool) -> None:
-    from webapp.dashboard import auth_users, views  # noqa: F401  (views registers the routes on bp)
+    from webapp.dashboard import admin, auth_users, views  # noqa: F401  (views and admin register routes on bp)
 
     auth_users.init_app(app, production=production)
     app.register_blueprint(bp)
