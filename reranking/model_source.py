@@ -44,7 +44,7 @@ def _looks_like_path(name: str) -> bool:
 
 def directory_fingerprint(path: Path) -> str:
     """Stands in for a commit hash for local directories: changes whenever the files do."""
-    digest = hashlib.sha1()
+    digest = hashlib.sha1(usedforsecurity=False)  # a change detector, not a security hash
     for file in sorted(path.iterdir()):
         if file.is_file():
             stat = file.stat()
@@ -81,7 +81,7 @@ def resolve_model(name_or_path: str, allow_download: bool = True, probe_timeout:
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        path = Path(snapshot_download(name_or_path, allow_patterns=_WANTED_FILES, local_files_only=True))
+        path = Path(snapshot_download(name_or_path, allow_patterns=_WANTED_FILES, local_files_only=True))  # nosec B615 - cache lookup only
     except LocalEntryNotFoundError:
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
         if not allow_download or offline:
@@ -94,7 +94,8 @@ def resolve_model(name_or_path: str, allow_download: bool = True, probe_timeout:
             ) from None
         log.info("downloading %s from the Hugging Face hub", name_or_path)
         try:
-            path = Path(snapshot_download(name_or_path, allow_patterns=_WANTED_FILES))
+            # The operator picks the model id; the snapshot's commit hash is kept as the model's revision.
+            path = Path(snapshot_download(name_or_path, allow_patterns=_WANTED_FILES))  # nosec B615 - operator's choice
         except Exception as exc:  # network errors come in many types across hub versions
             raise ModelUnavailableError(f"download of {name_or_path} failed: {exc}") from exc
     return ResolvedModel(path, name_or_path, path.name)  # snapshot folders are named by commit hash

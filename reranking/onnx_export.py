@@ -204,8 +204,10 @@ def export_onnx(
     resolved = resolve_model(model, allow_download=allow_download)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-    network = AutoModelForSequenceClassification.from_pretrained(resolved.path, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path)  # nosec B615 - local dir from resolve_model
+    network = AutoModelForSequenceClassification.from_pretrained(  # nosec B615 - local dir from resolve_model
+        resolved.path, dtype=torch.float32
+    ).eval()
     if network.config.num_labels != 1:
         raise ValueError(f"{model} has {network.config.num_labels} output labels; a reranker has exactly one")
     uses_token_types = getattr(network.config, "type_vocab_size", 1) > 1

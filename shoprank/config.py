@@ -22,6 +22,7 @@ ENV_PREFIX = "SHOPRANK_"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 - refused when env=production
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
+MIN_PRODUCTION_SECRET_CHARS = 32  # secrets.token_urlsafe() gives 43
 
 
 class ConfigError(ValueError):
@@ -96,6 +97,16 @@ class Settings:
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", 8 * 1024 * 1024, int)
     demo_catalog: str = _env("DEMO_CATALOG", "data/catalog/demo_products.jsonl")
 
+    # Security (README "Security"). Rate limits count per minute; 0 turns a limit off.
+    #: Per client IP on /api/search and /api/events (the shop's public, unauthenticated JSON endpoints).
+    public_rate_limit_per_minute: int = _env("PUBLIC_RATE_LIMIT_PER_MINUTE", 1200, int)
+    #: Per client IP on the dashboard login form (POSTs), so one host cannot spray passwords over many accounts.
+    login_rate_limit_per_minute: int = _env("LOGIN_RATE_LIMIT_PER_MINUTE", 10, int)
+    login_max_failures: int = _env("LOGIN_MAX_FAILURES", 5, int)  # wrong passwords in a row that lock an account
+    login_lockout_seconds: int = _env("LOGIN_LOCKOUT_SECONDS", 900, int)  # how long a locked account stays locked
+    #: Reverse proxies in front of the app that append X-Forwarded-For/-Proto (0: trust no such header).
+    trusted_proxies: int = _env("TRUSTED_PROXIES", 0, int)
+
     # Experiments
     experiments_refresh_seconds: float = _env("EXPERIMENTS_REFRESH_SECONDS", 5.0, float)  # definitions snapshot age
     reporting_currency: str = _env("REPORTING_CURRENCY", "USD")  # revenue in the dashboard
@@ -136,8 +147,8 @@ class Settings:
             raise ConfigError(
                 f"SHOPRANK_RERANKER_BACKEND={self.reranker_backend!r}: expected one of {', '.join(BACKENDS)}"
             )
-        if self.env == "production" and self.secret_key == DEV_SECRET_KEY:
-            raise ConfigError("SHOPRANK_SECRET_KEY must be set to a random value in production")
+        if self.env == "production":
+            self._validate_production()
         if not 0 <= self.first_stage_lexical_weight <= 10:
             raise ConfigError("SHOPRANK_LEXICAL_WEIGHT must be between 0 (dense only) and 10")
         for name in (
@@ -156,8 +167,37 @@ class Settings:
         if self.experiments_refresh_seconds < 0:
             raise ConfigError(f"{ENV_PREFIX}EXPERIMENTS_REFRESH_SECONDS must not be negative")
         self._validate_operations_settings()
-        if self.api_rate_limit_per_minute < 0:
-            raise ConfigError(f"{ENV_PREFIX}API_RATE_LIMIT_PER_MINUTE must be 0 (unlimited) or positive")
+        for name in (
+            "api_rate_limit_per_minute",
+            "public_rate_limit_per_minute",
+            "login_rate_limit_per_minute",
+            "login_max_failures",
+            "trusted_proxies",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0 (off) or positive")
+        if self.login_max_failures and self.login_lockout_seconds <= 0:
+            raise ConfigError(f"{ENV_PREFIX}LOGIN_LOCKOUT_SECONDS must be positive when LOGIN_MAX_FAILURES is set")
+
+    def _validate_production(self) -> None:
+        """Refuse the combinations that are fine on a laptop and a hole on the internet."""
+        if self.secret_key == DEV_SECRET_KEY:
+            raise ConfigError("SHOPRANK_SECRET_KEY must be set to a random value in production")
+        if len(self.secret_key) < MIN_PRODUCTION_SECRET_CHARS:
+            raise ConfigError(
+                f"SHOPRANK_SECRET_KEY has {len(self.secret_key)} characters; production needs at least "
+                f"{MIN_PRODUCTION_SECRET_CHARS} random ones "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe())')"
+            )
+        if not self.api_auth_required:
+            raise ConfigError(
+                "SHOPRANK_API_AUTH_REQUIRED=0 is refused in production: the rerank APIs would be open to anyone"
+            )
+        if self.login_max_failures == 0 or self.login_rate_limit_per_minute == 0:
+            raise ConfigError(
+                "SHOPRANK_LOGIN_MAX_FAILURES and SHOPRANK_LOGIN_RATE_LIMIT_PER_MINUTE must not be 0 in production: "
+                "the dashboard login would allow unlimited password guessing"
+            )
 
     def _validate_operations_settings(self) -> None:
         if self.log_level.upper() not in LOG_LEVELS:

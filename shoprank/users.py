@@ -8,9 +8,9 @@ merchandiser may do; ops see the ops page (`/dashboard/ops`) but not the experim
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, String, select
+from sqlalchemy import Boolean, CheckConstraint, DateTime, Integer, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -34,6 +34,12 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Wrong passwords since the last successful login or lockout (shared by every web process via the row).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def locked(self, now: datetime | None = None) -> bool:
+        return self.locked_until is not None and _aware(self.locked_until) > (now or utcnow())
 
     def has_role(self, *roles: str) -> bool:
         """Admins pass every role check; others need one of ``roles``."""
@@ -79,13 +85,73 @@ def set_password(session: Session, email: str, password: str) -> User:
     return user
 
 
-def authenticate(session: Session, email: str, password: str) -> User | None:
-    """The active user with this email and password, else None (same work either way)."""
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC, PostgreSQL aware datetimes."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def authenticate(
+    session: Session,
+    email: str,
+    password: str,
+    *,
+    max_failures: int = 0,
+    lockout: timedelta = timedelta(minutes=15),
+) -> User | None:
+    """The active, unlocked user with this email and password, else None (same work either way).
+
+    With ``max_failures`` > 0, that many wrong passwords in a row lock the account for ``lockout``: while
+    locked even the right password is refused (the caller cannot tell a lock from a wrong password, and neither
+    can an attacker). The counter is incremented in SQL, so concurrent guesses from several processes all count.
+    The caller commits.
+    """
     user = session.scalar(select(User).where(User.email == normalize_email(email)))
-    if user is None or not user.active:
+    now = utcnow()
+    if user is None or not user.active or user.locked(now):
         check_password_hash(_DUMMY_HASH, password)
         return None
     if not check_password_hash(user.password_hash, password):
+        if max_failures > 0:
+            _record_failure(session, user, max_failures, now + lockout)
         return None
-    user.last_login_at = utcnow()
+    user.last_login_at = now
+    user.failed_logins = 0
+    user.locked_until = None
+    return user
+
+
+def _record_failure(session: Session, user: User, max_failures: int, lock_until: datetime) -> None:
+    session.execute(
+        update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1),
+        execution_options={"synchronize_session": False},
+    )
+    session.refresh(user, ["failed_logins"])
+    if user.failed_logins >= max_failures:
+        user.locked_until = lock_until
+        user.failed_logins = 0
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserError(f"no user #{user_id}")
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.email)))
+
+
+def set_active(session: Session, user_id: int, active: bool) -> User:
+    """Deactivate (signed out at their next request, cannot sign in) or reactivate a user."""
+    user = get_user(session, user_id)
+    user.active = active
+    return user
+
+
+def unlock_user(session: Session, user_id: int) -> User:
+    """Lift a lockout before it expires (an admin has checked it was the real user)."""
+    user = get_user(session, user_id)
+    user.locked_until = None
+    user.failed_logins = 0
     return user

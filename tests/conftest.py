@@ -7,6 +7,7 @@ can never pass by skipping.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -73,11 +74,19 @@ def free_port() -> int:
 
 
 class PrivateRedis:
-    """A real redis-server of our own, so a test can stop it without hurting anyone else."""
+    """A real redis-server of our own, so a test can stop it without hurting anyone else.
 
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
+    ``restart()`` brings it back on the same port (empty: it never saves), as after a Redis crash.
+    """
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.directory = directory
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
         self._process = subprocess.Popen(
             [
                 "redis-server",
@@ -90,7 +99,7 @@ class PrivateRedis:
                 "--appendonly",
                 "no",
                 "--dir",
-                str(directory),
+                str(self.directory),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -103,15 +112,19 @@ class PrivateRedis:
                 redis.Redis(port=self.port, socket_connect_timeout=0.2).ping()
                 return
             except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline:
+                if time.monotonic() > deadline or self._process.poll() is not None:
                     self.stop()
                     raise RuntimeError("private redis-server did not start") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self._process.poll() is None:
+        if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait(5)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
 
 
 @pytest.fixture
@@ -173,3 +186,77 @@ def shop_app(shop_services):
 @pytest.fixture
 def client(shop_app):
     return shop_app.test_client()
+
+
+# --- A private PostgreSQL server we may stop (fault tests) -------------------------------------------------------
+
+POSTGRES_BIN = Path(os.environ.get("SHOPRANK_TEST_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class PrivatePostgres:
+    """``initdb`` + ``pg_ctl`` in a temporary directory on a free port: a server a test can stop and start.
+
+    PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postgres`` OS user and every
+    command runs through ``runuser``; otherwise as the current user. Trust auth on 127.0.0.1 only.
+    """
+
+    def __init__(self, bin_dir: Path) -> None:
+        import tempfile
+
+        self.bin_dir = bin_dir
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="shoprank-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            user = pwd.getpwnam("postgres")
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self._as = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        self.admin_url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run(
+            [*self._as, str(self.bin_dir / tool), *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """Fast shutdown: open sessions are terminated, as when the database server goes away."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def create_database(self, name: str) -> str:
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def destroy(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    if not (POSTGRES_BIN / "initdb").exists() or not (POSTGRES_BIN / "pg_ctl").exists():
+        service_missing(f"PostgreSQL server binaries not found in {POSTGRES_BIN}")
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        service_missing("running as root without runuser: cannot start PostgreSQL as the postgres user")
+    server = PrivatePostgres(POSTGRES_BIN)
+    yield server
+    server.destroy()

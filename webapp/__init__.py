@@ -30,13 +30,18 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = services or build_services(settings)
 
+    from shoprank.redaction import install_redaction
     from webapp import dashboard, i18n
     from webapp.blueprints import api, health, metrics, rerank_api, shop
     from webapp.errors import register_error_handlers
     from webapp.http import install_request_hooks
+    from webapp.security import install_security
 
+    install_redaction(secrets=(settings.secret_key,))  # root handlers (CLI/gunicorn config) ...
+    install_redaction(app.logger)  # ... and Flask's own default handler, when it has one
     install_request_hooks(app)
     metrics.install_http_metrics(app)
+    install_security(app, settings)
     register_error_handlers(app)
     i18n.init_app(app)
     app.register_blueprint(shop.bp)

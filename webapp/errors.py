@@ -9,9 +9,15 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
+from shoprank.db import is_database_unavailable
+
 log = logging.getLogger(__name__)
+
+#: Seconds a client should wait before retrying after ``database_unavailable`` (events are idempotent by id).
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 #: Paths whose clients expect JSON errors.
 JSON_PREFIXES = ("/api/", "/v1/", "/v2/", "/rerank", "/health", "/ready", "/openapi.json")
@@ -78,9 +84,39 @@ def register_error_handlers(app: Flask) -> None:
             return response
         return render_template("error.html", status=status, message=exc.description or exc.name), status
 
+    @app.errorhandler(sa_exc.DBAPIError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def database_error(exc: Exception) -> Any:
+        """The database is down or unreachable: 503 + Retry-After, never a stack trace; other DB errors are 500s."""
+        _rollback_request_session()
+        if not is_database_unavailable(exc):
+            return unexpected(exc)
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, str(exc).splitlines()[0])
+        retry = {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)}
+        if wants_json():
+            response = error_response(
+                503,
+                "database_unavailable",
+                f"the database is unavailable; nothing was stored, retry in {DATABASE_RETRY_AFTER_SECONDS} s",
+            )
+            response.headers.update(retry)
+            return response
+        page = render_template("error.html", status=503, message="The shop is briefly unavailable; please retry.")
+        return page, 503, retry
+
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return error_response(500, "internal_error", "an internal error occurred; it has been logged")
         return render_template("error.html", status=500, message="Something went wrong on our side."), 500
+
+
+def _rollback_request_session() -> None:
+    """Roll the request's scoped session back so the next request on this thread starts clean."""
+    from webapp import services
+
+    try:
+        services().db.scoped.rollback()
+    except Exception:  # rolling back over a dead connection can fail too; remove() at teardown discards it
+        log.debug("rollback after a database error failed", exc_info=True)

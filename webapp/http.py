@@ -8,7 +8,7 @@ import re
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from shoprank.observability.logs import request_id_var
 from webapp.errors import ApiError
@@ -61,6 +61,8 @@ def json_body() -> Any:
         ) from None
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:  # e.g. 100k nested arrays: the parser's recursion, not a server fault
+        raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
     if _has_lone_surrogate(data):
         raise ApiError(400, "invalid_encoding", "the request body contains an unpaired UTF-16 surrogate escape")
     return data
@@ -119,6 +121,6 @@ def install_request_hooks(app: Flask) -> None:
                 max_age=VISITOR_COOKIE_MAX_AGE,
                 httponly=True,
                 samesite="Lax",
-                secure=request.is_secure,
+                secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),  # as the session
             )
         return response

@@ -9,7 +9,6 @@ runs in this process on its own thread. Either way the search flow only sees
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from shoprank.search.embeddings import embedder
 from shoprank.search.index import CatalogIndex, CatalogSnapshot
 from shoprank.search.ranking import RankingConfig, VariantResolver
 from shoprank.search.service import SearchService
+from webapp.ratelimit import RateLimiter, build_limiter
 
 log = logging.getLogger(__name__)
 
@@ -69,33 +69,6 @@ def build_dispatcher(settings: Settings) -> RerankDispatcher:
             log.info("reranking on Celery workers via %s", settings.resolved_broker_url)
             return CeleryDispatcher.from_settings(settings)
     return build_in_process_dispatcher(settings)
-
-
-class RateLimiter:
-    """Fixed one-minute windows per API key, in process memory.
-
-    Good enough for one web process; behind several processes each enforces its own
-    share. ``limit`` 0 disables it.
-    """
-
-    def __init__(self, limit_per_minute: int) -> None:
-        self.limit = limit_per_minute
-        self._windows: dict[Any, tuple[int, int]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: Any) -> tuple[bool, int]:
-        """(allowed, seconds until the window resets)."""
-        if self.limit <= 0:
-            return True, 0
-        now = time.time()
-        window = int(now // 60)
-        with self._lock:
-            start, count = self._windows.get(key, (window, 0))
-            if start != window:
-                start, count = window, 0
-            count += 1
-            self._windows[key] = (start, count)
-        return count <= self.limit, int(60 - now % 60) + 1
 
 
 @dataclass
@@ -166,6 +139,6 @@ def build_services(
         index=index,
         dispatcher=dispatcher,
         search=search,
-        rate_limiter=RateLimiter(settings.api_rate_limit_per_minute),
+        rate_limiter=build_limiter(settings, "api-key", settings.api_rate_limit_per_minute),
         window=window,
     )

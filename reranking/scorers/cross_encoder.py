@@ -209,8 +209,10 @@ class TorchCrossEncoder(CrossEncoderScorer):
         chosen: Precision = resolve_precision(device, precision, int8)
         if num_threads:
             torch.set_num_threads(num_threads)
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-        model = AutoModelForSequenceClassification.from_pretrained(resolved.path, dtype=torch_dtype(chosen))
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path)  # nosec B615 - local dir from resolve_model
+        model = AutoModelForSequenceClassification.from_pretrained(  # nosec B615 - local dir from resolve_model
+            resolved.path, dtype=torch_dtype(chosen)
+        )
         if model.config.num_labels != 1:
             raise ValueError(
                 f"{model_name_or_path} has {model.config.num_labels} output labels; a reranker has exactly one"

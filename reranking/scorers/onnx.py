@@ -37,7 +37,7 @@ def onnxruntime_available() -> bool:
 
 def _file_fingerprint(path: Path) -> str:
     """Re-exporting (other settings, other source) changes the cache namespace; touching nothing does not."""
-    digest = hashlib.sha1()
+    digest = hashlib.sha1(usedforsecurity=False)  # a change detector, not a security hash
     for file in sorted(path.parent.glob(path.name + "*")):  # the graph and its external-data file, if any
         stat = file.stat()
         digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns};".encode())
@@ -94,8 +94,8 @@ class OnnxCrossEncoder(CrossEncoderScorer):
 
         # The tokenizer and config are copied next to the graph on export; fall back to the model directory.
         meta_dir = graph.parent if (graph.parent / "config.json").is_file() else resolved.path
-        tokenizer = AutoTokenizer.from_pretrained(meta_dir)
-        config = AutoConfig.from_pretrained(meta_dir)
+        tokenizer = AutoTokenizer.from_pretrained(meta_dir)  # nosec B615 - a local directory
+        config = AutoConfig.from_pretrained(meta_dir)  # nosec B615 - a local directory
         model_max = getattr(config, "max_position_embeddings", max_length + 2) - 2
         if max_length > model_max:
             log.warning("max_length %d exceeds what %s supports; using %d", max_length, model_name_or_path, model_max)

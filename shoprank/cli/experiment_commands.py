@@ -1,4 +1,4 @@
-"""``shoprank user create`` (dashboard logins) and ``shoprank simulate`` (synthetic shoppers for experiments)."""
+"""``shoprank user create|unlock`` (dashboard logins) and ``shoprank simulate`` (synthetic shoppers for experiments)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,29 @@ def user_create(email: str, role: str, password: str) -> None:
             click.echo(f"created {user.role} {user.email} (#{user.id})")
     except UserError as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        db.dispose()
+
+
+@user_group.command("unlock")
+@click.option("--email", required=True)
+def user_unlock(email: str) -> None:
+    """Lift a sign-in lockout now (e.g. the only admin locked themselves out)."""
+    from sqlalchemy import select
+
+    from shoprank.db import Database
+    from shoprank.users import User, normalize_email, unlock_user
+
+    settings = _settings()
+    _require_schema(settings.resolved_database_url)
+    db = Database.from_settings(settings)
+    try:
+        with db.session() as session:
+            user_id = session.scalar(select(User.id).where(User.email == normalize_email(email)))
+            if user_id is None:
+                raise click.ClickException(f"no user with email {email}")
+            unlock_user(session, user_id)
+            click.echo(f"unlocked {normalize_email(email)}")
     finally:
         db.dispose()
 

@@ -102,7 +102,7 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
         if scorer.get("kind") == "bi-encoder-fallback":
             line += " -- FALLBACK: cross-encoder weights not on this machine (see README 'Models')"
         click.echo(line)
-    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # nosec B104 - display only, binds nothing
     if demo_login is not None:
         click.echo(
             f"dashboard: http://{shown_host}:{port}/dashboard/  login {demo_login.email}  password "

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from shoprank.config import ConfigError, Settings
+from shoprank.redaction import install_redaction
 
 #: The request (or rerank job) this code runs for; ``None`` outside any.
 request_id_var: ContextVar[str | None] = ContextVar("shoprank_request_id", default=None)
@@ -47,9 +48,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or request_id_var.get() or "-",
         }
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        elif record.stack_info:
+        if record.exc_info or record.exc_text:  # exc_text first: the redaction filter has already masked it
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
+        if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
 
@@ -65,6 +66,8 @@ def build_handler(log_format: str, stream: IO[str] | None = None) -> logging.Han
 def configure_logging(settings: Settings, *, level: str | None = None, stream: IO[str] | None = None) -> None:
     """Route the root logger to one handler in ``settings.log_format``; ``level`` overrides ``settings.log_level``.
 
+    The handler masks secrets (``shoprank.redaction``) before either format sees a record.
+
     Idempotent: calling it again (CLI group, then gunicorn's worker hook) replaces our handler and leaves
     handlers others installed (pytest's capture, for one) alone.
     """
@@ -74,6 +77,7 @@ def configure_logging(settings: Settings, *, level: str | None = None, stream: I
             root.removeHandler(handler)
     root.addHandler(build_handler(settings.log_format, stream))
     root.setLevel((level or settings.log_level).upper())
+    install_redaction(secrets=(settings.secret_key,))  # last, so the new handler masks secrets too
 
 
 def settings_for_logging() -> Settings:

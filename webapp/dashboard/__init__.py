@@ -13,7 +13,7 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 
 def init_app(app: Flask, *, production: bool) -> None:
-    from webapp.dashboard import auth_users, ops_views, views  # noqa: F401  (they register the routes on bp)
+    from webapp.dashboard import admin, auth_users, ops_views, views  # noqa: F401  (they register routes on bp)
 
     auth_users.init_app(app, production=production)
     app.register_blueprint(bp)

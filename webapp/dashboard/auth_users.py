@@ -7,8 +7,15 @@
   state-changing request to the dashboard, compared in constant time. SameSite=Lax already stops most cross-site
   posts; the token covers the rest (same-site subdomains, older browsers).
 
-The rerank APIs' bearer keys are a different mechanism (``webapp.auth``). Lockout, rate limiting and security
-headers are left to the ops/security work, which can hook into :func:`login_attempt`.
+- Guessing: :func:`login_attempt` first spends one unit of the client IP's per-minute budget
+  (``SHOPRANK_LOGIN_RATE_LIMIT_PER_MINUTE``, Redis-backed when configured → 429 + Retry-After), then
+  ``shoprank.users.authenticate`` counts wrong passwords on the user row and locks the account for
+  ``SHOPRANK_LOGIN_LOCKOUT_SECONDS`` after ``SHOPRANK_LOGIN_MAX_FAILURES``. The page answers a wrong email, a wrong
+  password and a locked account with the same 401 and words, so neither reveals which accounts exist.
+- Roles: :func:`login_required` records the roles it allows on the view (``view.allowed_roles``); a test walks
+  ``app.url_map`` and fails for any dashboard endpoint that declares none.
+
+The rerank APIs' bearer keys are a different mechanism (``webapp.auth``).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -30,6 +39,10 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DASHBOARD_ROLES = ("merchandiser", "admin")
+#: The attribute :func:`login_required` sets on a view: the roles that may open it (admin always may).
+ROLES_ATTRIBUTE = "allowed_roles"
+#: Endpoints under /dashboard that are open to anonymous visitors on purpose.
+PUBLIC_ENDPOINTS = frozenset({"dashboard.login", "dashboard.logout"})
 
 
 def csrf_token() -> str:
@@ -47,7 +60,14 @@ def csrf_valid() -> bool:
 
 
 def protect_csrf() -> None:
-    """``before_request`` for the dashboard blueprint: 400 for a state-changing request without the token."""
+    """``before_request`` for the dashboard blueprint: 400 for a state-changing request without the token.
+
+    Only the dashboard needs it, because only the dashboard takes its authority from a cookie, which the browser
+    attaches to a forged cross-site request too. Exempt on purpose: the rerank APIs (``/v1/rerank``,
+    ``/v2/rerank``, ``/rerank``) authenticate with an ``Authorization: Bearer`` key that a browser never adds
+    by itself, so a forged request carries no authority; and the beacon ``POST /api/events`` has no authority to
+    abuse (anonymous analytics; a forged event is no worse than a real one, and the per-IP limit caps volume).
+    """
     if request.method in UNSAFE_METHODS and not csrf_valid():
         abort(400, description="The form expired or did not come from this site. Reload the page and try again.")
 
@@ -73,16 +93,33 @@ def _safe_next(target: str | None) -> str:
     return url_for("dashboard.experiment_list")
 
 
-def login_attempt(email: str, password: str) -> User | None:
-    """Check credentials and start the session; the single place a later lockout/rate limit hooks into."""
-    from webapp import services
+@dataclass(frozen=True)
+class LoginThrottled:
+    """Too many sign-in attempts from this client address; try again in ``retry_after`` seconds."""
 
+    retry_after: int
+
+
+def login_attempt(email: str, password: str) -> User | LoginThrottled | None:
+    """Check credentials and start the session: the user, None (wrong, unknown or locked) or throttled."""
+    from webapp import services
+    from webapp.security import client_ip, login_limiter
+
+    allowed, retry_after = login_limiter().allow(client_ip())
+    if not allowed:
+        return LoginThrottled(retry_after)
+    settings = services().settings
     db_session = services().db.scoped()
-    user = authenticate(db_session, email, password)
+    user = authenticate(
+        db_session,
+        email,
+        password,
+        max_failures=settings.login_max_failures,
+        lockout=timedelta(seconds=settings.login_lockout_seconds),
+    )
+    db_session.commit()  # the failure count (or the reset and last_login_at) is stored either way
     if user is None:
-        db_session.rollback()
         return None
-    db_session.commit()
     session.clear()  # a fresh session (and CSRF token) at every login
     session[SESSION_USER] = user.id
     session.permanent = True
@@ -91,34 +128,51 @@ def login_attempt(email: str, password: str) -> User | None:
     return user
 
 
+def _prefers_json() -> bool:
+    """A script (fetch with Accept: application/json) gets a 401 it can act on instead of a login page."""
+    return request.accept_mimetypes.best_match(["text/html", "application/json"]) == "application/json"
+
+
 def logout() -> None:
     session.clear()
     g.pop("dashboard_user", None)
 
 
 def login_required(*roles: str) -> Callable[[F], F]:
-    """Redirect anonymous visitors to the login page; 403 for a signed-in user without one of ``roles``."""
-    allowed = roles or DASHBOARD_ROLES
+    """Redirect anonymous visitors to the login page; 403 for a signed-in user without one of ``roles``.
+
+    The allowed roles (admin included) are recorded on the view as ``allowed_roles`` for the url_map tests.
+    """
+    allowed = tuple(dict.fromkeys((*(roles or DASHBOARD_ROLES), "admin")))
 
     def decorate(view: F) -> F:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             user = current_user()
             if user is None:
+                if _prefers_json():
+                    from webapp.errors import error_response
+
+                    return error_response(401, "unauthorized", "sign in to the dashboard first")
                 return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
             if not user.has_role(*allowed):
                 abort(403, description=f"The {user.role} role cannot open this page.")
             return view(*args, **kwargs)
 
+        setattr(wrapper, ROLES_ATTRIBUTE, allowed)
         return wrapper  # type: ignore[return-value]
 
     return decorate
 
 
 def init_app(app: Flask, *, production: bool) -> None:
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config.setdefault("SESSION_COOKIE_SECURE", production)  # production runs behind HTTPS
-    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", 12 * 3600)
+    # Assigned, not setdefault: Flask's default config already has these keys (SameSite None, Secure False,
+    # 31-day sessions), so setdefault would silently keep the insecure defaults.
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=production,  # production runs behind HTTPS
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+    )
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["dashboard_user"] = current_user

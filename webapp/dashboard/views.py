@@ -136,18 +136,31 @@ def thousands(value: float | int | None) -> str:
 # --- auth ----------------------------------------------------------------------------------------------------------
 
 
+#: One answer for a wrong email, a wrong password and a locked account (no account enumeration); it tells a
+#: locked-out user what to do without saying that this account is the locked one.
+LOGIN_FAILED = (
+    "Wrong email or password. After several failed attempts an account is locked for {minutes} minutes: "
+    "if that may be you, wait and try again, or ask an admin to unlock it."
+)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    error = None
+    error, status, headers = None, 200, {}
     if request.method == "POST":
-        user = auth_users.login_attempt(request.form.get("email", ""), request.form.get("password", ""))
-        if user is not None:
-            if not request.args.get("next") and not user.has_role("merchandiser"):
+        outcome = auth_users.login_attempt(request.form.get("email", ""), request.form.get("password", ""))
+        if isinstance(outcome, auth_users.LoginThrottled):
+            error = f"Too many sign-in attempts from your network. Wait {outcome.retry_after} seconds and try again."
+            status, headers = 429, {"Retry-After": str(outcome.retry_after)}
+        elif outcome is not None:
+            if not request.args.get("next") and not outcome.has_role("merchandiser"):
                 return redirect(url_for("dashboard.ops"))  # ops users have no experiment pages
             return redirect(auth_users._safe_next(request.args.get("next")))
-        error = "Wrong email or password."
-    status = 401 if error else 200
-    return render_template("dashboard/login.html", error=error, email=request.form.get("email", "")), status
+        else:
+            minutes = max(1, round(services().settings.login_lockout_seconds / 60))
+            error, status = LOGIN_FAILED.format(minutes=minutes), 401
+    html = render_template("dashboard/login.html", error=error, email=request.form.get("email", ""))
+    return html, status, headers
 
 
 @bp.post("/logout")

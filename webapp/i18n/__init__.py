@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from babel import Locale
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from shoprank.languages import language_name
 from webapp.presenters import display_price
@@ -104,5 +104,12 @@ def init_app(app: Flask) -> None:
     def remember_language(response: Response) -> Response:
         chosen = g.get("set_lang_cookie")
         if chosen:
-            response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 24 * 3600, samesite="Lax", secure=request.is_secure)
+            response.set_cookie(
+                LANG_COOKIE,
+                chosen,
+                max_age=365 * 24 * 3600,
+                httponly=True,  # only the server reads it
+                samesite="Lax",
+                secure=request.is_secure or bool(current_app.config.get("SESSION_COOKIE_SECURE")),  # as the session
+            )
         return response

@@ -1,0 +1,509 @@
+"""Load test of the whole local stack: gunicorn + one Celery CPU worker + Redis + PostgreSQL, driven over HTTP.
+
+The script starts everything itself and always tears it down:
+
+* PostgreSQL: a private database on the server at ``SHOPRANK_BENCH_POSTGRES_URL`` (default
+  ``postgresql+psycopg://postgres@127.0.0.1:5432/test``), migrated with ``shoprank db upgrade``, the demo catalog
+  imported with ``shoprank catalog import``; dropped at the end;
+* Redis: ``SHOPRANK_BENCH_REDIS_URL`` (default ``redis://127.0.0.1:6379/0``) under a unique queue/cache key prefix;
+  every key under it is deleted at the end;
+* one rerank worker, ``shoprank worker --device cpu`` (INT8, cross-request batching), on the small XLM-R
+  architecture (6 layers, 384 wide, real XLM-R vocabulary, random weights: the compute of a small real model);
+* gunicorn serving ``webapp:create_app()`` (gthread workers), rate limits off (every shopper is 127.0.0.1).
+
+Then ``--shoppers`` threads (one ``requests.Session`` each) search the multilingual demo queries through
+``/api/search`` and send impression/click/add_to_cart/purchase events to ``/api/events`` as the shop's JS does,
+for ``--duration`` seconds: phase ``cold`` starts with an empty score cache; phase ``warm`` repeats exactly the
+searches of the cold phase (same queries, same order per shopper), so the pair scores are cached.
+
+Reported per phase: requests/s, p50/p95/p99 latency (search and events apart), errors (no HTTP answer), 5xx,
+fallback rate (searches answered with ``reranked: false``), events sent vs events stored in PostgreSQL (counted
+in the database at the end; lost must be 0), and the machine's load average before/after.
+
+    python bench/load.py                              # 2 phases x 120 s, 20 shoppers; JSON on stdout
+    python bench/load.py --duration 15 --shoppers 4   # a quick smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+# The repository root goes first: this directory's ``workers.py`` would otherwise shadow the ``workers`` package.
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import requests  # noqa: E402
+from sqlalchemy import create_engine, make_url, text  # noqa: E402
+
+from reranking.testing import SMALL_ARCHITECTURE, build_random_cross_encoder  # noqa: E402
+from workers.testing import WorkerProcess, delete_prefixed_keys, isolated_environment  # noqa: E402
+from workers.worker_main import available_cores  # noqa: E402
+
+DEMO_CATALOG = REPO / "data" / "catalog" / "demo_products.jsonl"
+DEMO_QUERIES = REPO / "data" / "catalog" / "demo_queries.jsonl"
+#: Click probability by rank position (first results are examined most), cart and purchase rates per click.
+CLICK_BY_POSITION = [0.35, 0.22, 0.15, 0.10, 0.08, 0.06, 0.05, 0.04, 0.03, 0.03]
+CART_RATE = 0.3
+PURCHASE_RATE = 0.1
+
+
+# --- statistics --------------------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def latency_summary(values_ms: list[float]) -> dict[str, float | int]:
+    if not values_ms:
+        return {"n": 0}
+    return {
+        "n": len(values_ms),
+        "p50_ms": round(percentile(values_ms, 50), 1),
+        "p95_ms": round(percentile(values_ms, 95), 1),
+        "p99_ms": round(percentile(values_ms, 99), 1),
+        "mean_ms": round(statistics.fmean(values_ms), 1),
+        "max_ms": round(max(values_ms), 1),
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# --- the shoppers ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PhaseRecord:
+    """What the shoppers of one phase saw; appended to from every shopper thread under ``lock``."""
+
+    search_ms: list[float] = field(default_factory=list)
+    events_ms: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    rerank_statuses: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)  # no HTTP answer: connection refused/reset, timeout
+    searches_ok: int = 0
+    fallbacks: int = 0
+    events_sent: int = 0  # events in batches the server acknowledged with 200
+    events_refused: int = 0  # events in batches answered with an error status or not answered
+    searched: dict[int, int] = field(default_factory=dict)  # searches sent, per shopper
+    server_ms: dict[str, list[float]] = field(default_factory=dict)  # the server's own timings_ms, by stage
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def shopper_script(queries: list[dict[str, Any]], shopper: int, seed: int) -> list[tuple[str, str]]:
+    """A shopper's searches in order: (query, language), a language per shopper as in the simulator."""
+    rng = random.Random(f"{seed}:{shopper}")
+    by_language: dict[str, list[str]] = {}
+    for q in queries:
+        by_language.setdefault(q["language"], []).append(q["query"])
+    language = rng.choice(sorted(by_language))
+    pool = by_language[language] + [q["query"] for q in rng.sample(queries, min(5, len(queries)))]
+    return [(rng.choice(pool), language) for _ in range(10_000)]
+
+
+def events_for(page: dict[str, Any], unit: str, language: str, rng: random.Random) -> tuple[list, list]:
+    """The impression beacon sent when results render, then the click/add_to_cart/purchase beacons."""
+    now = int(time.time() * 1000)
+    impression = {
+        "id": page["impression_id"],
+        "type": "impression",
+        "unit": unit,
+        "ts": now,
+        "query": page["query"],
+        "language": language,
+        "reranked": bool(page.get("reranked")),
+        "request_id": page.get("request_id"),
+        "items": [{"sku": hit["sku"], "position": hit["rank"]} for hit in page["results"]],
+    }
+    follow_up: list[dict[str, Any]] = []
+    for hit in page["results"][: len(CLICK_BY_POSITION)]:
+        if rng.random() >= CLICK_BY_POSITION[hit["rank"] - 1]:
+            continue
+        base = {"unit": unit, "sku": hit["sku"], "position": hit["rank"], "impression_id": page["impression_id"]}
+        follow_up.append({"id": str(uuid.uuid4()), "type": "click", "ts": now + 1, **base})
+        if rng.random() < CART_RATE:
+            follow_up.append({"id": str(uuid.uuid4()), "type": "add_to_cart", "ts": now + 2, **base})
+            if rng.random() < PURCHASE_RATE / CART_RATE:
+                follow_up.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "type": "purchase",
+                        "ts": now + 3,
+                        "unit": unit,
+                        "sku": hit["sku"],
+                        "quantity": 1,
+                        "value": hit["price"],
+                        "currency": hit["currency"],
+                        "impression_id": page["impression_id"],
+                    }
+                )
+        break  # one product page per search, as a shopper who found something
+    return [{k: v for k, v in impression.items() if v is not None}], follow_up
+
+
+def run_shopper(
+    base_url: str,
+    script: list[tuple[str, str]],
+    unit: str,
+    stop_at: float,
+    record: PhaseRecord,
+    seed: str,
+    index: int,
+) -> None:
+    """Search, then beacon the impression and any click/cart/purchase, until ``stop_at`` (no think time)."""
+    rng = random.Random(seed)
+    session = requests.Session()
+    for done, (query, language) in enumerate(script):
+        if time.monotonic() >= stop_at:
+            with record.lock:
+                record.searched[index] = done
+            return
+        started = time.perf_counter()
+        try:
+            response = session.get(
+                f"{base_url}/api/search",
+                params={"q": query, "lang": language, "user": unit, "limit": 20},
+                timeout=60,
+            )
+        except requests.RequestException as exc:
+            with record.lock:
+                record.errors[type(exc).__name__] += 1
+            continue
+        elapsed = (time.perf_counter() - started) * 1000
+        page = response.json() if response.status_code == 200 else None
+        with record.lock:
+            record.search_ms.append(elapsed)
+            record.statuses[response.status_code] += 1
+            if page is not None:
+                record.searches_ok += 1
+                record.rerank_statuses[page.get("rerank_status", "?")] += 1
+                record.fallbacks += int(not page.get("reranked"))
+                for stage in ("first_stage", "rerank", "total"):
+                    if stage in page.get("timings_ms", {}):
+                        record.server_ms.setdefault(stage, []).append(float(page["timings_ms"][stage]))
+        if page is None:
+            continue
+        for batch in events_for(page, unit, language, rng):
+            if not batch:
+                continue
+            started = time.perf_counter()
+            try:
+                sent = session.post(f"{base_url}/api/events", json={"events": batch}, timeout=60)
+            except requests.RequestException as exc:
+                with record.lock:
+                    record.errors[type(exc).__name__] += 1
+                    record.events_refused += len(batch)
+                continue
+            elapsed = (time.perf_counter() - started) * 1000
+            with record.lock:
+                record.events_ms.append(elapsed)
+                record.statuses[sent.status_code] += 1
+                if sent.status_code == 200:
+                    record.events_sent += len(batch)
+                else:
+                    record.events_refused += len(batch)
+
+
+def run_phase(
+    name: str,
+    base_url: str,
+    scripts: list[list[tuple[str, str]]],
+    duration: float,
+    run_id: str,
+    db_url: str,
+) -> tuple[dict[str, Any], dict[int, int]]:
+    record = PhaseRecord()
+    load_before = load_average()
+    stop_at = time.monotonic() + duration
+    threads = [
+        threading.Thread(
+            target=run_shopper,
+            args=(base_url, script, f"load-{run_id}-{name}-{n:03d}", stop_at, record, f"{run_id}:{name}:{n}", n),
+            name=f"shopper-{n}",
+        )
+        for n, script in enumerate(scripts)
+    ]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wall = time.monotonic() - started
+    load_after = load_average()
+    stored = count_stored_events(db_url, f"load-{run_id}-{name}-%")
+    requests_total = len(record.search_ms) + len(record.events_ms)
+    searches = len(record.search_ms)
+    server_errors = sum(n for status, n in record.statuses.items() if status >= 500)
+    return {
+        "phase": name,
+        "duration_s": round(wall, 1),
+        "shoppers": len(scripts),
+        "requests": requests_total,
+        "requests_per_s": round(requests_total / wall, 2),
+        "searches_per_s": round(searches / wall, 2),
+        "search_latency": latency_summary(record.search_ms),
+        "events_latency": latency_summary(record.events_ms),
+        # Inside the app (timings_ms of each search): the rest of the client's latency is queueing and HTTP.
+        "search_server_timings": {stage: latency_summary(v) for stage, v in record.server_ms.items()},
+        "http_statuses": {str(k): v for k, v in sorted(record.statuses.items())},
+        "errors": sum(record.errors.values()) + sum(n for s, n in record.statuses.items() if s >= 400),
+        "connection_errors": dict(record.errors),
+        "5xx": server_errors,
+        "fallback_rate": round(record.fallbacks / record.searches_ok, 4) if record.searches_ok else None,
+        "rerank_status": dict(record.rerank_statuses),
+        "events_sent": record.events_sent,
+        "events_refused": record.events_refused,
+        "events_stored": stored,
+        "events_lost": record.events_sent - stored,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+    }, dict(record.searched)
+
+
+# --- the stack -----------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def count_stored_events(db_url: str, unit_pattern: str) -> int:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text("SELECT count(*) FROM events WHERE unit_id LIKE :pattern"), {"pattern": unit_pattern}
+                ).scalar()
+                or 0
+            )
+    finally:
+        engine.dispose()
+
+
+class PrivateDatabase:
+    """A throw-away database on a shared PostgreSQL server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+        self.name = f"shoprank_load_{uuid.uuid4().hex[:10]}"
+        self.url = make_url(admin_url).set(database=self.name).render_as_string(hide_password=False)
+
+    def _admin(self, statement: str) -> None:
+        engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+        try:
+            with engine.connect() as connection:
+                connection.execute(text(statement))
+        finally:
+            engine.dispose()
+
+    def create(self) -> None:
+        self._admin(f'CREATE DATABASE "{self.name}"')
+
+    def drop(self) -> None:
+        self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def shoprank(env: dict[str, str], *args: str) -> None:
+    """``python -m shoprank ARGS`` as an operator would run it; fails loudly with its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "shoprank", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"shoprank {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+
+
+class Gunicorn:
+    """``gunicorn "webapp:create_app()"`` in its own process group, log in a file."""
+
+    def __init__(self, env: dict[str, str], port: int, workers: int, threads: int, log: Path) -> None:
+        self.env, self.port, self.workers, self.threads, self.log = env, port, workers, threads, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--workers",
+                    str(self.workers),
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    str(self.threads),
+                    "--timeout",
+                    "120",
+                    "webapp:create_app()",
+                ],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log.read_text()[-4000:]}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"gunicorn not ready after {timeout:.0f} s:\n{self.log.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        except ProcessLookupError:
+            pass
+
+
+def model_dir(cache: Path | None) -> Path:
+    target = cache or Path(tempfile.mkdtemp(prefix="shoprank-load-small-"))
+    if not (target / "config.json").exists():
+        print(f"building the small XLM-R cross-encoder in {target} ...", file=sys.stderr)
+        build_random_cross_encoder(target, SMALL_ARCHITECTURE)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=120.0, help="seconds per phase (cold, then warm)")
+    parser.add_argument("--shoppers", type=int, default=20, help="concurrent shopper threads")
+    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--model-cache", type=Path, help="directory to keep the generated small model in")
+    parser.add_argument("--output", type=Path, help="also write the JSON here")
+    args = parser.parse_args()
+
+    redis_url = os.environ.get("SHOPRANK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    admin_url = os.environ.get("SHOPRANK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    queries = [json.loads(line) for line in DEMO_QUERIES.read_text(encoding="utf-8").splitlines() if line.strip()]
+    run_id = uuid.uuid4().hex[:8]
+    logs = Path(tempfile.mkdtemp(prefix="shoprank-load-logs-"))
+    model = model_dir(args.model_cache)
+    database = PrivateDatabase(admin_url)
+    prefix = f"load-{run_id}:"
+    env = isolated_environment(
+        redis_url,
+        prefix,
+        SHOPRANK_DATABASE_URL=database.url,
+        SHOPRANK_RERANKER_MODEL=str(model),
+        SHOPRANK_RERANKER_ALLOW_DOWNLOAD="false",
+        SHOPRANK_PUBLIC_RATE_LIMIT_PER_MINUTE="0",
+        SHOPRANK_API_RATE_LIMIT_PER_MINUTE="0",
+        SHOPRANK_SECRET_KEY=uuid.uuid4().hex,
+    )
+    worker = WorkerProcess(
+        ["--device", "cpu", "--model", str(model), "--hostname", f"load-{run_id}@localhost"], env, logs / "worker.log"
+    )
+    web = Gunicorn(env, free_port(), args.web_workers, args.web_threads, logs / "gunicorn.log")
+    load_at_start = load_average()
+    try:
+        database.create()
+        setup_started = time.monotonic()
+        shoprank(env, "db", "upgrade")
+        shoprank(env, "catalog", "import", str(DEMO_CATALOG))
+        worker.start()
+        web.start()
+        worker.wait_ready(timeout=600)
+        web.wait_ready()
+        setup_s = time.monotonic() - setup_started
+        scripts = [shopper_script(queries, n, args.seed) for n in range(args.shoppers)]
+        cold, searched = run_phase("cold", web.url, scripts, args.duration, run_id, database.url)
+        # Warm: each shopper repeats its own cold-phase searches in order (cycling through them when it gets
+        # further): every (query, product) pair it asks for was scored in the cold phase and is in the cache.
+        warm_scripts = [(script[: max(1, searched.get(n, 1))] * 10_000)[:10_000] for n, script in enumerate(scripts)]
+        warm, _ = run_phase("warm", web.url, warm_scripts, args.duration, run_id, database.url)
+        report = {
+            "benchmark": "load",
+            "machine": {
+                "cores": available_cores(),
+                "load_average_at_start": load_at_start,
+                "load_average_at_end": load_average(),
+                "note": "os.getloadavg() 1/5/15 min; other work on the machine shares these cores",
+            },
+            "stack": {
+                "web": f"gunicorn {args.web_workers} workers x {args.web_threads} threads (gthread), "
+                "webapp:create_app()",
+                "worker": "shoprank worker --device cpu (INT8, cross-request batching), 1 process",
+                "model": "small XLM-R architecture (6 layers, 384 hidden, real XLM-R vocabulary, random weights)",
+                "redis": redis_url,
+                "database": "PostgreSQL (private database, dropped afterwards)",
+                "catalog": DEMO_CATALOG.name,
+                "queries": f"{len(queries)} multilingual demo queries",
+                "rerank_deadline_ms": 3000,
+                "setup_s": round(setup_s, 1),
+            },
+            "phases": [cold, warm],
+        }
+        output = json.dumps(report, indent=2, ensure_ascii=False)
+        print(output)
+        if args.output:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(output + "\n")
+        summary = " | ".join(
+            f"{p['phase']}: {p['requests_per_s']} req/s, search p50/p95/p99 "
+            f"{p['search_latency'].get('p50_ms')}/{p['search_latency'].get('p95_ms')}/"
+            f"{p['search_latency'].get('p99_ms')} ms, events p50/p95/p99 {p['events_latency'].get('p50_ms')}/"
+            f"{p['events_latency'].get('p95_ms')}/{p['events_latency'].get('p99_ms')} ms, "
+            f"fallback {p['fallback_rate']}, errors {p['errors']}, 5xx {p['5xx']}, "
+            f"events {p['events_sent']} sent / {p['events_stored']} stored"
+            for p in (cold, warm)
+        )
+        print(
+            f"load ({args.shoppers} shoppers, {args.duration:.0f} s/phase, load {load_at_start}): {summary}",
+            file=sys.stderr,
+        )
+    finally:
+        web.stop()
+        worker.stop()
+        delete_prefixed_keys(redis_url, prefix)
+        try:
+            database.drop()
+        except Exception as exc:  # report, but never hide the run's own error
+            print(f"could not drop {database.name}: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
