@@ -144,11 +144,14 @@ def latency_series(
         parts.append(f'<polyline class="line {key}" points="{line}"/>')
     for p in points:
         stamp = dt.datetime.fromtimestamp(p["minute"], dt.UTC).strftime("%H:%M")
-        parts.append(
-            f'<circle class="dot p95" cx="{_num(x(p["minute"]))}" cy="{_num(y(p["p95"]))}" r="2.6">'
+        tip = (
             f"<title>{stamp} UTC: p50 {escape(format_ms(p['p50']))}, p95 {escape(format_ms(p['p95']))}, "
-            f"{p['n']} searches</title></circle>"
+            f"{p['n']} searches</title>"
         )
+        for key in ("p50", "p95"):  # dots too, so a single minute is visible before there is a line
+            parts.append(
+                f'<circle class="dot {key}" cx="{_num(x(p["minute"]))}" cy="{_num(y(p[key]))}" r="3">{tip}</circle>'
+            )
     label_every = max(1, math.ceil(len(points) / 8))
     for index, p in enumerate(points):
         if index % label_every == 0 or index == len(points) - 1:

@@ -128,6 +128,8 @@ def age(seconds: float | None) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "–"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 86400:
