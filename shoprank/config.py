@@ -20,6 +20,8 @@ from reranking.model_source import DEFAULT_MODEL
 
 ENV_PREFIX = "SHOPRANK_"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 - refused when env=production
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 MIN_PRODUCTION_SECRET_CHARS = 32  # secrets.token_urlsafe() gives 43
 
 
@@ -110,6 +112,13 @@ class Settings:
     reporting_currency: str = _env("REPORTING_CURRENCY", "USD")  # revenue in the dashboard
     fx_rates: str = _env("FX_RATES", "")  # "EUR=1.08,JPY=0.0067": units of reporting currency; adds to the defaults
 
+    # Operations: logs, metrics, the ops page (shoprank.observability)
+    log_level: str = _env("LOG_LEVEL", "WARNING")  # DEBUG | INFO | WARNING | ERROR (the CLI's --log-level wins)
+    log_format: str = _env("LOG_FORMAT", "text")  # text | json (one JSON object per line, with request_id)
+    metrics_token: str = _env("METRICS_TOKEN", "")  # when set, GET /metrics needs "Authorization: Bearer <token>"
+    worker_metrics_port: int = _env("WORKER_METRICS_PORT", 0, int)  # rerank worker's /metrics port; 0 = off
+    ops_window_size: int = _env("OPS_WINDOW_SIZE", 2000, int)  # recent searches behind the ops page percentiles
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every ``SHOPRANK_*`` variable; ``overrides`` win (tests, CLI flags)."""
@@ -157,6 +166,7 @@ class Settings:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
         if self.experiments_refresh_seconds < 0:
             raise ConfigError(f"{ENV_PREFIX}EXPERIMENTS_REFRESH_SECONDS must not be negative")
+        self._validate_operations_settings()
         for name in (
             "api_rate_limit_per_minute",
             "public_rate_limit_per_minute",
@@ -188,6 +198,16 @@ class Settings:
                 "SHOPRANK_LOGIN_MAX_FAILURES and SHOPRANK_LOGIN_RATE_LIMIT_PER_MINUTE must not be 0 in production: "
                 "the dashboard login would allow unlimited password guessing"
             )
+
+    def _validate_operations_settings(self) -> None:
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"{ENV_PREFIX}LOG_LEVEL={self.log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"{ENV_PREFIX}LOG_FORMAT={self.log_format!r}: expected text or json")
+        if not 0 <= self.worker_metrics_port <= 65535:
+            raise ConfigError(f"{ENV_PREFIX}WORKER_METRICS_PORT must be 0 (off) or a TCP port")
+        if not 10 <= self.ops_window_size <= 100_000:
+            raise ConfigError(f"{ENV_PREFIX}OPS_WINDOW_SIZE must be between 10 and 100000")
 
     def _validate_worker_settings(self) -> None:
         if not 0 < self.rerank_soft_time_limit_seconds <= self.rerank_hard_time_limit_seconds:

@@ -2,7 +2,7 @@
 
 Passwords are hashed with werkzeug's ``generate_password_hash`` (scrypt, random salt): slow on purpose, unlike
 the SHA-256 of API keys, because people choose guessable passwords. Roles are ordered: an admin may do what a
-merchandiser may do; ops see the ops pages (a later issue) but do not edit experiments.
+merchandiser may do; ops see the ops page (`/dashboard/ops`) but not the experiment pages.
 """
 
 from __future__ import annotations

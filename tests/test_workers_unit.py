@@ -275,7 +275,7 @@ def test_workers_are_counted_per_device_and_node():
 def test_compose_file_defines_scalable_cpu_and_gpu_workers():
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"redis", "worker-cpu", "worker-gpu"} <= set(services)
+    assert {"redis-broker", "redis-cache", "worker-cpu", "worker-gpu"} <= set(services)
     cpu, gpu = services["worker-cpu"], services["worker-gpu"]
     assert "container_name" not in cpu  # `docker compose up --scale worker-cpu=N` needs unnamed containers
     assert "--device" in cpu["command"] and "cpu" in cpu["command"]
@@ -285,6 +285,8 @@ def test_compose_file_defines_scalable_cpu_and_gpu_workers():
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     for service in (cpu, gpu):
         assert "worker-health" in " ".join(service["healthcheck"]["test"])
-        assert service["depends_on"]["redis"]["condition"] == "service_healthy"
-        assert service["environment"]["SHOPRANK_REDIS_URL"].startswith("redis://")
-    assert "healthcheck" in services["redis"]
+        assert service["depends_on"]["redis-broker"]["condition"] == "service_healthy"
+        assert service["depends_on"]["redis-cache"]["condition"] == "service_healthy"
+        assert service["environment"]["SHOPRANK_REDIS_URL"].startswith("redis://redis-cache")
+        assert service["environment"]["SHOPRANK_BROKER_URL"].startswith("redis://redis-broker")
+    assert "healthcheck" in services["redis-broker"] and "healthcheck" in services["redis-cache"]

@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
 
     from shoprank.redaction import install_redaction
     from webapp import dashboard, i18n
-    from webapp.blueprints import api, health, rerank_api, shop
+    from webapp.blueprints import api, health, metrics, rerank_api, shop
     from webapp.errors import register_error_handlers
     from webapp.http import install_request_hooks
     from webapp.security import install_security
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     install_redaction(secrets=(settings.secret_key,))  # root handlers (CLI/gunicorn config) ...
     install_redaction(app.logger)  # ... and Flask's own default handler, when it has one
     install_request_hooks(app)
+    metrics.install_http_metrics(app)
     install_security(app, settings)
     register_error_handlers(app)
     i18n.init_app(app)
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     app.register_blueprint(api.bp)
     app.register_blueprint(rerank_api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     dashboard.init_app(app, production=settings.env == "production")
 
     @app.teardown_appcontext

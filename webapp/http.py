@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -9,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 
+from shoprank.observability.logs import request_id_var
 from webapp.errors import ApiError
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -99,6 +101,14 @@ def install_request_hooks(app: Flask) -> None:
     def assign_request_id() -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id_token = request_id_var.set(g.request_id)  # log lines of this request carry its id
+
+    @app.teardown_request
+    def unbind_request_id(_exc: BaseException | None) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            with contextlib.suppress(ValueError):  # set in another (copied) context, which dies with it
+                request_id_var.reset(token)
 
     @app.after_request
     def add_headers(response: Response) -> Response:

@@ -18,6 +18,8 @@ from reranking.dispatch import InProcessDispatcher, RerankDispatcher
 from reranking.scorers.bi_encoder import E5FallbackScorer
 from shoprank.config import Settings
 from shoprank.db import Database
+from shoprank.observability.search_observer import SearchObserver
+from shoprank.observability.window import SearchWindow
 from shoprank.search.embeddings import embedder
 from shoprank.search.index import CatalogIndex, CatalogSnapshot
 from shoprank.search.ranking import RankingConfig, VariantResolver
@@ -78,6 +80,8 @@ class AppServices:
     search: SearchService
     rate_limiter: RateLimiter
     started_at: float = field(default_factory=time.time)
+    #: Recent searches for the ops page (Redis-backed when configured, so every web process sees all).
+    window: SearchWindow | None = None
 
     def scorer_info(self) -> dict[str, Any] | None:
         """The default scorer's description, from whatever the dispatcher reports."""
@@ -127,6 +131,8 @@ def build_services(
         deadline_ms=settings.rerank_deadline_ms,
         max_query_chars=settings.max_query_chars,
     )
+    window = SearchWindow(settings.ops_window_size, settings.redis_url, settings.queue_prefix)
+    search.observers.append(SearchObserver(window, dispatcher))
     return AppServices(
         settings=settings,
         db=db,
@@ -134,4 +140,5 @@ def build_services(
         dispatcher=dispatcher,
         search=search,
         rate_limiter=build_limiter(settings, "api-key", settings.api_rate_limit_per_minute),
+        window=window,
     )

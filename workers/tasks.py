@@ -9,14 +9,24 @@ to run again; one whose result is already stored is not even recomputed
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from reranking.dispatch import RerankError, RerankRejected, RerankTimeout, RerankUnavailable
+from shoprank.observability import metrics
+from shoprank.observability.logs import bound_request_id
 from workers.celery_app import RERANK_TASK_NAME
 from workers.runtime import current_runtime
+
+log = logging.getLogger(__name__)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # the web tier's X-Request-ID rule
+_batches = metrics.ScorerStatsRecorder("worker")
 
 #: Expected outcomes, logged as one line instead of a traceback.
 EXPECTED_ERRORS = (RerankRejected, RerankUnavailable, RerankTimeout)
@@ -27,16 +37,47 @@ def register_tasks(app: Celery) -> None:
 
     @app.task(name=RERANK_TASK_NAME, bind=True, typing=False, throws=EXPECTED_ERRORS)
     def rerank_job(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        runtime = current_runtime()
-        if runtime is None:
-            raise RerankUnavailable("this worker process has no model loaded")
-        delivery = self.request.delivery_info or {}
-        try:
-            return runtime.run_job(args, kwargs, redelivered=bool(delivery.get("redelivered")))
-        except SoftTimeLimitExceeded:
-            raise RerankTimeout("the job exceeded the worker's soft time limit") from None
-        except RerankError:
-            raise
-        except Exception as exc:
-            # Only the type and message travel back (JSON); the traceback stays in the worker log.
-            raise RerankError(f"worker failed: {type(exc).__name__}: {exc}") from exc
+        with bound_request_id(job_request_id(kwargs)):  # worker log lines carry the search's request id
+            return _run(self, args, kwargs)
+
+
+def job_request_id(kwargs: Mapping[str, Any] | None) -> str | None:
+    """The job's ``request_id`` when it is a well-formed id; the payload is validated properly later."""
+    job = (kwargs or {}).get("job")
+    value = job.get("request_id") if isinstance(job, Mapping) else None
+    return value if isinstance(value, str) and _REQUEST_ID.match(value) else None
+
+
+def _run(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:
+    runtime = current_runtime()
+    if runtime is None:
+        metrics.RERANK_JOBS.labels("unavailable").inc()
+        raise RerankUnavailable("this worker process has no model loaded")
+    delivery = task.request.delivery_info or {}
+    started = time.perf_counter()
+    try:
+        answer = runtime.run_job(args, kwargs, redelivered=bool(delivery.get("redelivered")))
+    except SoftTimeLimitExceeded:
+        metrics.RERANK_JOBS.labels("timeout").inc()
+        log.warning("rerank job %s exceeded the soft time limit", task.request.id)
+        raise RerankTimeout("the job exceeded the worker's soft time limit") from None
+    except RerankError as exc:
+        metrics.RERANK_JOBS.labels(type(exc).__name__).inc()
+        log.info("rerank job %s not served: %s: %s", task.request.id, type(exc).__name__, exc)
+        raise
+    except Exception as exc:
+        metrics.RERANK_JOBS.labels("error").inc()
+        log.exception("rerank job %s failed", task.request.id)
+        # Only the type and message travel back (JSON); the traceback stays in the worker log.
+        raise RerankError(f"worker failed: {type(exc).__name__}: {exc}") from exc
+    metrics.RERANK_JOBS.labels("ok").inc()
+    metrics.record_cache("worker", int(answer.get("cache_hits") or 0), int(answer.get("cache_misses") or 0))
+    _batches.record(id(runtime.reranker.scorer), runtime.reranker.scorer.stats.snapshot())
+    log.info(
+        "rerank job %s served: %d passages, %d from cache, %.1f ms",
+        task.request.id,
+        len(answer.get("raw_scores") or ()),
+        int(answer.get("cache_hits") or 0),
+        (time.perf_counter() - started) * 1000,
+    )
+    return answer

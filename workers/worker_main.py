@@ -31,6 +31,7 @@ from celery import platforms, signals
 
 from reranking.model_source import ModelUnavailableError, resolve_model
 from shoprank.config import ConfigError, Settings
+from shoprank.observability.metrics import start_metrics_server
 from workers.celery_app import QUEUE_FOR_DEVICE, create_celery_app, device_family
 from workers.runtime import ModelLoadError, WorkerPlan, WorkerRuntime, current_runtime, install_runtime
 from workers.tasks import register_tasks
@@ -207,6 +208,11 @@ def run_worker(options: WorkerOptions, settings: Settings) -> int:
         return EXIT_BAD_OPTIONS
     register_tasks(app)
     log.info("starting rerank worker: %s", plan.describe())
+    try:  # Prometheus scrape port (SHOPRANK_WORKER_METRICS_PORT); prefork children need PROMETHEUS_MULTIPROC_DIR
+        start_metrics_server(settings.worker_metrics_port)
+    except OSError as exc:
+        log.critical("FATAL: rerank worker not started: metrics port %d: %s", settings.worker_metrics_port, exc)
+        return EXIT_BAD_OPTIONS
 
     if plan.pool == "prefork":
         try:  # the parent checks the weights exist (no torch, no CUDA); each child loads them after the fork

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
@@ -12,7 +10,8 @@ from shoprank.cli.model_commands import model_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 from shoprank.cli.serve_command import serve
 from shoprank.cli.worker_commands import worker, worker_health, worker_status
-from shoprank.redaction import install_redaction
+from shoprank.config import LOG_FORMATS, LOG_LEVELS
+from shoprank.observability.logs import configure_logging, settings_for_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,12 +20,19 @@ from shoprank.redaction import install_redaction
     default="WARNING",
     show_default=True,
     envvar="SHOPRANK_LOG_LEVEL",
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    type=click.Choice(list(LOG_LEVELS), case_sensitive=False),
 )
-def cli(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    default="text",
+    show_default=True,
+    envvar="SHOPRANK_LOG_FORMAT",
+    type=click.Choice(list(LOG_FORMATS)),
+    help="json: one JSON object per line (ts, level, logger, message, request_id).",
+)
+def cli(log_level: str, log_format: str) -> None:
     """shoprank: multilingual product search reranking with A/B testing."""
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_redaction()  # after the handlers exist: mask tokens, passwords, SECRET_KEY in everything logged
+    configure_logging(settings_for_logging().replace(log_format=log_format), level=log_level)
 
 
 cli.add_command(score)

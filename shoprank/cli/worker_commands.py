@@ -70,10 +70,11 @@ def worker(
     """Run a Celery rerank worker on the rerank.gpu (cuda) or rerank.cpu (cpu) queue."""
     from workers.worker_main import WorkerOptions, run_worker
 
-    for name in ("workers", "reranking"):
+    for name in ("workers", "reranking", "shoprank"):
         logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)  # start-up, readiness and model lines must reach the log
+        # Pinned explicitly: start-up, readiness, model and per-job lines must reach the log, and Celery later
+        # resets the root logger's level to its own --loglevel (WARNING), which these loggers must not inherit.
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
     options = WorkerOptions(
         device=device,
         concurrency=concurrency,

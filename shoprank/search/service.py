@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,8 @@ class SearchResult:
     request_id: str | None
     impression_id: str
     interleaved: bool = False  # team-draft merge of two rankers; hits carry their team
+    cache_hits: int = 0  # pair scores the rerank read from the score cache (all rankings of this search)
+    cache_misses: int = 0  # pair scores the model computed
 
 
 @dataclass
@@ -128,6 +131,8 @@ class SearchService:
         self.deadline_ms = deadline_ms
         self.max_query_chars = max_query_chars
         self.stats = SearchStats()
+        #: Called with every finished ``SearchResult`` (metrics, the ops window); an observer's error is logged.
+        self.observers: list[Callable[[SearchResult], None]] = []
 
     def search(
         self,
@@ -200,7 +205,7 @@ class SearchService:
             hits = [hit(rank, i, rankings[0], None) for rank, i in enumerate(rankings[0].order[:limit], start=1)]
         self.stats.record(status)
         timings["total"] = (time.perf_counter() - started) * 1000
-        return SearchResult(
+        result = SearchResult(
             query=query,
             language=language,
             hits=hits,
@@ -214,7 +219,15 @@ class SearchService:
             request_id=request_id,
             impression_id=str(uuid.uuid4()),
             interleaved=interleaved,
+            cache_hits=sum(ranking.cache_hits for ranking in rankings),
+            cache_misses=sum(ranking.cache_misses for ranking in rankings),
         )
+        for observe in self.observers:
+            try:
+                observe(result)
+            except Exception:  # observability must never fail a search
+                log.exception("search observer %r failed", observe)
+        return result
 
     def _rank(
         self,
@@ -254,7 +267,7 @@ class SearchService:
             return _Ranking(order, None, status, None)
         timings[timing_name] = (time.perf_counter() - mark) * 1000
         order.sort(key=lambda i: -scores[i])  # stable: ties keep first-stage order
-        return _Ranking(order, scores, "ok", result.scorer)
+        return _Ranking(order, scores, "ok", result.scorer, result.cache_hits, result.cache_misses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +276,8 @@ class _Ranking:
     scores: dict[int, float] | None  # rerank score per candidate index, when reranked
     status: str
     scorer: dict[str, Any] | None
+    cache_hits: int = 0
+    cache_misses: int = 0
 
 
 def _combined_status(statuses: list[str]) -> str:

@@ -8,6 +8,7 @@ from flask import Blueprint, request
 
 from experiments.store import EventValidationError, ingest_events, parse_events
 from shoprank.languages import is_known_language
+from shoprank.observability import metrics
 from shoprank.search.service import SearchInputError, SearchResult
 from webapp import services
 from webapp.errors import ApiError
@@ -102,7 +103,10 @@ def events() -> Any:
         parsed = parse_events(payload, default_unit=visitor_id(), max_batch=app.settings.events_max_batch)
     except EventValidationError as exc:
         status = 413 if exc.errors and "the limit is" in exc.errors[0] else 422
+        metrics.EVENTS_REJECTED.labels("too_large" if status == 413 else "invalid").inc()
         raise ApiError(status, "invalid_events", str(exc), details=exc.errors[:100]) from None
     with app.db.session() as session:
         outcome = ingest_events(session, parsed)
+    metrics.EVENTS_INGESTED.labels("stored").inc(outcome.stored)
+    metrics.EVENTS_INGESTED.labels("duplicate").inc(outcome.duplicates)
     return {"received": outcome.received, "stored": outcome.stored, "duplicates": outcome.duplicates}

@@ -153,6 +153,8 @@ def login() -> Any:
             error = f"Too many sign-in attempts from your network. Wait {outcome.retry_after} seconds and try again."
             status, headers = 429, {"Retry-After": str(outcome.retry_after)}
         elif outcome is not None:
+            if not request.args.get("next") and not outcome.has_role("merchandiser"):
+                return redirect(url_for("dashboard.ops"))  # ops users have no experiment pages
             return redirect(auth_users._safe_next(request.args.get("next")))
         else:
             minutes = max(1, round(services().settings.login_lockout_seconds / 60))
