@@ -127,7 +127,9 @@ def test_dashboard_login_and_experiment_with_simulated_data(browser, live_shop, 
         )
         start_experiment(session, create_experiment(session, spec, "tests"), "tests")
     services.search.resolver.invalidate()
-    config = SimulationConfig(users=50, ctr_lift=0.5, days=4, seed=11, results_per_page=5, concurrency=4)
+    # cvr=0.5: both arms of 25 shoppers get purchases, so conversion and revenue are testable (4 whiskers);
+    # at the default 0.12 an arm without a purchase happened now and then and left only 2.
+    config = SimulationConfig(users=50, ctr_lift=0.5, cvr=0.5, days=4, seed=11, results_per_page=5, concurrency=4)
     result = Simulator(HttpTransport(base), config).run()  # through the live server's real HTTP endpoints
     assert result.experiments["browser-ab"] == 50
 
