@@ -13,6 +13,7 @@ from shoprank.apikeys import find_active_key
 from shoprank.db import utcnow
 from webapp import services
 from webapp.errors import ApiError
+from webapp.ratelimit import enforce
 
 F = TypeVar("F", bound=Callable[..., Any])
 _LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one last_used_at write per key per minute
@@ -52,14 +53,7 @@ def require_api_key(view: F) -> F:
         if last is None or now - last > _LAST_USED_RESOLUTION:
             key.last_used_at = now
             session.commit()
-        allowed, retry_after = app.rate_limiter.allow(key.id)
-        if not allowed:
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"more than {app.rate_limiter.limit} requests this minute for this API key; retry in {retry_after} s",
-                headers={"Retry-After": str(retry_after)},
-            )
+        enforce(app.rate_limiter, key.id, "for this API key")
         g.api_key_id = key.id
         return view(*args, **kwargs)
 

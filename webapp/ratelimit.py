@@ -20,6 +20,8 @@ import threading
 import time
 from typing import Any, Protocol
 
+from webapp.errors import ApiError
+
 log = logging.getLogger(__name__)
 RETRY_S = 5.0  # how long a limiter that lost Redis lets everything through before trying Redis again
 
@@ -101,3 +103,15 @@ def build_limiter(settings: Any, name: str, limit: int, window_seconds: int = 60
             settings.redis_url, name, limit, window_seconds, prefix=getattr(settings, "cache_key_prefix", "")
         )
     return MemoryRateLimiter(limit, window_seconds)
+
+
+def enforce(limiter: RateLimiter, key: Any, whose: str) -> None:
+    """Spend one unit of ``key``'s budget; past it, the JSON 429 with ``Retry-After`` every limited API answers."""
+    allowed, retry_after = limiter.allow(key)
+    if not allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"more than {limiter.limit} requests this minute {whose}; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )

@@ -18,8 +18,7 @@ from typing import Any
 from flask import Flask, Response, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from webapp.errors import ApiError
-from webapp.ratelimit import RateLimiter, build_limiter
+from webapp.ratelimit import RateLimiter, build_limiter, enforce
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -64,15 +63,7 @@ def public_limiter() -> RateLimiter:
 def _limit_public_api() -> None:
     if request.endpoint not in PUBLIC_RATE_LIMITED_ENDPOINTS:
         return
-    limiter = public_limiter()
-    allowed, retry_after = limiter.allow(client_ip())
-    if not allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"more than {limiter.limit} requests this minute from your address; retry in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
+    enforce(public_limiter(), client_ip(), "from your address")
 
 
 def install_security(app: Flask, settings: Any) -> None:
