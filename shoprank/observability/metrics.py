@@ -205,7 +205,7 @@ def record_cache(where: str, hits: int, misses: int) -> None:
         SCORE_CACHE_MISSES.labels(where).inc(misses)
 
 
-def start_metrics_server(port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - a container's metrics port
+def start_metrics_server(port: int, host: str = "0.0.0.0") -> None:  # nosec B104 - a container's metrics port for Prometheus
     """Serve ``/metrics`` on ``port`` from a daemon thread (rerank workers; 0 = do nothing)."""
     if not port:
         return
