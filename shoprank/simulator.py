@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+MAX_RATE_LIMIT_WAITS = 5  # a server still answering 429 after this many waits fails the simulation
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_QUERIES = REPO_ROOT / "data" / "catalog" / "demo_queries.jsonl"
 #: Probability that a shopper clicks a product of this relevance grade when examining it.
@@ -60,23 +62,36 @@ class HttpTransport:
             session = self._local.session = self._requests.Session()
         return session
 
-    def get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        response = self._session().get(f"{self.base_url}{path}", params=params, timeout=self.timeout)
-        response.raise_for_status()
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request; a 429 is waited out (``Retry-After``, at most ``MAX_RATE_LIMIT_WAITS`` times), as a polite
+        client of a rate-limited server should, instead of failing the whole simulation."""
+        for _ in range(MAX_RATE_LIMIT_WAITS):
+            response = self._session().request(method, f"{self.base_url}{path}", timeout=self.timeout, **kwargs)
+            if response.status_code != 429:
+                break
+            time.sleep(min(float(response.headers.get("Retry-After") or 1), 60.0))
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
         return response.json()
 
+    def get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        return self._send("GET", path, params=params)
+
     def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self._session().post(f"{self.base_url}{path}", json=body, timeout=self.timeout)
-        if response.status_code >= 400:
-            raise RuntimeError(f"POST {path}: {response.status_code} {response.text[:500]}")
-        return response.json()
+        return self._send("POST", path, json=body)
 
 
 class FlaskTransport:
-    """An in-process app through Flask's test client: the same routes, no socket."""
+    """An in-process app through Flask's test client: the same routes, no socket.
+
+    In process, the simulator is the operator's own traffic generator: thousands of requests a minute from
+    one address, which the per-IP public rate limit exists to stop. It therefore talks to a twin of ``app``
+    on the same services (database, index, reranker) with only that limit off; validation, assignment and
+    event storage are the real ones.
+    """
 
     def __init__(self, app: Any) -> None:
-        self.app = app
+        self.app = _without_public_rate_limit(app)
 
     def get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         with self.app.test_client() as client:
@@ -266,3 +281,12 @@ class Simulator:
                 merge(pool.map(one, range(self.config.users)))
         total.seconds = time.perf_counter() - started
         return total
+
+
+def _without_public_rate_limit(app: Any) -> Any:
+    from webapp import EXTENSION, create_app
+
+    services = app.extensions[EXTENSION]
+    if services.settings.public_rate_limit_per_minute == 0:
+        return app
+    return create_app(services.settings.replace(public_rate_limit_per_minute=0), services=services)
