@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -60,6 +60,40 @@ class LiftRow:
     verdict: str
 
 
+def x_grid(
+    ticks: Sequence[float],
+    x: Callable[[float], float],
+    *,
+    y_top: float,
+    y_bottom: float,
+    label_gap: float,
+    label: Callable[[float], str],
+) -> list[str]:
+    """Vertical grid lines with their tick labels under the plot (shared by every chart with a value x axis)."""
+    parts: list[str] = []
+    for tick in ticks:
+        tx = _num(x(tick))
+        parts.append(f'<line class="grid" x1="{tx}" x2="{tx}" y1="{y_top}" y2="{y_bottom}"/>')
+        parts.append(
+            f'<text class="tick" x="{tx}" y="{y_bottom + label_gap}" text-anchor="middle">{escape(label(tick))}</text>'
+        )
+    return parts
+
+
+def y_grid(
+    ticks: Sequence[float], y: Callable[[float], float], *, left: float, right: float, label: Callable[[float], str]
+) -> list[str]:
+    """Horizontal grid lines with their tick labels left of the plot (every chart with a value y axis)."""
+    parts: list[str] = []
+    for tick in ticks:
+        ty = y(tick)
+        parts.append(f'<line class="grid" x1="{left}" x2="{right}" y1="{_num(ty)}" y2="{_num(ty)}"/>')
+        parts.append(
+            f'<text class="tick" x="{left - 6}" y="{_num(ty + 4)}" text-anchor="end">{escape(label(tick))}</text>'
+        )
+    return parts
+
+
 def lift_chart(rows: Sequence[LiftRow], *, width: int = 640, title: str = "Relative lift vs control") -> Markup:
     """A forest plot: one row per metric and treatment, point = relative lift, whisker = its CI, line at 0."""
     label_w, right_pad, row_h, top, bottom = 190, 24, 34, 30, 34
@@ -76,13 +110,14 @@ def lift_chart(rows: Sequence[LiftRow], *, width: int = 640, title: str = "Relat
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
         f'<text class="chart-title" x="0" y="16">{escape(title)}</text>',
     ]
-    for tick in ticks:
-        tx = x(tick)
-        parts.append(f'<line class="grid" x1="{_num(tx)}" x2="{_num(tx)}" y1="{top}" y2="{height - bottom}"/>')
-        parts.append(
-            f'<text class="tick" x="{_num(tx)}" y="{height - bottom + 18}" text-anchor="middle">'
-            f"{escape(format_percent(tick, 0 if abs(tick * 100 - round(tick * 100)) < 1e-9 else 1, True))}</text>"
-        )
+    parts += x_grid(
+        ticks,
+        x,
+        y_top=top,
+        y_bottom=height - bottom,
+        label_gap=18,
+        label=lambda tick: format_percent(tick, 0 if abs(tick * 100 - round(tick * 100)) < 1e-9 else 1, True),
+    )
     zero = x(0.0)
     parts.append(f'<line class="zero" x1="{_num(zero)}" x2="{_num(zero)}" y1="{top - 4}" y2="{height - bottom}"/>')
     for index, row in enumerate(rows):
@@ -170,12 +205,7 @@ def series_chart(
             return format_percent(value, 0 if abs(value * 100 - round(value * 100)) < 1e-9 else 1, True)
         return format_percent(value, 0)
 
-    for tick in ticks:
-        ty = y(tick)
-        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{_num(ty)}" y2="{_num(ty)}"/>')
-        parts.append(
-            f'<text class="tick" x="{left - 6}" y="{_num(ty + 4)}" text-anchor="end">{escape(label(tick))}</text>'
-        )
+    parts += y_grid(ticks, y, left=left, right=width - right, label=label)
     upper = " ".join(f"{_num(x(p.day))},{_num(y(p.ci_upper))}" for p in usable)  # type: ignore[arg-type]
     lower = " ".join(f"{_num(x(p.day))},{_num(y(p.ci_lower))}" for p in reversed(usable))  # type: ignore[arg-type]
     line = " ".join(f"{_num(x(p.day))},{_num(y(p.estimate))}" for p in usable)  # type: ignore[arg-type]

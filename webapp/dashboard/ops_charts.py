@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from webapp.dashboard.charts import _nice_step, _num
+from webapp.dashboard.charts import _nice_step, _num, x_grid, y_grid
 
 STAGE_LABELS = {"retrieval": "Retrieval (first stage)", "rerank": "Rerank (dispatch + queue)", "total": "Total search"}
 PERCENTILE_KEYS = ("p50", "p95", "p99")
@@ -25,6 +25,10 @@ def format_ms(value: float | None) -> str:
     if value >= 1000:
         return f"{value / 1000:.2f} s"
     return f"{value:.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
+def _ms_label(tick: float) -> str:
+    return format_ms(tick) if tick else "0"
 
 
 def _ms_axis(high: float) -> tuple[float, list[float]]:
@@ -58,13 +62,7 @@ def latency_bars(
         lx = label_w + index * 78
         parts.append(f'<rect class="bar {key}" x="{lx}" y="26" width="12" height="10" rx="2"/>')
         parts.append(f'<text class="tick" x="{lx + 17}" y="35">{key}</text>')
-    for tick in ticks:
-        tx = x(tick)
-        parts.append(f'<line class="grid" x1="{_num(tx)}" x2="{_num(tx)}" y1="{top - 4}" y2="{height - bottom}"/>')
-        parts.append(
-            f'<text class="tick" x="{_num(tx)}" y="{height - bottom + 16}" text-anchor="middle">'
-            f"{escape(format_ms(tick) if tick else '0')}</text>"
-        )
+    parts += x_grid(ticks, x, y_top=top - 4, y_bottom=height - bottom, label_gap=16, label=_ms_label)
     if not values:
         parts.append(
             f'<text class="empty" x="{label_w + plot_w / 2}" y="{top + 20}" text-anchor="middle">'
@@ -132,13 +130,7 @@ def latency_series(
     def y(value: float) -> float:
         return top + (1 - min(value, end) / end) * plot_h
 
-    for tick in ticks:
-        ty = y(tick)
-        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{_num(ty)}" y2="{_num(ty)}"/>')
-        parts.append(
-            f'<text class="tick" x="{left - 6}" y="{_num(ty + 4)}" text-anchor="end">'
-            f"{escape(format_ms(tick) if tick else '0')}</text>"
-        )
+    parts += y_grid(ticks, y, left=left, right=width - right, label=_ms_label)
     for key in ("p95", "p50"):
         line = " ".join(f"{_num(x(p['minute']))},{_num(y(p[key]))}" for p in points)
         parts.append(f'<polyline class="line {key}" points="{line}"/>')
