@@ -52,7 +52,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import requests  # noqa: E402
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
-from reranking.testing import SMALL_ARCHITECTURE, build_random_cross_encoder  # noqa: E402
+from reranking.testing import small_model_dir  # noqa: E402
 from workers.testing import WorkerProcess, delete_prefixed_keys, isolated_environment  # noqa: E402
 from workers.worker_main import available_cores  # noqa: E402
 
@@ -398,11 +398,7 @@ class Gunicorn:
 
 
 def model_dir(cache: Path | None) -> Path:
-    target = cache or Path(tempfile.mkdtemp(prefix="shoprank-load-small-"))
-    if not (target / "config.json").exists():
-        print(f"building the small XLM-R cross-encoder in {target} ...", file=sys.stderr)
-        build_random_cross_encoder(target, SMALL_ARCHITECTURE)
-    return target
+    return small_model_dir(cache, prefix="shoprank-load-small-")
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as in the workers, s
 
 from reranking import NullScoreCache, Reranker, format_passage, load_scorer  # noqa: E402
 from reranking.dispatch import RerankJob, execute_job  # noqa: E402
-from reranking.testing import SMALL_ARCHITECTURE, build_random_cross_encoder  # noqa: E402
+from reranking.testing import small_model_dir  # noqa: E402
 from workers.client import CeleryDispatcher  # noqa: E402
 from workers.testing import WorkerProcess, delete_prefixed_keys, isolated_environment, settings_for  # noqa: E402
 from workers.worker_main import available_cores  # noqa: E402
@@ -93,12 +93,7 @@ def summary(values_ms: list[float]) -> dict[str, float]:
 
 
 def model_dir(cache: Path | None) -> Path:
-    """The small architecture with random weights; built once and kept where ``--model-cache`` says."""
-    target = cache or Path(tempfile.mkdtemp(prefix="shoprank-bench-small-"))
-    if not (target / "config.json").exists():
-        print(f"building the small XLM-R cross-encoder in {target} ...", file=sys.stderr)
-        build_random_cross_encoder(target, SMALL_ARCHITECTURE)
-    return target
+    return small_model_dir(cache, prefix="shoprank-bench-small-")
 
 
 def timed(fn: Any) -> tuple[float, Any]:

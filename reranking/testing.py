@@ -122,3 +122,17 @@ def build_random_cross_encoder(
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def small_model_dir(cache: str | Path | None, prefix: str = "shoprank-small-") -> Path:
+    """The small architecture with random weights in ``cache`` (built there once), else in a new temp dir.
+
+    Benchmarks share it so that a ``--model-cache`` directory built by one serves the others."""
+    import sys
+    import tempfile
+
+    target = Path(cache) if cache else Path(tempfile.mkdtemp(prefix=prefix))
+    if not (target / "config.json").exists():
+        print(f"building the small XLM-R cross-encoder in {target} ...", file=sys.stderr)
+        build_random_cross_encoder(target, SMALL_ARCHITECTURE)
+    return target
