@@ -10,6 +10,7 @@ like "WH-1000XM5", brand names). RRF needs no score calibration between the two.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class LexicalRetriever:
     def __init__(self, skus: Sequence[str], texts: Sequence[str]) -> None:
         import bm25s
 
+        # bm25s pins its logger to DEBUG when imported, so its index-building chatter would print at any level.
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self._skus = list(skus)
         self._index = bm25s.BM25()
         if self._skus:
