@@ -47,6 +47,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 # The repository root goes first: this directory's ``workers.py`` would otherwise shadow the ``workers`` package.
 sys.path.insert(0, str(REPO))
+
+from benchstats import percentile  # noqa: E402  (bench/ is the script directory)
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import requests  # noqa: E402
@@ -65,12 +68,6 @@ PURCHASE_RATE = 0.1
 
 
 # --- statistics --------------------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def latency_summary(values_ms: list[float]) -> dict[str, float | int]:

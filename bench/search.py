@@ -22,6 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchstats import percentile  # noqa: E402  (bench/ is the script directory)
+
 FALLBACK_QUERIES = [
     "wireless noise cancelling headphones",
     "无线降噪耳机",
@@ -34,12 +36,6 @@ FALLBACK_QUERIES = [
     "iPhone 15 case",
     "camping tent 2 person",
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def summarize(samples: list[float]) -> dict[str, float]:

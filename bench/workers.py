@@ -36,6 +36,9 @@ from typing import Any
 
 # The repository root goes first: this file's own name would otherwise shadow the ``workers`` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchstats import percentile  # noqa: E402  (bench/ is the script directory)
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # as in the workers, so both sides tokenize alike
 
 from reranking import NullScoreCache, Reranker, format_passage, load_scorer  # noqa: E402
@@ -75,12 +78,6 @@ def make_passages(n: int, seed: int = 0) -> list[str]:
             format_passage({"title": title, "description": description, "price": 10 + i, "currency": "EUR"})
         )
     return passages
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def summary(values_ms: list[float]) -> dict[str, float]:
