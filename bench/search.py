@@ -54,6 +54,8 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=REPO / "data" / "catalog" / "demo_queries.jsonl")
     parser.add_argument("--rounds", type=int, default=5, help="≥ 2: the first round runs with a cold score cache")
     args = parser.parse_args()
+    if args.rounds < 2:
+        parser.error("--rounds must be at least 2: round 1 is the cold-cache round, later rounds are the repeats")
     logging.basicConfig(level=logging.ERROR)
 
     from shoprank import migrate
