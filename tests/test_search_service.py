@@ -125,3 +125,48 @@ def test_bad_queries_are_input_errors(index, query, code):
     with pytest.raises(SearchInputError) as caught:
         service(index, ExplodingDispatcher()).search(query, limit=5)
     assert caught.value.code == code
+
+
+def test_filters_apply_inside_the_first_stage(index) -> None:
+    """A filtered search ranks the best matching products, not the few matches left in an unfiltered top-K."""
+    from decimal import Decimal
+
+    from shoprank.search.filters import FxRates, PriceBound, SearchFilters
+
+    search = service(index, InProcessDispatcher({"m": Reranker(E5FallbackScorer())}, "m"))
+    fx = FxRates()
+    unfiltered = search.search("headphones", limit=50)
+    brand = next(hit.item.brand for hit in unfiltered.hits if hit.item.brand)
+    only_brand = search.search("headphones", limit=50, filters=SearchFilters.of(brands=[brand.upper()]))
+    assert only_brand.hits and all((hit.item.brand or "").casefold() == brand.casefold() for hit in only_brand.hits)
+
+    cap = PriceBound(Decimal("50"), "EUR")
+    capped = search.search("headphones", limit=50, filters=SearchFilters.of(max_price=cap, in_stock=True))
+    assert capped.hits
+    for hit in capped.hits:
+        assert hit.item.stock > 0
+        assert fx.convert(hit.item.price, hit.item.currency, "EUR") <= 50
+    # items at or under the cap exist in several currencies, so the conversion, not the listed number, decides
+    assert len({hit.item.currency for hit in capped.hits}) > 1
+
+    nothing = search.search("headphones", limit=50, filters=SearchFilters.of(categories=["no-such-category"]))
+    assert nothing.hits == [] and nothing.rerank_status == "no_candidates"
+
+
+def test_filter_rule_compares_converted_prices() -> None:
+    from decimal import Decimal
+
+    from shoprank.search.filters import FxRates, PriceBound, SearchFilters
+
+    fx = FxRates({"EUR": 1.0, "JPY": 0.01})  # overrides: 1 EUR = 1 USD, 100 JPY = 1 USD
+    under_50 = SearchFilters.of(max_price=PriceBound(Decimal("50"), "EUR"))
+
+    def matches(price: str, currency: str) -> bool:
+        reference = fx.to_reference(Decimal(price), currency)
+        return under_50.matches(category="c", brand=None, language="en", stock=1, reference_price=reference, fx=fx)
+
+    assert matches("50.00", "EUR") and matches("4999", "JPY")
+    assert not matches("50.01", "EUR") and not matches("5001", "JPY")
+    assert not under_50.matches(category="c", brand=None, language="en", stock=1, reference_price=None, fx=fx)
+    assert SearchFilters.of(brands=[" Sony "]).brands == frozenset({"sony"})
+    assert SearchFilters().is_empty() and not under_50.is_empty()

@@ -21,6 +21,8 @@ from shoprank.db import Database
 from shoprank.observability.search_observer import SearchObserver
 from shoprank.observability.window import SearchWindow
 from shoprank.search.embeddings import embedder
+from experiments.store.currency import parse_rates
+from shoprank.search.filters import FxRates
 from shoprank.search.index import CatalogIndex, CatalogSnapshot
 from shoprank.search.ranking import RankingConfig, VariantResolver
 from shoprank.search.service import SearchService
@@ -130,6 +132,7 @@ def build_services(
         resolver,
         deadline_ms=settings.rerank_deadline_ms,
         max_query_chars=settings.max_query_chars,
+        fx=FxRates(parse_rates(settings.fx_rates)),
     )
     window = SearchWindow(settings.ops_window_size, settings.redis_url, settings.queue_prefix)
     search.observers.append(SearchObserver(window, dispatcher))

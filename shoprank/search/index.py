@@ -32,6 +32,7 @@ from shoprank.search.embeddings import (
     text_hash,
     vector_from_bytes,
 )
+from shoprank.search.filters import FxRates, SearchFilters
 from shoprank.search.retrieval import DEFAULT_LEXICAL_WEIGHT, DenseRetriever, HybridRetriever, LexicalRetriever
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,24 @@ class CatalogSnapshot:
     @property
     def size(self) -> int:
         return len(self.items)
+
+    def filter_mask(self, filters: SearchFilters, fx: FxRates) -> np.ndarray:
+        """Boolean mask over ``items``: the rows the first stage may return under ``filters``."""
+        return np.fromiter(
+            (
+                filters.matches(
+                    category=item.category,
+                    brand=item.brand,
+                    language=item.language,
+                    stock=item.stock,
+                    reference_price=fx.to_reference(item.price, item.currency),
+                    fx=fx,
+                )
+                for item in self.items
+            ),
+            dtype=bool,
+            count=len(self.items),
+        )
 
 
 def catalog_fingerprint(db: Database) -> tuple[Any, ...]:

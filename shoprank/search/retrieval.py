@@ -39,8 +39,8 @@ class Hit:
 class Retriever(Protocol):
     name: str
 
-    def retrieve(self, query: str, top_k: int) -> list[Hit]:
-        """At most ``top_k`` hits, best first."""
+    def retrieve(self, query: str, top_k: int, allowed: np.ndarray | None = None) -> list[Hit]:
+        """At most ``top_k`` hits, best first; with ``allowed`` (a boolean mask over the index's rows) only those."""
 
 
 class DenseRetriever:
@@ -67,7 +67,7 @@ class DenseRetriever:
         self._matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         self._embedder = embedder
 
-    def retrieve(self, query: str, top_k: int) -> list[Hit]:
+    def retrieve(self, query: str, top_k: int, allowed: np.ndarray | None = None) -> list[Hit]:
         if not self._skus or top_k <= 0:
             return []
         query_vector = self._embedder.queries([query])
@@ -75,10 +75,7 @@ class DenseRetriever:
             query_vector = self._centering.transform(query_vector)
         query_vector = query_vector[0]
         scores = self._matrix @ query_vector
-        k = min(top_k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [Hit(self._skus[i], float(scores[i])) for i in top]
+        return _top_hits(self._skus, scores, top_k, allowed)
 
 
 class LexicalRetriever:
@@ -96,15 +93,25 @@ class LexicalRetriever:
         if self._skus:
             self._index.index([tokenize(text) for text in texts], show_progress=False)
 
-    def retrieve(self, query: str, top_k: int) -> list[Hit]:
+    def retrieve(self, query: str, top_k: int, allowed: np.ndarray | None = None) -> list[Hit]:
         tokens = tokenize(query)
         if not self._skus or not tokens or top_k <= 0:
             return []
-        scores = self._index.get_scores(tokens)
-        k = min(top_k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [Hit(self._skus[i], float(scores[i])) for i in top if scores[i] > 0]
+        scores = np.asarray(self._index.get_scores(tokens), dtype=np.float32)
+        scores[scores <= 0] = -np.inf  # only documents sharing a token are hits
+        return _top_hits(self._skus, scores, top_k, allowed)
+
+
+def _top_hits(skus: Sequence[str], scores: np.ndarray, top_k: int, allowed: np.ndarray | None) -> list[Hit]:
+    """The ``top_k`` best finite scores among the allowed rows, best first (ties: lower row first)."""
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+    k = min(top_k, len(scores))
+    if k <= 0:
+        return []
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [Hit(skus[i], float(scores[i])) for i in top if np.isfinite(scores[i])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +153,12 @@ class HybridRetriever:
         self.rrf_k = rrf_k
         self.weights = dict(weights or {})
 
-    def retrieve(self, query: str, top_k: int) -> FirstStageResult:
+    def retrieve(self, query: str, top_k: int, allowed: np.ndarray | None = None) -> FirstStageResult:
         rankings: dict[str, list[Hit]] = {}
         timings: dict[str, float] = {}
         for retriever in self.retrievers:
             started = time.perf_counter()
-            rankings[retriever.name] = retriever.retrieve(query, top_k)
+            rankings[retriever.name] = retriever.retrieve(query, top_k, allowed)
             timings[retriever.name] = (time.perf_counter() - started) * 1000
         started = time.perf_counter()
         fused = rrf_fuse(rankings, self.rrf_k, self.weights)[:top_k]

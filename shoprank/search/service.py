@@ -26,6 +26,7 @@ from reranking.dispatch import (
     RerankUnavailable,
 )
 from reranking.text import normalize_query
+from shoprank.search.filters import FxRates, SearchFilters
 from shoprank.search.index import CatalogIndex, CatalogItem
 from shoprank.search.ranking import Assignment, RankingConfig, SearchContext, VariantResolver
 
@@ -124,8 +125,11 @@ class SearchService:
         *,
         deadline_ms: int,
         max_query_chars: int = 1000,
+        fx: FxRates | None = None,
     ) -> None:
         self.index = index
+        #: Converts prices for price filters (and, upstream, for display); the experiments' revenue table.
+        self.fx = fx or FxRates()
         self.dispatcher = dispatcher
         self.resolver = resolver
         self.deadline_ms = deadline_ms
@@ -144,7 +148,9 @@ class SearchService:
         request_id: str | None = None,
         surface: str = "api",
         market: str | None = None,
+        filters: SearchFilters | None = None,
     ) -> SearchResult:
+        """Rank the catalog for ``query``; ``filters`` restrict the first stage itself (never a post-filter)."""
         started = time.perf_counter()
         query = clean_query(query, self.max_query_chars)
         assignment: Assignment = self.resolver.resolve(unit_id, SearchContext(query, language, surface, market))
@@ -154,7 +160,8 @@ class SearchService:
         timings: dict[str, float] = {}
 
         snapshot = self.index.refresh_if_changed()
-        first_stage = snapshot.retriever.retrieve(query, max(config.first_stage_top_k for config in configs))
+        allowed = None if filters is None or filters.is_empty() else snapshot.filter_mask(filters, self.fx)
+        first_stage = snapshot.retriever.retrieve(query, max(config.first_stage_top_k for config in configs), allowed)
         timings["first_stage"] = sum(first_stage.timings_ms.values())
         timings.update({f"first_stage_{name}": ms for name, ms in first_stage.timings_ms.items()})
         candidates = [(hit, snapshot.by_sku[hit.sku]) for hit in first_stage.hits if hit.sku in snapshot.by_sku]
