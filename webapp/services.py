@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from experiments.store.currency import parse_rates
 from reranking import MemoryScoreCache, RedisScoreCache, Reranker, load_scorer
 from reranking.dispatch import InProcessDispatcher, RerankDispatcher
 from reranking.scorers.bi_encoder import E5FallbackScorer
@@ -21,7 +22,6 @@ from shoprank.db import Database
 from shoprank.observability.search_observer import SearchObserver
 from shoprank.observability.window import SearchWindow
 from shoprank.search.embeddings import embedder
-from experiments.store.currency import parse_rates
 from shoprank.search.filters import FxRates
 from shoprank.search.index import CatalogIndex, CatalogSnapshot
 from shoprank.search.ranking import RankingConfig, VariantResolver
