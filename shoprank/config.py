@@ -9,11 +9,14 @@ cache and Celery workers for reranking.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import make_url
 
 from reranking.loading import BACKENDS, ScorerSpec
 from reranking.model_source import DEFAULT_MODEL
@@ -87,6 +90,9 @@ class Settings:
     first_stage_top_k: int = _env("FIRST_STAGE_TOP_K", 100, int)
     #: Weight of BM25 hits relative to dense hits in reciprocal-rank fusion (see shoprank.search.retrieval).
     first_stage_lexical_weight: float = _env("LEXICAL_WEIGHT", 0.25, float)
+    # Index versions (shoprank.search.index_files); default: one directory per database under instance_dir.
+    index_dir: str | None = _env("INDEX_DIR", None, _optional_str)
+    index_poll_seconds: float = _env("INDEX_POLL_SECONDS", 1.0, float)  # how often a process reads catalog changes
     search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return
 
     # Web front end and HTTP APIs
@@ -227,6 +233,15 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.instance_dir).resolve() / 'shoprank.db'}"
+
+    @property
+    def resolved_index_dir(self) -> Path:
+        """``SHOPRANK_INDEX_DIR``, else ``instance_dir/index/<database>``: two databases never share an index."""
+        if self.index_dir:
+            return Path(self.index_dir)
+        url = make_url(self.resolved_database_url)
+        key = hashlib.blake2b(url.render_as_string(hide_password=True).encode(), digest_size=6).hexdigest()
+        return Path(self.instance_dir).resolve() / "index" / f"{url.get_backend_name()}-{key}"
 
     @property
     def resolved_broker_url(self) -> str | None:

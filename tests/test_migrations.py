@@ -13,6 +13,7 @@ from shoprank.models import metadata
 TABLES = {
     "products",
     "product_embeddings",
+    "product_tombstones",
     "events",
     "impression_items",
     "api_keys",

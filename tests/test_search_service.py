@@ -59,7 +59,7 @@ def service(index, dispatcher, config=None, deadline_ms=3000):
 
 
 def first_stage_order(index, query, top_k=100):
-    return [h.sku for h in index.snapshot.retriever.retrieve(query, top_k).hits]
+    return [h.sku for h in index.first_stage(query, top_k).hits]
 
 
 def test_reranked_search_reorders_candidates(index):

@@ -23,7 +23,7 @@ from shoprank.observability.search_observer import SearchObserver
 from shoprank.observability.window import SearchWindow
 from shoprank.search.embeddings import embedder
 from shoprank.search.filters import FxRates
-from shoprank.search.index import CatalogIndex, CatalogSnapshot
+from shoprank.search.index import CatalogIndex
 from shoprank.search.ranking import RankingConfig, VariantResolver
 from shoprank.search.service import SearchService
 from webapp.ratelimit import RateLimiter, build_limiter
@@ -49,12 +49,12 @@ def build_in_process_dispatcher(settings: Settings) -> InProcessDispatcher:
     return InProcessDispatcher({settings.reranker_model: Reranker(scorer, cache)}, settings.reranker_model)
 
 
-def share_language_centering(dispatcher: RerankDispatcher, snapshot: CatalogSnapshot) -> None:
+def share_language_centering(dispatcher: RerankDispatcher, index: CatalogIndex) -> None:
     """Give an in-process e5 fallback scorer the catalog's language centering, so reranking compares
     vectors in the same space dense retrieval did (else it would re-sort by raw, language-biased cosine)."""
     for scorer in getattr(dispatcher, "scorers", lambda: [])():
         if isinstance(scorer, E5FallbackScorer):
-            scorer.use_centering(snapshot.centering)
+            scorer.use_centering(index.centering)
 
 
 def build_dispatcher(settings: Settings) -> RerankDispatcher:
@@ -115,9 +115,17 @@ def build_services(
     resolver: VariantResolver | None = None,
 ) -> AppServices:
     db = db or Database.from_settings(settings)
-    index = CatalogIndex(db, embedder(), lexical_weight=settings.first_stage_lexical_weight)
+    fx = FxRates(parse_rates(settings.fx_rates))
+    index = CatalogIndex(
+        db,
+        embedder(),
+        settings.resolved_index_dir,
+        fx=fx,
+        poll_interval=settings.index_poll_seconds,
+        lexical_weight=settings.first_stage_lexical_weight,
+    )
     dispatcher = dispatcher or build_dispatcher(settings)
-    index.on_refresh.append(lambda snapshot: share_language_centering(dispatcher, snapshot))
+    index.on_refresh.append(lambda opened: share_language_centering(dispatcher, opened))
     if resolver is None:
         from experiments.resolver import ExperimentResolver
 
@@ -132,7 +140,7 @@ def build_services(
         resolver,
         deadline_ms=settings.rerank_deadline_ms,
         max_query_chars=settings.max_query_chars,
-        fx=FxRates(parse_rates(settings.fx_rates)),
+        fx=fx,
     )
     window = SearchWindow(settings.ops_window_size, settings.redis_url, settings.queue_prefix)
     search.observers.append(SearchObserver(window, dispatcher))

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, Numeric, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shoprank.db import Base, utcnow
@@ -14,6 +14,8 @@ from shoprank.db import Base, utcnow
 
 class Product(Base):
     __tablename__ = "products"
+    #: Category pages page through one category in id order.
+    __table_args__ = (Index("ix_products_category_id", "category", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sku: Mapped[str] = mapped_column(String(64), unique=True)
@@ -51,6 +53,17 @@ class ProductEmbedding(Base):
     text_hash: Mapped[str] = mapped_column(String(64))
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian, ``dim`` values
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Indexed: the search index's delta reads vectors that landed after its build.
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
     product: Mapped[Product] = relationship(back_populates="embedding")
+
+
+class ProductTombstone(Base):
+    """A deleted product, kept so every web process's index delta hides it before the next index build."""
+
+    __tablename__ = "product_tombstones"
+
+    product_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    sku: Mapped[str] = mapped_column(String(64))
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -6,6 +6,7 @@ import click
 
 from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
 from shoprank.cli.experiment_commands import simulate, user_group
+from shoprank.cli.index_commands import index_group
 from shoprank.cli.model_commands import model_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 from shoprank.cli.serve_command import serve
@@ -40,6 +41,7 @@ cli.add_command(rerank)
 cli.add_command(demo_trap)
 cli.add_command(db_group)
 cli.add_command(catalog_group)
+cli.add_command(index_group)
 cli.add_command(apikey_group)
 cli.add_command(serve)
 for command in (worker, worker_health, worker_status):

@@ -93,6 +93,9 @@ def run_import(settings: Settings, path: Path, fmt: str | None, *, quiet: bool =
         progress.close()
         db.dispose()
     click.echo(f"imported {path.name}: {report.summary()}")
+    from shoprank.cli.index_commands import build_index
+
+    build_index(settings, quiet=quiet)
 
 
 @catalog_group.command("import")

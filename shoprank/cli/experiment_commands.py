@@ -102,7 +102,7 @@ def simulate(
         from webapp import create_app
 
         app = create_app(settings)
-        app.extensions["shoprank"].index.refresh()
+        app.extensions["shoprank"].index.refresh_if_changed()
     db = Database.from_settings(settings)
     try:
         with db.session() as session:

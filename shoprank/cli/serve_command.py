@@ -88,7 +88,7 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
 
     app = create_app(settings)
     services = app.extensions["shoprank"]
-    snapshot = services.index.refresh()
+    index = services.index.refresh_if_changed()  # maps the current version (built once if there is none)
     demo_login = _prepare_demo_experiments(app, services, demo_users) if demo else None
     try:  # the first shopper should not pay for lazy initialisation
         services.search.search("warm up", limit=1, request_id="warm-up")
@@ -96,7 +96,7 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
         logging.getLogger(__name__).exception("warm-up search failed")
     scorer = services.scorer_info() or {}
     mode = services.dispatcher.describe().get("mode", "?")
-    click.echo(f"catalog: {snapshot.size} products · database: {services.db.dialect} · reranking: {mode}")
+    click.echo(f"catalog: {index.size} products · database: {services.db.dialect} · reranking: {mode}")
     if scorer:
         line = f"scorer: {scorer.get('model_id')} [{scorer.get('kind')}]"
         if scorer.get("kind") == "bi-encoder-fallback":

@@ -1,41 +1,57 @@
-"""The in-memory catalog the search reads: product fields, passages, the dense matrix and the BM25 index.
+"""The catalog the search reads: a memory-mapped index version plus a live delta from the database.
 
-Built from the database in one pass (products joined with their stored
-embeddings) and swapped atomically on refresh, so a search never sees half a
-catalog and never queries the database.
+A web process never builds the whole index (``shoprank.search.index_files`` does, as a job). It maps
+the current version's files and keeps, in memory, only what changed since that version's watermark:
+
+- a price or stock change of an indexed product is an *override* of that row's filter columns;
+- a product whose text changed, a new product, or one whose vector arrived later is a *delta document*,
+  scored exactly beside the version (dense: its stored vector; lexical: BM25 with the version's statistics);
+- a deleted product (``product_tombstones``) hides its row.
+
+``refresh_if_changed`` polls for those changes at most once per ``poll_interval`` seconds (one indexed
+query) and switches to a newer version when ``CURRENT`` moves, so a catalog change is visible to searches
+within about a second, without a rebuild. Result rows are hydrated from the database, so the price a
+shopper sees is the stored one, not the index's copy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from cachetools import LRUCache
+from sqlalchemy import select
 
 from reranking.language_centering import LanguageCentering
 from reranking.scorers.bi_encoder import E5Embedder
-from reranking.text import clean_text
-from shoprank.catalog.models import Product, ProductEmbedding
+from shoprank.catalog.models import Product, ProductEmbedding, ProductTombstone
 from shoprank.db import Database
-from shoprank.search.embeddings import (
-    EMBEDDING_DIM,
-    is_current,
-    product_passage,
-    text_hash,
-    vector_from_bytes,
-)
+from shoprank.search import index_files
+from shoprank.search.embeddings import product_passage, stored_vector_is_current, vector_from_bytes
 from shoprank.search.filters import FxRates, SearchFilters
-from shoprank.search.retrieval import DEFAULT_LEXICAL_WEIGHT, DenseRetriever, HybridRetriever, LexicalRetriever
+from shoprank.search.index_files import BuildReport, build_version, content_hash, current_version, lexical_text
+from shoprank.search.lexical_index import LexicalIndex
+from shoprank.search.retrieval import DEFAULT_LEXICAL_WEIGHT, RRF_K, FusedHit, Hit, rrf_fuse
+from shoprank.search.tokenize import tokenize
+from shoprank.search.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
+
+#: Changes are re-read this far behind the newest one seen: a transaction that commits late, with an older
+#: ``updated_at``, is still picked up. Longer transactions reach searches with the next build.
+CHANGE_MARGIN = timedelta(seconds=30)
+#: Past this many changed products the delta costs each process real memory: log that a build is due.
+DELTA_BUILD_HINT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,187 +78,479 @@ class CatalogItem:
             "price": self.price,
             "currency": self.currency,
             "brand": self.brand,
+            "category": self.category,
             "attributes": self.attributes,
         }
 
 
-def lexical_text(item: CatalogItem) -> str:
-    """Title twice (a title match matters more than a description match), brand, category, description, attributes."""
-    attributes = " ".join(str(v) for v in item.attributes.values() if isinstance(v, str | int | float))
-    return " ".join(
-        [
-            item.title,
-            item.title,
-            item.brand or "",
-            item.category.replace("-", " "),
-            clean_text(item.description),
-            attributes,
-        ]
+def item_from_row(row: Any) -> CatalogItem:
+    """A CatalogItem (with its reranker passage) from a products row or ORM object."""
+    item = CatalogItem(
+        id=row.id,
+        sku=row.sku,
+        title=row.title,
+        description=row.description or "",
+        price=Decimal(row.price),
+        currency=row.currency,
+        category=row.category,
+        language=row.language,
+        brand=row.brand,
+        image=row.image,
+        stock=row.stock,
+        attributes=dict(row.attributes or {}),
+        passage="",
     )
+    return dataclasses.replace(item, passage=product_passage(item.as_mapping()))
+
+
+@dataclass(frozen=True, slots=True)
+class FirstStage:
+    hits: list[FusedHit]  # fused, best first; ``sku`` is the product's sku
+    items: dict[str, CatalogItem]  # every hit's product, fresh from the database
+    timings_ms: dict[str, float]
+    #: Products in the index that pass the filters (the size of the filtered catalog; all products without).
+    matching: int = 0
+
+
+class IndexVersion:
+    """One built version, opened read-only (memory-mapped)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = path.name
+        self.manifest = json.loads((path / "manifest.json").read_text())
+        self.vectors = VectorIndex.open(path)
+        self.raw_vectors = np.load(path / "raw_vectors.npy", mmap_mode="r")
+        self.lexical = LexicalIndex.open(path)
+        load = lambda name: np.load(path / f"{name}.npy", mmap_mode="r")  # noqa: E731
+        self.product_id = load("product_id")
+        self.price_ref, self.stock = load("price_ref"), load("stock")
+        self.category, self.brand, self.language = load("category"), load("brand"), load("language")
+        self.has_vector, self.text_hash = load("has_vector"), load("text_hash")
+        self._ids_sorted, self._ids_sorted_row = load("ids_sorted"), load("ids_sorted_row")
+        self.centering: LanguageCentering | None = index_files.load_centering(path)
+        self.categories: list[str] = self.manifest["categories"]
+        self.brands: list[str] = self.manifest["brands"]
+        self.languages: list[str] = self.manifest["languages"]
+        stamp = self.manifest.get("watermark")
+        self.watermark = datetime.fromisoformat(stamp) if stamp else None
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest["rows"])
+
+    def rows_of(self, product_ids: Sequence[int]) -> np.ndarray:
+        """Row of each product id in this version, -1 where it is not indexed."""
+        ids = np.asarray(product_ids, dtype=np.int64)
+        if not len(self._ids_sorted) or not len(ids):
+            return np.full(len(ids), -1, np.int64)
+        slots = np.minimum(np.searchsorted(self._ids_sorted, ids), len(self._ids_sorted) - 1)
+        found = np.asarray(self._ids_sorted)[slots] == ids
+        return np.where(found, np.asarray(self._ids_sorted_row)[slots], -1)
+
+    def codes(self, names: list[str], wanted: frozenset[str]) -> np.ndarray:
+        return np.asarray([i for i, name in enumerate(names) if name in wanted], dtype=np.int32)
 
 
 @dataclass(frozen=True)
-class CatalogSnapshot:
-    items: list[CatalogItem]
-    matrix: np.ndarray
-    retriever: HybridRetriever
-    fingerprint: tuple[Any, ...]
-    #: Fitted on this catalog's vectors and languages; shared with the e5 fallback scorer (None: one language).
-    centering: LanguageCentering | None = None
-    built_at: float = field(default_factory=time.time)
-    embedded_on_load: int = 0  # products whose stored vector was missing or stale
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "by_sku", {item.sku: item for item in self.items})
-
-    by_sku: dict[str, CatalogItem] = field(init=False, repr=False)
-
-    @property
-    def size(self) -> int:
-        return len(self.items)
-
-    def filter_mask(self, filters: SearchFilters, fx: FxRates) -> np.ndarray:
-        """Boolean mask over ``items``: the rows the first stage may return under ``filters``."""
-        return np.fromiter(
-            (
-                filters.matches(
-                    category=item.category,
-                    brand=item.brand,
-                    language=item.language,
-                    stock=item.stock,
-                    reference_price=fx.to_reference(item.price, item.currency),
-                    fx=fx,
-                )
-                for item in self.items
-            ),
-            dtype=bool,
-            count=len(self.items),
-        )
+class _DeltaDoc:
+    item: CatalogItem
+    vector: np.ndarray | None  # centred, unit length; None: lexical only until its vector lands
+    raw_vector: np.ndarray | None
+    tokens: list[str]
+    price_ref: float | None
 
 
-def catalog_fingerprint(db: Database) -> tuple[Any, ...]:
-    """Changes whenever a product is added, removed or updated: (count, max id, newest update)."""
-    with db.session() as session:
-        count, max_id, newest = session.execute(
-            select(func.count(Product.id), func.max(Product.id), func.max(Product.updated_at))
-        ).one()
-    return (count, max_id, newest.isoformat() if isinstance(newest, datetime) else newest)
+@dataclass
+class _Delta:
+    """What changed since the version's watermark, as this process has read it."""
+
+    docs: dict[int, _DeltaDoc] = field(default_factory=dict)
+    overrides: dict[int, tuple[int, float, int]] = field(default_factory=dict)  # id -> (row, price_ref, stock)
+    deleted: set[int] = field(default_factory=set)
+    seen: dict[int, Any] = field(default_factory=dict)  # id -> change stamp already applied
+    newest: datetime | None = None
+    # derived arrays, rebuilt after each poll that changed something
+    hidden_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    override_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    override_price: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    override_stock: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
 
 
-def build_snapshot(
-    db: Database, embedder: E5Embedder, lexical_weight: float = DEFAULT_LEXICAL_WEIGHT
-) -> CatalogSnapshot:
-    fingerprint = catalog_fingerprint(db)
-    with db.session() as session:
-        rows = session.execute(
-            select(Product, ProductEmbedding)
-            .outerjoin(ProductEmbedding, ProductEmbedding.product_id == Product.id)
-            .order_by(Product.id)
-        ).all()
-    items: list[CatalogItem] = []
-    vectors: list[np.ndarray | None] = []
-    for product, stored in rows:
-        item = CatalogItem(
-            id=product.id,
-            sku=product.sku,
-            title=product.title,
-            description=product.description or "",
-            price=Decimal(product.price),
-            currency=product.currency,
-            category=product.category,
-            language=product.language,
-            brand=product.brand,
-            image=product.image,
-            stock=product.stock,
-            attributes=dict(product.attributes or {}),
-            passage="",
-        )
-        passage = product_passage(item.as_mapping())
-        item = dataclasses.replace(item, passage=passage)
-        items.append(item)
-        usable = stored is not None and is_current(
-            stored.model_id, stored.passage_format_version, stored.text_hash, text_hash(passage)
-        )
-        vectors.append(vector_from_bytes(stored.vector, stored.dim) if usable else None)
-
-    missing = [i for i, v in enumerate(vectors) if v is None]
-    if missing:
-        log.warning(
-            "%d product(s) have no current stored embedding; embedding them in memory now "
-            "(run `shoprank catalog import` to store them)",
-            len(missing),
-        )
-        fresh = embedder.passages([items[i].passage for i in missing])
-        for i, vector in zip(missing, fresh, strict=True):
-            vectors[i] = vector
-    matrix = np.vstack(vectors).astype(np.float32) if vectors else np.empty((0, EMBEDDING_DIM), np.float32)
-    if items:  # the fallback scorer reads the same passages: never embed them twice
-        embedder.remember([item.passage for item in items], matrix)
-    skus = [item.sku for item in items]
-    centering = LanguageCentering.fit(matrix, [item.language for item in items]) if items else None
-    retriever = HybridRetriever(
-        [DenseRetriever(skus, matrix, embedder, centering), LexicalRetriever(skus, [lexical_text(i) for i in items])],
-        weights={"lexical": lexical_weight},
-    )
-    return CatalogSnapshot(items, matrix, retriever, fingerprint, centering, embedded_on_load=len(missing))
+@dataclass
+class _State:
+    version: IndexVersion
+    delta: _Delta
 
 
 class CatalogIndex:
-    """Holds the current snapshot; ``refresh`` rebuilds it, ``refresh_if_changed`` only when the catalog moved.
-
-    ``refresh_if_changed`` lets a running server pick up a ``shoprank catalog
-    import`` done by another process: searches call it, and at most one check per
-    ``check_interval`` seconds costs one small aggregate query.
-    """
+    """The first stage over an index version + delta; thread-safe (the state is swapped whole)."""
 
     def __init__(
         self,
         db: Database,
         embedder: E5Embedder,
-        check_interval: float = 10.0,
+        index_dir: Path | str,
+        *,
+        fx: FxRates | None = None,
+        poll_interval: float = 1.0,
         lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+        build_if_missing: bool = True,
+        embed_missing_on_build: bool = True,
     ) -> None:
         self._db = db
         self._embedder = embedder
-        self._lock = threading.Lock()
-        self._snapshot: CatalogSnapshot | None = None
-        self._checked_at = 0.0
-        self.check_interval = check_interval
+        self.index_dir = Path(index_dir)
+        self.fx = fx or FxRates()
+        self.poll_interval = poll_interval
         self.lexical_weight = lexical_weight
-        #: Called with each new snapshot (e.g. to hand its language centering to the fallback scorer).
-        self.on_refresh: list[Callable[[CatalogSnapshot], None]] = []
+        self.build_if_missing = build_if_missing
+        self.embed_missing_on_build = embed_missing_on_build
+        self._state: _State | None = None
+        self._open_lock = threading.Lock()
+        self._poll_lock = threading.Lock()
+        self._polled_at = 0.0
+        self._items: LRUCache[tuple[int, Any], CatalogItem] = LRUCache(maxsize=20_000)
+        #: Called with the index after it opens a (new) version, e.g. to share its language centering.
+        self.on_refresh: list[Callable[[CatalogIndex], None]] = []
+
+    # --- versions ---------------------------------------------------------------------------------------
 
     @property
-    def snapshot(self) -> CatalogSnapshot:
-        snapshot = self._snapshot
-        if snapshot is None:
-            return self.refresh()
-        return snapshot
+    def state(self) -> _State:
+        state = self._state
+        if state is None:
+            with self._open_lock:
+                if self._state is None:
+                    self._open(self._current_or_build())
+                state = self._state
+        assert state is not None
+        return state
 
-    def refresh(self) -> CatalogSnapshot:
-        with self._lock:
-            started = time.perf_counter()
-            snapshot = build_snapshot(self._db, self._embedder, self.lexical_weight)
-            for listener in self.on_refresh:
-                listener(snapshot)
-            self._snapshot = snapshot
-            self._checked_at = time.monotonic()
-        log.info("catalog index: %d products loaded in %.0f ms", snapshot.size, (time.perf_counter() - started) * 1000)
-        return snapshot
+    def _current_or_build(self) -> str:
+        name = current_version(self.index_dir)
+        if name is None:
+            if not self.build_if_missing:
+                raise FileNotFoundError(f"no index version in {self.index_dir}; run `shoprank index build`")
+            with index_files.build_lock(self.index_dir):  # one process builds; the others wait and map it
+                name = current_version(self.index_dir)
+                if name is None:
+                    name = self._build().version
+        return name
 
-    def refresh_if_changed(self) -> CatalogSnapshot:
-        snapshot = self.snapshot
-        now = time.monotonic()
-        if now - self._checked_at < self.check_interval:
-            return snapshot
-        self._checked_at = now
+    def _build(self) -> BuildReport:
+        embed = self._embedder.passages if self.embed_missing_on_build else None
+        return build_version(self._db, self.index_dir, fx=self.fx, embed_missing=embed)
+
+    def _open(self, name: str) -> None:
+        started = time.perf_counter()
+        version = IndexVersion(self.index_dir / name)
+        state = _State(version, _Delta(newest=version.watermark))
+        self._poll_into(state)
+        self._state = state
+        self._polled_at = time.monotonic()
+        for listener in self.on_refresh:
+            listener(self)
+        log.info(
+            "catalog index %s: %d products mapped in %.0f ms (%d changed since its build)",
+            name,
+            version.rows,
+            (time.perf_counter() - started) * 1000,
+            len(state.delta.docs) + len(state.delta.overrides),
+        )
+
+    def refresh(self) -> CatalogIndex:
+        """Build a new version now and switch to it (tests, the CLI after an import)."""
+        with index_files.build_lock(self.index_dir):
+            report = self._build()
+        with self._open_lock:
+            self._open(report.version)
+        return self
+
+    def refresh_if_changed(self) -> CatalogIndex:
+        """Pick up catalog changes and newer versions; at most one poll per ``poll_interval``, never blocking."""
+        state = self.state
+        if time.monotonic() - self._polled_at < self.poll_interval or not self._poll_lock.acquire(blocking=False):
+            return self
         try:
-            if catalog_fingerprint(self._db) != snapshot.fingerprint:
-                return self.refresh()
-        except Exception:  # a database hiccup must not fail a search that can run on the old snapshot
-            log.exception("catalog change check failed; keeping the loaded catalog")
-        return snapshot
+            self._polled_at = time.monotonic()
+            name = current_version(self.index_dir)
+            if name is not None and name != state.version.name:
+                with self._open_lock:
+                    self._open(name)
+            else:
+                self._poll_into(state)
+        except Exception:  # a database hiccup must not fail a search that can run on what is loaded
+            log.exception("catalog change poll failed; searching the loaded catalog")
+        finally:
+            self._poll_lock.release()
+        return self
+
+    # --- the delta --------------------------------------------------------------------------------------
+
+    def _poll_into(self, state: _State) -> None:
+        delta, version = state.delta, state.version
+        since = (delta.newest - CHANGE_MARGIN) if delta.newest else None
+        changed_ids, deleted = self._changed_since(since)
+        fresh = {pid: stamp for pid, stamp in changed_ids.items() if delta.seen.get(pid) != stamp}
+        fresh_deleted = {pid for pid in deleted if pid not in delta.deleted}
+        if not fresh and not fresh_deleted:
+            return
+        rows = self._load_changed(list(fresh))
+        present = set()
+        for product, embedding in rows:
+            present.add(product.id)
+            self._apply_change(state, product, embedding)
+            delta.seen[product.id] = fresh[product.id]
+        for pid in fresh_deleted | (set(fresh) - present):
+            delta.docs.pop(pid, None)
+            delta.overrides.pop(pid, None)
+            delta.deleted.add(pid)
+            delta.seen[pid] = fresh.get(pid)
+        stamps = [s for s in list(changed_ids.values()) + list(deleted.values()) if s is not None]
+        if stamps:
+            newest = max(stamps)
+            delta.newest = newest if delta.newest is None else max(delta.newest, newest)
+        self._derive(state)
+        if len(delta.docs) + len(delta.overrides) > DELTA_BUILD_HINT:
+            log.warning("catalog index: %d products changed since %s; run `shoprank index build`",
+                        len(delta.docs) + len(delta.overrides), version.name)  # fmt: skip
+
+    def _changed_since(self, since: datetime | None) -> tuple[dict[int, Any], dict[int, Any]]:
+        """Products (or their vectors) changed after ``since``, and products deleted after it."""
+        if since is None:
+            return {}, {}
+        changed: dict[int, Any] = {}
+        with self._db.session() as session:
+            for pid, stamp in session.execute(select(Product.id, Product.updated_at).where(Product.updated_at > since)):
+                changed[pid] = _aware(stamp)
+            for pid, stamp in session.execute(
+                select(ProductEmbedding.product_id, ProductEmbedding.updated_at).where(
+                    ProductEmbedding.updated_at > since
+                )
+            ):
+                changed[pid] = max(changed.get(pid, _aware(stamp)), _aware(stamp))
+            deleted = {
+                pid: _aware(stamp)
+                for pid, stamp in session.execute(
+                    select(ProductTombstone.product_id, ProductTombstone.deleted_at).where(
+                        ProductTombstone.deleted_at > since
+                    )
+                )
+            }
+        return changed, deleted
+
+    def _load_changed(self, ids: list[int]) -> list[tuple[Any, Any]]:
+        out: list[tuple[Any, Any]] = []
+        with self._db.session() as session:
+            for start in range(0, len(ids), 1000):
+                out.extend(
+                    session.execute(
+                        select(Product, ProductEmbedding)
+                        .outerjoin(ProductEmbedding, ProductEmbedding.product_id == Product.id)
+                        .where(Product.id.in_(ids[start : start + 1000]))
+                    ).all()
+                )
+        return out
+
+    def _apply_change(self, state: _State, product: Any, embedding: Any) -> None:
+        version, delta = state.version, state.delta
+        item = item_from_row(product)
+        text = lexical_text(item.title, item.brand, item.category, item.description, item.attributes)
+        row = int(version.rows_of([item.id])[0])
+        price_ref = self.fx.to_reference(item.price, item.currency)
+        vector_current = embedding is not None and stored_vector_is_current(
+            item.as_mapping(), embedding.model_id, embedding.passage_format_version, embedding.text_hash
+        )
+        same_text = row >= 0 and int(version.text_hash[row]) == content_hash(text, item.language)
+        if same_text and (bool(version.has_vector[row]) or not vector_current):
+            delta.docs.pop(item.id, None)
+            delta.overrides[item.id] = (row, np.nan if price_ref is None else price_ref, item.stock)
+            return
+        raw = vector_from_bytes(embedding.vector, embedding.dim) if vector_current else None
+        centred = None
+        if raw is not None:
+            centring = version.centering
+            centred = centring.transform(raw)[0] if centring is not None else raw / max(np.linalg.norm(raw), 1e-12)
+        delta.overrides.pop(item.id, None)
+        delta.deleted.discard(item.id)
+        delta.docs[item.id] = _DeltaDoc(item, centred, raw, tokenize(text), price_ref)
+
+    def _derive(self, state: _State) -> None:
+        version, delta = state.version, state.delta
+        hidden = [*delta.docs, *delta.deleted]
+        rows = version.rows_of(hidden)
+        delta.hidden_rows = rows[rows >= 0]
+        overrides = list(delta.overrides.values())
+        delta.override_rows = np.asarray([o[0] for o in overrides], dtype=np.int64)
+        delta.override_price = np.asarray([o[1] for o in overrides], dtype=np.float32)
+        delta.override_stock = np.asarray([o[2] for o in overrides], dtype=np.int32)
+
+    # --- searching --------------------------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        state = self.state
+        new_docs = sum(1 for pid in state.delta.docs if state.version.rows_of([pid])[0] < 0)
+        return state.version.rows - len(state.delta.deleted) + new_docs
+
+    @property
+    def centering(self) -> LanguageCentering | None:
+        return self.state.version.centering
+
+    def _base_mask(self, state: _State, filters: SearchFilters | None) -> np.ndarray | None:
+        """Allowed version rows (None = all): filters column-wise, overrides applied, changed rows hidden."""
+        version, delta = state.version, state.delta
+        mask: np.ndarray | None = None
+        if filters is not None and not filters.is_empty():
+            mask = self._column_mask(version, filters, version.price_ref, version.stock, slice(None))
+            if len(delta.override_rows):
+                mask[delta.override_rows] = self._column_mask(
+                    version, filters, delta.override_price, delta.override_stock, delta.override_rows
+                )
+        if len(delta.hidden_rows):
+            mask = np.ones(version.rows, dtype=bool) if mask is None else mask
+            mask[delta.hidden_rows] = False
+        return mask
+
+    def _column_mask(
+        self, version: IndexVersion, filters: SearchFilters, price: np.ndarray, stock: np.ndarray, rows: Any
+    ) -> np.ndarray:
+        mask = np.ones(len(price), dtype=bool)
+        if filters.categories:
+            mask &= np.isin(version.category[rows], version.codes(version.categories, filters.categories))
+        if filters.brands:
+            mask &= np.isin(version.brand[rows], version.codes(version.brands, filters.brands))
+        if filters.languages:
+            mask &= np.isin(version.language[rows], version.codes(version.languages, filters.languages))
+        if filters.in_stock:
+            mask &= np.asarray(stock) > 0
+        low, high = filters.reference_price_range(self.fx)
+        if low is not None or high is not None:
+            price = np.asarray(price)
+            with np.errstate(invalid="ignore"):
+                if low is not None:
+                    mask &= price >= np.float32(low)
+                if high is not None:
+                    mask &= price <= np.float32(high)
+        return mask
+
+    def _doc_allowed(self, doc: _DeltaDoc, filters: SearchFilters | None) -> bool:
+        if filters is None or filters.is_empty():
+            return True
+        item = doc.item
+        return filters.matches(category=item.category, brand=item.brand, language=item.language, stock=item.stock,
+                               reference_price=doc.price_ref, fx=self.fx)  # fmt: skip
+
+    def first_stage(self, query: str, top_k: int, filters: SearchFilters | None = None) -> FirstStage:
+        """Dense and lexical candidates over version + delta under ``filters``, fused by weighted RRF."""
+        state = self.state
+        version, delta = state.version, state.delta
+        timings: dict[str, float] = {}
+        mark = time.perf_counter()
+        mask = self._base_mask(state, filters)
+        docs = [d for d in delta.docs.values() if self._doc_allowed(d, filters)]
+        matching = (version.rows if mask is None else int(mask.sum())) + len(docs)
+        timings["filters"] = (time.perf_counter() - mark) * 1000
+
+        mark = time.perf_counter()
+        query_vector = self._embedder.queries([query])
+        if version.centering is not None:
+            query_vector = version.centering.transform(query_vector)
+        query_vector = query_vector[0]
+        dense_mask = mask if mask is not None else None
+        if not bool(np.all(version.has_vector)):
+            dense_mask = np.asarray(version.has_vector) if dense_mask is None else dense_mask & version.has_vector
+        rows, scores = version.vectors.search(query_vector, top_k, dense_mask)
+        dense = [Hit(str(int(version.product_id[r])), float(s)) for r, s in zip(rows, scores, strict=True)]
+        dense += [Hit(str(d.item.id), float(d.vector @ query_vector)) for d in docs if d.vector is not None]
+        dense = sorted(dense, key=lambda h: -h.score)[:top_k]
+        timings["dense"] = (time.perf_counter() - mark) * 1000
+
+        mark = time.perf_counter()
+        tokens = tokenize(query)
+        rows, scores = version.lexical.search(tokens, top_k, mask)
+        lexical = [Hit(str(int(version.product_id[r])), float(s)) for r, s in zip(rows, scores, strict=True)]
+        for doc in docs:
+            score = version.lexical.weigh(tokens, doc.tokens)
+            if score > 0:
+                lexical.append(Hit(str(doc.item.id), score))
+        lexical = sorted(lexical, key=lambda h: -h.score)[:top_k]
+        timings["lexical"] = (time.perf_counter() - mark) * 1000
+
+        mark = time.perf_counter()
+        fused = rrf_fuse({"dense": dense, "lexical": lexical}, RRF_K, {"lexical": self.lexical_weight})[:top_k]
+        timings["fusion"] = (time.perf_counter() - mark) * 1000
+        mark = time.perf_counter()
+        in_delta = {str(d.item.id): d.item for d in docs}
+        by_id = self._hydrate([int(h.sku) for h in fused if h.sku not in in_delta])
+        by_id.update({int(k): v for k, v in in_delta.items()})
+        hits = [FusedHit(by_id[int(h.sku)].sku, h.score, h.ranks) for h in fused if int(h.sku) in by_id]
+        items = {by_id[int(h.sku)].sku: by_id[int(h.sku)] for h in fused if int(h.sku) in by_id}
+        self._share_vectors(state, list(items.values()))
+        timings["hydrate"] = (time.perf_counter() - mark) * 1000
+        return FirstStage(hits, items, timings, matching)
+
+    def _hydrate(self, ids: list[int]) -> dict[int, CatalogItem]:
+        if not ids:
+            return {}
+        with self._db.session() as session:
+            rows = session.execute(select(Product).where(Product.id.in_(ids))).scalars().all()
+            out: dict[int, CatalogItem] = {}
+            for product in rows:
+                key = (product.id, product.updated_at)
+                item = self._items.get(key)
+                if item is None:
+                    item = self._items[key] = item_from_row(product)
+                out[product.id] = item
+        return out
+
+    def _share_vectors(self, state: _State, items: list[CatalogItem]) -> None:
+        """Seed the e5 fallback scorer's cache with the stored vectors of these passages (never embed them live)."""
+        version = state.version
+        rows = version.rows_of([item.id for item in items])
+        texts, vectors = [], []
+        for item, row in zip(items, rows, strict=True):
+            doc = state.delta.docs.get(item.id)
+            if doc is not None and doc.raw_vector is not None:
+                texts.append(item.passage)
+                vectors.append(doc.raw_vector)
+            elif doc is None and row >= 0 and version.has_vector[row]:
+                texts.append(item.passage)
+                vectors.append(np.asarray(version.raw_vectors[row]))
+        if texts:
+            self._embedder.remember(texts, np.stack(vectors))
+
+    # --- lookups for pages and /api/rank -----------------------------------------------------------------
 
     def get(self, skus: Sequence[str]) -> list[CatalogItem]:
-        by_sku = self.snapshot.by_sku
+        """Products by sku, in the order asked (unknown skus left out)."""
+        if not skus:
+            return []
+        with self._db.session() as session:
+            rows = session.execute(select(Product).where(Product.sku.in_(list(skus)))).scalars().all()
+            by_sku = {row.sku: item_from_row(row) for row in rows}
         return [by_sku[s] for s in skus if s in by_sku]
+
+    def item(self, sku: str) -> CatalogItem | None:
+        found = self.get([sku])
+        return found[0] if found else None
+
+    def category_counts(self) -> list[tuple[str, int]]:
+        """Products per category (version + delta), most first: the navigation bar, without a table scan."""
+        state = self.state
+        version, delta = state.version, state.delta
+        codes = np.asarray(version.category)
+        if len(delta.hidden_rows):
+            codes = np.delete(codes, delta.hidden_rows)
+        per_code = np.bincount(codes[codes >= 0], minlength=len(version.categories))
+        counts = {version.categories[i]: int(n) for i, n in enumerate(per_code)}
+        for doc in delta.docs.values():
+            counts[doc.item.category] = counts.get(doc.item.category, 0) + 1
+        return sorted(((c, n) for c, n in counts.items() if n > 0), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _aware(stamp: Any) -> Any:
+    if isinstance(stamp, datetime) and stamp.tzinfo is None:
+        return stamp.replace(tzinfo=UTC)
+    return stamp

@@ -159,12 +159,12 @@ class SearchService:
             configs.append(assignment.interleave_with)
         timings: dict[str, float] = {}
 
-        snapshot = self.index.refresh_if_changed()
-        allowed = None if filters is None or filters.is_empty() else snapshot.filter_mask(filters, self.fx)
-        first_stage = snapshot.retriever.retrieve(query, max(config.first_stage_top_k for config in configs), allowed)
+        first_stage = self.index.refresh_if_changed().first_stage(
+            query, max(config.first_stage_top_k for config in configs), filters
+        )
         timings["first_stage"] = sum(first_stage.timings_ms.values())
         timings.update({f"first_stage_{name}": ms for name, ms in first_stage.timings_ms.items()})
-        candidates = [(hit, snapshot.by_sku[hit.sku]) for hit in first_stage.hits if hit.sku in snapshot.by_sku]
+        candidates = [(hit, first_stage.items[hit.sku]) for hit in first_stage.hits]
 
         mark = time.perf_counter()
         passages = [item.passage for _, item in candidates]

@@ -9,6 +9,8 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request
 from markupsafe import escape
 
+from shoprank.catalog import browse
+from shoprank.search.index import item_from_row
 from shoprank.search.service import SearchInputError
 from webapp import services
 from webapp.http import current_request_id, ensure_visitor_id
@@ -22,10 +24,7 @@ _IMPRESSION = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 
 
 def _categories() -> list[tuple[str, int]]:
-    counts: dict[str, int] = {}
-    for item in services().index.snapshot.items:
-        counts[item.category] = counts.get(item.category, 0) + 1
-    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return services().index.category_counts()
 
 
 @bp.app_context_processor
@@ -50,12 +49,7 @@ def shopper_market() -> str | None:
 @bp.get("/")
 def home() -> Any:
     ensure_visitor_id()
-    items = services().index.snapshot.items
-    language = ui_language()
-    # Featured: in-stock products, listings in the shopper's language first, then the rest by stock.
-    featured = sorted(
-        (i for i in items if i.stock > 0), key=lambda i: (i.language != language, -min(i.stock, 50), i.id)
-    )[:12]
+    featured = browse.featured(services().db, ui_language(), 12, item_from_row)
     return render_template("home.html", featured=featured, categories=_categories())
 
 
@@ -92,16 +86,29 @@ def category(slug: str) -> Any:
     ensure_visitor_id()
     if not _SLUG.match(slug):
         abort(404)
-    items = [i for i in services().index.snapshot.items if i.category == slug]
-    if not items:
+    page = request.args.get("page", "1")
+    page_number = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+    items, total = browse.category_page(services().db, slug, page_number, PAGE_SIZE, item_from_row)
+    if not total:
         abort(404)
-    return render_template("category.html", slug=slug, items=items, categories=_categories())
+    pages = max(1, -(-total // PAGE_SIZE))
+    if page_number > pages:
+        abort(404)
+    return render_template(
+        "category.html",
+        slug=slug,
+        items=items,
+        categories=_categories(),
+        total=total,
+        page=page_number,
+        pages=pages,
+    )
 
 
 @bp.get("/product/<sku>")
 def product(sku: str) -> Any:
     ensure_visitor_id()
-    item = services().index.snapshot.by_sku.get(sku)
+    item = services().index.item(sku) if len(sku) <= 64 else None
     if item is None:
         abort(404)
     impression = request.args.get("imp", "")

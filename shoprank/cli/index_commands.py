@@ -1,0 +1,94 @@
+"""``shoprank index build|status``, ``shoprank catalog delete``: the search index as a job, not a web-process chore."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from shoprank.cli.data_commands import _require_schema, _settings, catalog_group
+from shoprank.config import Settings
+
+
+def build_index(settings: Settings, *, quiet: bool = False) -> None:
+    """Build a new index version from the database and switch every reader to it (shared with the importer)."""
+    from tqdm import tqdm
+
+    from experiments.store.currency import parse_rates
+    from shoprank.db import Database
+    from shoprank.search.embeddings import embedder
+    from shoprank.search.filters import FxRates
+    from shoprank.search.index_files import build_lock, build_version
+
+    db = Database.from_settings(settings)
+    _require_schema(settings.resolved_database_url)
+    progress = tqdm(total=0, unit="product", desc="indexing", disable=quiet, leave=False)
+
+    def advance(done: int, total: int) -> None:
+        progress.total = total
+        progress.update(done - progress.n)
+
+    try:
+        with build_lock(settings.resolved_index_dir):
+            report = build_version(
+                db,
+                settings.resolved_index_dir,
+                fx=FxRates(parse_rates(settings.fx_rates)),
+                embed_missing=embedder().passages,
+                progress=advance,
+            )
+    finally:
+        progress.close()
+        db.dispose()
+    click.echo(
+        f"index {report.version}: {report.rows} products ({report.with_vector} with vectors) "
+        f"in {report.seconds:.1f} s → {report.path}"
+    )
+
+
+@click.group("index")
+def index_group() -> None:
+    """The first-stage search index (memory-mapped versions under SHOPRANK_INDEX_DIR)."""
+
+
+@index_group.command("build")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def index_build(quiet: bool) -> None:
+    """Build a new index version from the database; running servers switch to it within a second.
+
+    Run it after large imports, on a schedule (it folds the changes each process holds in memory into
+    the files), or on one node of many, then copy the version directory and CURRENT to the others.
+    """
+    build_index(_settings(), quiet=quiet)
+
+
+@index_group.command("status")
+def index_status() -> None:
+    """The live version's manifest (rows, watermark, build time) as JSON."""
+    from shoprank.search.index_files import current_version
+
+    directory = _settings().resolved_index_dir
+    name = current_version(directory)
+    if name is None:
+        raise click.ClickException(f"no index version in {directory}; run `shoprank index build`")
+    manifest = json.loads((directory / name / "manifest.json").read_text())
+    summary = {k: manifest[k] for k in ("version", "rows", "with_vector", "ivf_lists", "watermark", "built_at")}
+    click.echo(json.dumps({"directory": str(directory), **summary}, indent=2))
+
+
+@catalog_group.command("delete")
+@click.argument("skus", nargs=-1, required=True)
+def catalog_delete(skus: tuple[str, ...]) -> None:
+    """Delete products by SKU; searches stop showing them within seconds (no index build needed)."""
+    from shoprank.catalog.removal import delete_products
+    from shoprank.db import Database
+
+    settings = _settings()
+    _require_schema(settings.resolved_database_url)
+    db = Database.from_settings(settings)
+    try:
+        with db.session() as session:
+            deleted = delete_products(session, skus)
+    finally:
+        db.dispose()
+    click.echo(f"deleted {len(deleted)} product(s); {len(skus) - len(deleted)} unknown sku(s) ignored")
