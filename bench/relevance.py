@@ -79,7 +79,6 @@ def main() -> None:
     from shoprank.db import Database
     from shoprank.search.embeddings import embedder
     from shoprank.search.index import CatalogIndex
-    from shoprank.search.retrieval import rrf_fuse
 
     queries = [json.loads(line) for line in args.queries.read_text(encoding="utf-8").splitlines() if line.strip()]
     spec = Settings.from_env({}).scorer_spec(allow_download=False, **({"model": args.model} if args.model else {}))
@@ -91,28 +90,32 @@ def main() -> None:
         migrate.upgrade(url)
         db = Database(url)
         import_file(db, args.catalog, embedder().passages)
-        snapshot = CatalogIndex(db, embedder()).refresh()
-        db.dispose()
-    if isinstance(scorer, E5FallbackScorer):  # as the app does: rerank in the space retrieval used
-        scorer.use_centering(snapshot.centering)
+        index = CatalogIndex(db, embedder(), Path(tmp) / "index").refresh()
+        if isinstance(scorer, E5FallbackScorer):  # as the app does: rerank in the space retrieval used
+            scorer.use_centering(index.centering)
 
-    languages = {sku: item.language for sku, item in snapshot.by_sku.items()}
-    systems: dict[str, dict[str, list[str]]] = {}
-    for q in queries:
-        per_retriever = {r.name: r.retrieve(q["query"], args.top_k) for r in snapshot.retriever.retrievers}
-        for name, hits in per_retriever.items():
-            systems.setdefault(f"first_stage_{name}", {})[q["id"]] = [h.sku for h in hits]
-        fused = [h.sku for h in rrf_fuse(per_retriever, weights=snapshot.retriever.weights)[: args.top_k]]
-        systems.setdefault("first_stage_fused", {})[q["id"]] = fused
-        outcome = reranker.rerank(q["query"], [snapshot.by_sku[s].passage for s in fused])
-        systems.setdefault("reranked", {})[q["id"]] = [fused[r.index] for r in outcome.results]
+        catalog_lines = args.catalog.read_text(encoding="utf-8").splitlines()
+        languages = {p["sku"]: p["language"] for p in (json.loads(line) for line in catalog_lines if line.strip())}
+        systems: dict[str, dict[str, list[str]]] = {}
+        for q in queries:
+            first_stage = index.first_stage(q["query"], args.top_k)
+            for name in ("dense", "lexical"):  # each retriever's own order, among the fused candidates
+                ranked = sorted((h for h in first_stage.hits if name in h.ranks), key=lambda h: h.ranks[name])
+                systems.setdefault(f"first_stage_{name}", {})[q["id"]] = [h.sku for h in ranked]
+            fused = [h.sku for h in first_stage.hits]
+            systems.setdefault("first_stage_fused", {})[q["id"]] = fused
+            outcome = reranker.rerank(q["query"], [first_stage.items[s].passage for s in fused])
+            systems.setdefault("reranked", {})[q["id"]] = [fused[r.index] for r in outcome.results]
+        products = index.size
+        centering = index.centering
+        db.dispose()
 
     report = {
         "queries": len(queries),
-        "products": len(languages),
+        "products": products,
         "top_k": args.top_k,
-        "lexical_weight": snapshot.retriever.weights.get("lexical", 1.0),
-        "language_centering": snapshot.centering.fingerprint if snapshot.centering else None,
+        "lexical_weight": index.lexical_weight,
+        "language_centering": centering.fingerprint if centering else None,
         "reranker": {k: scorer.info.as_dict()[k] for k in ("model_id", "kind", "backend", "dtype")},
         "systems": {name: evaluate(r, queries, languages, args.top_k) for name, r in systems.items()},
     }
