@@ -258,3 +258,17 @@ def test_bm25_postings_score_like_the_formula_and_outside_documents_compare(tmp_
     allowed = np.array([False, True, True, True])
     assert 0 not in lexical.search(["red", "lamp"], 10, allowed)[0].tolist()
     assert lexical.search(["unknown"], 10)[0].size == 0
+
+
+def test_a_product_only_words_find_reaches_the_candidates():
+    """Dense hits fill top_k; the best lexical-only hits still make the candidate list (at its tail)."""
+    from shoprank.search.index import keep_best_lexical
+    from shoprank.search.retrieval import FusedHit
+
+    dense_only = [FusedHit(f"d{i}", 1 / (61 + i), {"dense": i + 1}) for i in range(100)]
+    lexical_only = [FusedHit(f"l{i}", 0.25 / (61 + i), {"lexical": i + 1}) for i in range(30)]
+    kept = keep_best_lexical(dense_only + lexical_only, 100)
+    assert len(kept) == 100
+    assert kept[:90] == dense_only[:90]
+    assert [h.sku for h in kept[90:]] == [f"l{i}" for i in range(10)]
+    assert keep_best_lexical(dense_only[:50] + lexical_only, 100) == (dense_only[:50] + lexical_only)[:100]

@@ -479,7 +479,9 @@ class CatalogIndex:
         timings["lexical"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
-        fused = rrf_fuse({"dense": dense, "lexical": lexical}, RRF_K, {"lexical": self.lexical_weight})[:top_k]
+        fused = keep_best_lexical(
+            rrf_fuse({"dense": dense, "lexical": lexical}, RRF_K, {"lexical": self.lexical_weight}), top_k
+        )
         timings["fusion"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
         in_delta = {str(d.item.id): d.item for d in docs}
@@ -548,6 +550,27 @@ class CatalogIndex:
         for doc in delta.docs.values():
             counts[doc.item.category] = counts.get(doc.item.category, 0) + 1
         return sorted(((c, n) for c, n in counts.items() if n > 0), key=lambda kv: (-kv[1], kv[0]))
+
+
+#: Lexical hits that always reach the candidates (see ``keep_best_lexical``).
+LEXICAL_RESERVE = 10
+
+
+def keep_best_lexical(fused: list[FusedHit], top_k: int) -> list[FusedHit]:
+    """The fused top ``top_k``, with the best lexical hits kept in place of its last entries.
+
+    With the lexical weight below 1, a product only BM25 finds (a rare exact word, a new product whose vector
+    has not landed yet) scores below every one of ``top_k`` dense hits and would be cut before the reranker
+    ever saw it. The reserve keeps the ``LEXICAL_RESERVE`` best lexical hits among the candidates, at the tail
+    of the first-stage order (the fused order above them is unchanged); the reranker decides where they go.
+    """
+    head = fused[:top_k]
+    reserve = min(LEXICAL_RESERVE, top_k // 10)
+    chosen = {h.sku for h in head}
+    missing = [h for h in fused[top_k:] if h.ranks.get("lexical", reserve + 1) <= reserve and h.sku not in chosen]
+    if not missing:
+        return head
+    return head[: top_k - len(missing)] + sorted(missing, key=lambda h: h.ranks["lexical"])
 
 
 def _aware(stamp: Any) -> Any:
