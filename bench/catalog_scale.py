@@ -1,8 +1,10 @@
 """Catalog scale: the first stage at 10k, 100k and 1M synthetic multilingual products, on PostgreSQL.
 
 Products are generated (titles from per-language word lists, 60 categories, 400 brands, prices in 8
-currencies) with *generated* vectors: unit-length points around one centre per (category, language),
-so the ANN sees clustered data like real embeddings without a day of e5 inference. They are loaded
+currencies) with *generated* vectors: unit-length points around a centre per (category, language) plus
+one of 40 product kinds per category, varying mostly within a 48-dimensional subspace (text embeddings
+have a low intrinsic dimension) plus a little isotropic noise — clustered like real embeddings, without a
+day of e5 inference. Queries for recall are catalog vectors with noise. They are loaded
 with COPY (the database side of an import without embedding), then ``shoprank.search.index_files``
 builds a version. For each size:
 
@@ -63,11 +65,18 @@ def generate(count: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     languages = list(LANGUAGES)
     centres = rng.normal(size=(len(CATEGORIES) * len(languages), DIM)).astype(np.float32)
+    kinds = rng.normal(size=(len(CATEGORIES), 40, DIM)).astype(np.float32)  # product kinds within a category
+    basis = np.linalg.qr(rng.normal(size=(DIM, 48)))[0].T.astype(np.float32)  # text varies in few directions
     for start in range(0, count, 20_000):
         n = min(20_000, count - start)
         cats = rng.integers(0, len(CATEGORIES), n)
         langs = rng.integers(0, len(languages), n)
-        vectors = centres[cats * len(languages) + langs] + 0.9 * rng.normal(size=(n, DIM)).astype(np.float32)
+        vectors = (
+            centres[cats * len(languages) + langs]
+            + 0.7 * kinds[cats, rng.integers(0, 40, n)]
+            + 2.5 * rng.normal(size=(n, 48)).astype(np.float32) @ basis
+            + 0.25 * rng.normal(size=(n, DIM)).astype(np.float32)
+        )
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         rows = []
         for i in range(n):
@@ -149,7 +158,7 @@ def get(url: str, timeout: float = 30) -> tuple[int, bytes, float]:
 
 
 def memory(pid: int) -> dict:
-    """RSS, PSS and USS (private) of a process, in MB, from /proc/PID/smaps_rollup."""
+    """RSS, PSS, USS (private) and anonymous memory of a process, in MB, from /proc/PID/smaps_rollup."""
     values = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         name, _, rest = line.partition(":")
@@ -159,6 +168,7 @@ def memory(pid: int) -> dict:
         "rss_mb": round(values["Rss"]),
         "pss_mb": round(values["Pss"]),
         "uss_mb": round(values["Private_Clean"] + values["Private_Dirty"]),
+        "anonymous_mb": round(values["Anonymous"]),  # heap: what a process cannot share (mapped files can)
     }
 
 
@@ -236,7 +246,11 @@ def serve(url: str, index_dir: Path, workers: int, queries: list[str], slug: str
 
 def stop(server: subprocess.Popen) -> None:
     os.killpg(server.pid, signal.SIGTERM)
-    server.wait(30)
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:  # a loaded machine can outlast gunicorn's graceful timeout
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(30)
 
 
 def visibility(url: str, index_dir: Path, product_id: int) -> dict:
