@@ -100,7 +100,7 @@ class Settings:
     demo_catalog: str = _env("DEMO_CATALOG", "data/catalog/demo_products.jsonl")
 
     # Security (README "Security"). Rate limits count per minute; 0 turns a limit off.
-    #: Per client IP on /api/search and /api/events (the shop's public, unauthenticated JSON endpoints).
+    #: Per client IP on /api/search, /api/rank and /api/events (the shop's public, unauthenticated JSON endpoints).
     public_rate_limit_per_minute: int = _env("PUBLIC_RATE_LIMIT_PER_MINUTE", 1200, int)
     #: Per client IP on the dashboard login form (POSTs), so one host cannot spray passwords over many accounts.
     login_rate_limit_per_minute: int = _env("LOGIN_RATE_LIMIT_PER_MINUTE", 10, int)

@@ -3,20 +3,31 @@ interleaving, events, the reranker's fallback and clear 4xx for bad bodies."""
 
 from __future__ import annotations
 
+import sys
+import types
 import uuid
 
 import pytest
 from sqlalchemy import select
 
 from experiments.manage import VariantSpec
+from experiments.store import Event
 from experiments.store.aggregate import ab_report, interleaving_report
 from experiments.store.experiment_models import Exposure
 from reranking.dispatch import RerankUnavailable
 from shoprank.search.ranking import NoExperiment, RankingConfig
 from shoprank.search.service import SearchService
 from tests.experiment_support import ab_spec, reset_experiments, running
+from tests.shop_support import REPO
 
 HEADPHONES = "wireless noise cancelling headphones"
+
+
+@pytest.fixture(autouse=True)
+def patient_reranker(shop_services, monkeypatch):
+    """Inline products are embedded on the fly; on a loaded machine that can pass the 3 s deadline, and these
+    tests check the reranked order (the fallback has its own test)."""
+    monkeypatch.setattr(shop_services.search, "deadline_ms", 60_000)
 
 
 @pytest.fixture
@@ -298,3 +309,91 @@ def test_malformed_json_and_a_configured_cap(shop_services, client):
         shop_services.settings = original
     broken = client.post("/api/rank", data=b'{"query": "q", "candidates": [', content_type="application/json")
     assert broken.status_code == 400 and broken.get_json()["error"]["code"] == "invalid_json"
+
+
+# --- the README's OpenSearch example, run as written ---------------------------------------------------------------
+
+
+class StandInOpenSearch:
+    """Answers like ``opensearch-py``'s ``search`` with fixed hits (no OpenSearch server on this machine)."""
+
+    hits: list[dict] = []
+
+    def __init__(self, *hosts, **options) -> None:
+        pass
+
+    def search(self, index: str, body: dict) -> dict:
+        assert index == "products" and body["query"]["multi_match"]["query"]
+        return {"hits": {"hits": self.hits[: body["size"]]}}
+
+
+def _requests_through(client, broken: bool = False) -> types.ModuleType:
+    """``requests.post`` carried by the Flask test client instead of a socket."""
+
+    class RequestException(Exception):
+        pass
+
+    class Response:
+        def __init__(self, flask_response) -> None:
+            self.status_code = flask_response.status_code
+            self._body = flask_response.get_json()
+
+        def raise_for_status(self) -> None:
+            if self.status_code >= 400:
+                raise RequestException(self.status_code)
+
+        def json(self) -> dict:
+            return self._body
+
+    def post(url: str, json: dict, timeout: float) -> Response:
+        if broken:
+            raise RequestException("connection refused")
+        return Response(client.post(url.removeprefix("http://127.0.0.1:8000"), json=json))
+
+    module = types.ModuleType("requests")
+    module.post, module.RequestException = post, RequestException
+    return module
+
+
+def _readme_example(monkeypatch, client, broken: bool = False) -> dict:
+    text = (REPO / "README.md").read_text()
+    code = text.split("<!-- opensearch-example -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    opensearchpy = types.ModuleType("opensearchpy")
+    opensearchpy.OpenSearch = StandInOpenSearch
+    monkeypatch.setitem(sys.modules, "opensearchpy", opensearchpy)
+    monkeypatch.setitem(sys.modules, "requests", _requests_through(client, broken))
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_readme_opensearch_example_runs_as_written(clean, client, monkeypatch, mixed):
+    candidates, relevant = mixed
+    items = {item.sku: item for item in clean.index.get(candidates)}
+    StandInOpenSearch.hits = [
+        {
+            "_id": sku,
+            "_source": {
+                "title": items[sku].title,
+                "description": items[sku].description,
+                "price": float(items[sku].price),
+                "currency": items[sku].currency,
+            },
+        }
+        for sku in candidates
+    ]
+    running(clean, ab_spec("readme", variants=[VariantSpec("control", rerank=True), VariantSpec("t", rerank=True)]))
+    example = _readme_example(monkeypatch, client)
+    products, impression_id = example["search_page"](HEADPHONES, "readme-shopper")
+    assert len(products) == len(candidates) and products[0]["sku"] in relevant and products[0]["position"] == 1
+    assert products[0]["title"] == items[products[0]["sku"]].title  # rendered from the OpenSearch hit
+    example["on_click"]("readme-shopper", impression_id, products[0]["sku"], 1)
+    with clean.db.session() as session:
+        (exposure,) = session.scalars(select(Exposure).where(Exposure.experiment == "readme"))
+        stored = {e.type: e for e in session.scalars(select(Event).where(Event.unit_id == "readme-shopper"))}
+    assert stored["impression"].event_id == impression_id and stored["impression"].result_count == len(candidates)
+    assert (stored["click"].experiment, stored["click"].variant) == ("readme", exposure.variant)
+
+    offline = _readme_example(monkeypatch, client, broken=True)
+    products, impression_id = offline["search_page"](HEADPHONES, "readme-shopper", size=3)
+    assert impression_id is None and [p["title"] for p in products] == [items[s].title for s in candidates[:3]]
