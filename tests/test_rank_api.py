@@ -16,8 +16,8 @@ from experiments.store.aggregate import ab_report, interleaving_report
 from experiments.store.experiment_models import Exposure
 from reranking.dispatch import RerankUnavailable
 from shoprank.search.ranking import NoExperiment, RankingConfig
-from shoprank.search.service import SearchService
-from tests.experiment_support import ab_spec, reset_experiments, running
+from shoprank.search.service import SearchInputError, SearchService
+from tests.experiment_support import ab_spec, follow_up_event, impression_event, reset_experiments, running
 from tests.shop_support import REPO
 
 HEADPHONES = "wireless noise cancelling headphones"
@@ -134,33 +134,9 @@ def test_experiment_variants_events_and_report_work_as_for_search(clean, client,
         clicked = body["results"][0]
         impression = body["impression_id"]
         events += [
-            {
-                "id": impression,
-                "type": "impression",
-                "unit": user,
-                "query": body["query"],
-                "language": "en",
-                "experiment": body["experiment"],
-                "variant": body["variant"],
-                "reranked": body["reranked"],
-                "items": [{"sku": r["sku"], "position": r["rank"]} for r in body["results"]],
-            },
-            {
-                "id": str(uuid.uuid4()),
-                "type": "click",
-                "unit": user,
-                "sku": clicked["sku"],
-                "impression_id": impression,
-            },
-            {
-                "id": str(uuid.uuid4()),
-                "type": "purchase",
-                "unit": user,
-                "sku": clicked["sku"],
-                "impression_id": impression,
-                "value": 100,
-                "currency": "USD",
-            },
+            impression_event(body, user),
+            follow_up_event("click", user, impression, sku=clicked["sku"]),
+            follow_up_event("purchase", user, impression, sku=clicked["sku"], value=100, currency="USD"),
         ]
     assert client.post("/api/events", json={"events": events}).status_code == 200
     with clean.db.session() as session:
@@ -185,22 +161,8 @@ def test_interleaving_merges_two_rankers_and_credits_clicks(clean, client, mixed
     b_pick = next(r for r in body["results"] if r["team"] == "B")
     impression = body["impression_id"]
     events = [
-        {
-            "id": impression,
-            "type": "impression",
-            "unit": "il-shopper",
-            "query": body["query"],
-            "experiment": body["experiment"],
-            "variant": body["variant"],
-            "items": [{"sku": r["sku"], "position": r["rank"], "team": r["team"]} for r in body["results"]],
-        },
-        {
-            "id": str(uuid.uuid4()),
-            "type": "click",
-            "unit": "il-shopper",
-            "sku": b_pick["sku"],
-            "impression_id": impression,
-        },
+        impression_event(body, "il-shopper"),
+        follow_up_event("click", "il-shopper", impression, sku=b_pick["sku"]),
     ]
     assert client.post("/api/events", json={"events": events}).status_code == 200
     with clean.db.session() as session:
@@ -397,3 +359,24 @@ def test_readme_opensearch_example_runs_as_written(clean, client, monkeypatch, m
     offline = _readme_example(monkeypatch, client, broken=True)
     products, impression_id = offline["search_page"](HEADPHONES, "readme-shopper", size=3)
     assert impression_id is None and [p["title"] for p in products] == [items[s].title for s in candidates[:3]]
+
+
+def test_rank_candidates_keeps_the_given_order_as_first_stage_and_the_variants_depth(shop_services, mixed):
+    candidates, _ = mixed
+    items = shop_services.index.get(candidates)
+
+    def ranked(config: RankingConfig, given=items, limit: int = 100):
+        service = SearchService(shop_services.index, shop_services.dispatcher, NoExperiment(config), deadline_ms=1)
+        return service.rank_candidates(HEADPHONES, given, limit=limit, unit_id="u")
+
+    unranked = ranked(RankingConfig(rerank=False))
+    assert [h.item.sku for h in unranked.hits] == candidates and unranked.rerank_status == "disabled"
+    assert [h.first_stage_rank for h in unranked.hits] == list(range(1, len(candidates) + 1))
+    scores = [h.first_stage_score for h in unranked.hits]
+    assert scores == sorted(scores, reverse=True) and len(set(scores)) == len(scores)
+    shallow = ranked(RankingConfig(rerank=False, first_stage_top_k=3))
+    assert [h.item.sku for h in shallow.hits] == candidates[:3] and shallow.candidates == len(candidates)
+    assert [h.item.sku for h in ranked(RankingConfig(rerank=False), limit=2).hits] == candidates[:2]
+    with pytest.raises(SearchInputError) as repeated:
+        ranked(RankingConfig(), given=[items[0], items[1], items[0]])
+    assert repeated.value.code == "duplicate_sku" and "candidate 3" in repeated.value.message
