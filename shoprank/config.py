@@ -100,11 +100,13 @@ class Settings:
     api_rate_limit_per_minute: int = _env("API_RATE_LIMIT_PER_MINUTE", 600, int)  # per key; 0 = unlimited
     rerank_api_deadline_ms: int = _env("RERANK_API_DEADLINE_MS", 30000, int)  # rerank APIs wait longer than search
     events_max_batch: int = _env("EVENTS_MAX_BATCH", 500, int)
+    #: Most candidates one POST /api/rank may carry (413 beyond); a variant ranks at most its first-stage top-K.
+    rank_max_candidates: int = _env("RANK_MAX_CANDIDATES", 1000, int)
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", 8 * 1024 * 1024, int)
     demo_catalog: str = _env("DEMO_CATALOG", "data/catalog/demo_products.jsonl")
 
     # Security (README "Security"). Rate limits count per minute; 0 turns a limit off.
-    #: Per client IP on /api/search and /api/events (the shop's public, unauthenticated JSON endpoints).
+    #: Per client IP on /api/search, /api/rank and /api/events (the shop's public, unauthenticated JSON endpoints).
     public_rate_limit_per_minute: int = _env("PUBLIC_RATE_LIMIT_PER_MINUTE", 1200, int)
     #: Per client IP on the dashboard login form (POSTs), so one host cannot spray passwords over many accounts.
     login_rate_limit_per_minute: int = _env("LOGIN_RATE_LIMIT_PER_MINUTE", 10, int)
@@ -166,6 +168,7 @@ class Settings:
             "search_max_limit",
             "rerank_api_deadline_ms",
             "events_max_batch",
+            "rank_max_candidates",
             "max_request_bytes",
         ):
             if getattr(self, name) <= 0:

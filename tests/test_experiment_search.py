@@ -3,8 +3,6 @@ exposure once per unit, stopped → control, targeting, interleaving teams credi
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import event, func, select
 
@@ -12,7 +10,7 @@ from experiments.manage import VariantSpec, get_experiment, stop_experiment
 from experiments.store.aggregate import interleaving_report
 from experiments.store.experiment_models import Exposure
 from experiments.store.exposures import log_exposure
-from tests.experiment_support import ab_spec, reset_experiments, running
+from tests.experiment_support import ab_spec, follow_up_event, impression_event, reset_experiments, running
 
 
 @pytest.fixture
@@ -129,24 +127,9 @@ def test_interleaving_tags_teams_and_credits_clicks_via_the_stored_impression(cl
     impression = body["impression_id"]
     b_items = [r for r in body["results"] if r["team"] == "B"]
     events = [
-        {
-            "id": impression,
-            "type": "impression",
-            "unit": "shopper-1",
-            "query": body["query"],
-            "language": "en",
-            "experiment": body["experiment"],
-            "variant": body["variant"],
-            "items": [{"sku": r["sku"], "position": r["rank"], "team": r["team"]} for r in body["results"]],
-        },
+        impression_event(body, "shopper-1"),
         *(
-            {
-                "id": str(uuid.uuid4()),
-                "type": "click",
-                "unit": "shopper-1",
-                "sku": b_items[0]["sku"],
-                "impression_id": impression,
-            }
+            follow_up_event("click", "shopper-1", impression, sku=b_items[0]["sku"])
             for _ in range(2)  # the same product twice: credited once
         ),
     ]

@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
 
     from shoprank.redaction import install_redaction
     from webapp import dashboard, i18n
-    from webapp.blueprints import api, health, metrics, rerank_api, shop
+    from webapp.blueprints import api, health, metrics, rank, rerank_api, shop
     from webapp.errors import register_error_handlers
     from webapp.http import install_request_hooks
     from webapp.security import install_security
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
     i18n.init_app(app)
     app.register_blueprint(shop.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(rank.bp)
     app.register_blueprint(rerank_api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

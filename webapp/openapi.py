@@ -122,6 +122,124 @@ _PRODUCT_RESULT = {
     },
 }
 
+_SEARCH_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "query": {"type": "string"},
+        "language": {"type": ["string", "null"]},
+        "request_id": {"type": "string"},
+        "impression_id": {"type": "string", "description": "The id to send as the impression event's id"},
+        "experiment": {"type": ["string", "null"]},
+        "variant": {
+            "type": ["string", "null"],
+            "description": "'interleaved' in an interleaving experiment",
+        },
+        "interleaved": {
+            "type": "boolean",
+            "description": "Team-draft merge of two rankers; each result has a team",
+        },
+        "reranked": {"type": "boolean"},
+        "rerank_status": {
+            "enum": [
+                "ok",
+                "disabled",
+                "no_candidates",
+                "timeout",
+                "unavailable",
+                "rejected",
+                "error",
+            ]
+        },
+        "scorer": {"type": ["object", "null"]},
+        "candidates": {"type": "integer"},
+        "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
+        "results": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/ProductResult"},
+        },
+    },
+}
+
+_RANK_CANDIDATE = {
+    "oneOf": [
+        {"type": "string", "maxLength": 64, "description": "A sku of our catalog: ranked as that product"},
+        {
+            "type": "object",
+            "description": "An inline product, ranked from these fields (passage as for catalog products)",
+            "required": ["title"],
+            "additionalProperties": False,
+            "properties": {
+                "sku": {"type": "string", "maxLength": 64, "description": "Default: candidate-<index>"},
+                "title": {"type": "string", "minLength": 1, "maxLength": 500},
+                "description": {"type": "string", "maxLength": 20000},
+                "price": {"type": ["number", "string"], "minimum": 0, "description": "Needs currency"},
+                "currency": {"type": "string", "description": "ISO 4217"},
+                "language": {"type": "string", "description": "ISO 639-1: the product's language"},
+                "brand": {"type": "string", "maxLength": 200},
+                "category": {"type": "string", "maxLength": 200},
+                "image": {"type": "string", "maxLength": 1000},
+                "stock": {"type": "integer", "minimum": 0},
+                "attributes": {
+                    "type": "object",
+                    "maxProperties": 50,
+                    "additionalProperties": {"type": ["string", "number"]},
+                },
+            },
+        },
+    ]
+}
+
+_RANK_REQUEST = {
+    "type": "object",
+    "required": ["query", "candidates"],
+    "properties": {
+        "query": {"type": "string", "minLength": 1, "maxLength": 1000, "description": "What the shopper typed"},
+        "lang": {"type": "string", "description": "ISO 639-1: the shopper's language (targeting, price display)"},
+        "user": {"type": "string", "maxLength": 128, "description": "Unit id; default: the visitor cookie"},
+        "market": {"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "ISO 3166 alpha-2"},
+        "candidates": {
+            "type": "array",
+            "maxItems": 1000,
+            "description": "Your first stage's hits, best first; unique skus; 413 past SHOPRANK_RANK_MAX_CANDIDATES",
+            "items": _RANK_CANDIDATE,
+        },
+        "top_n": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Default: all, up to 100"},
+    },
+}
+
+_RANK_RESPONSE = {
+    "allOf": [
+        {"$ref": "#/components/schemas/SearchResponse"},
+        {
+            "type": "object",
+            "properties": {
+                "results": {
+                    "type": "array",
+                    "description": "ProductResult plus index; first_stage_rank is the position among ranked candidates",
+                    "items": {
+                        "allOf": [
+                            {"$ref": "#/components/schemas/ProductResult"},
+                            {"properties": {"index": {"type": "integer", "description": "Position in the request"}}},
+                        ]
+                    },
+                },
+                "ignored": {
+                    "type": "array",
+                    "description": "Candidates left out: skus our catalog does not have",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "index": {"type": "integer"},
+                            "sku": {"type": "string"},
+                            "reason": {"enum": ["unknown_sku"]},
+                        },
+                    },
+                },
+            },
+        },
+    ]
+}
+
 _EVENT = {
     "type": "object",
     "required": ["id", "type"],
@@ -198,6 +316,8 @@ def openapi_document() -> dict[str, Any]:
                 "CohereRerankRequest": _COHERE_REQUEST,
                 "CohereRerankResponse": _COHERE_RESPONSE,
                 "ProductResult": _PRODUCT_RESULT,
+                "SearchResponse": _SEARCH_RESPONSE,
+                "RankRequest": _RANK_REQUEST,
                 "Event": _EVENT,
             },
         },
@@ -218,47 +338,19 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "query": {"type": "string"},
-                                    "language": {"type": ["string", "null"]},
-                                    "request_id": {"type": "string"},
-                                    "impression_id": {"type": "string"},
-                                    "experiment": {"type": ["string", "null"]},
-                                    "variant": {
-                                        "type": ["string", "null"],
-                                        "description": "'interleaved' in an interleaving experiment",
-                                    },
-                                    "interleaved": {
-                                        "type": "boolean",
-                                        "description": "Team-draft merge of two rankers; each result has a team",
-                                    },
-                                    "reranked": {"type": "boolean"},
-                                    "rerank_status": {
-                                        "enum": [
-                                            "ok",
-                                            "disabled",
-                                            "no_candidates",
-                                            "timeout",
-                                            "unavailable",
-                                            "rejected",
-                                            "error",
-                                        ]
-                                    },
-                                    "scorer": {"type": ["object", "null"]},
-                                    "candidates": {"type": "integer"},
-                                    "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
-                                    "results": {
-                                        "type": "array",
-                                        "items": {"$ref": "#/components/schemas/ProductResult"},
-                                    },
-                                },
-                            }
-                        ),
+                        "200": _json({"$ref": "#/components/schemas/SearchResponse"}),
                         **_error_responses(400),
                     },
+                }
+            },
+            "/api/rank": {
+                "post": {
+                    "summary": "Rerank your own first stage's hits (Elasticsearch, OpenSearch, Solr…) as a search",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RankRequest"}}},
+                    },
+                    "responses": {"200": _json(_RANK_RESPONSE), **_error_responses(400, 413, 422, 429)},
                 }
             },
             "/api/events": {

@@ -29,8 +29,12 @@ from reranking.text import normalize_query
 from shoprank.search.filters import FxRates, SearchFilters
 from shoprank.search.index import CatalogIndex, CatalogItem
 from shoprank.search.ranking import Assignment, RankingConfig, SearchContext, VariantResolver
+from shoprank.search.retrieval import RRF_K, FusedHit
 
 log = logging.getLogger(__name__)
+
+#: ``retriever_ranks`` key of a candidate whose first stage ran at the client (``rank_candidates``).
+CLIENT_RETRIEVER = "client"
 
 
 class SearchInputError(ValueError):
@@ -154,9 +158,7 @@ class SearchService:
         started = time.perf_counter()
         query = clean_query(query, self.max_query_chars)
         assignment: Assignment = self.resolver.resolve(unit_id, SearchContext(query, language, surface, market))
-        configs = [assignment.config]
-        if assignment.interleave_with is not None:
-            configs.append(assignment.interleave_with)
+        configs = _configs(assignment)
         timings: dict[str, float] = {}
 
         first_stage = self.index.refresh_if_changed().first_stage(
@@ -165,7 +167,58 @@ class SearchService:
         timings["first_stage"] = sum(first_stage.timings_ms.values())
         timings.update({f"first_stage_{name}": ms for name, ms in first_stage.timings_ms.items()})
         candidates = [(hit, first_stage.items[hit.sku]) for hit in first_stage.hits]
+        return self._after_first_stage(
+            query, assignment, candidates, limit, language, unit_id, request_id, timings, started
+        )
 
+    def rank_candidates(
+        self,
+        query: str,
+        candidates: list[CatalogItem],
+        *,
+        limit: int,
+        language: str | None = None,
+        unit_id: str | None = None,
+        request_id: str | None = None,
+        market: str | None = None,
+        surface: str = "api",
+    ) -> SearchResult:
+        """Rank a first stage run elsewhere (a shop's Elasticsearch, OpenSearch, Solr, Vespa): ``POST /api/rank``.
+
+        Everything after the first stage is the search's own code, so a variant, interleaving, the fallback to
+        the given order and the impression id behave exactly as for ``search``. The client's order is the first
+        stage: candidate *i* (0-based) has first-stage rank *i + 1* and the score a one-list RRF gives it, and
+        its ``retriever_ranks`` are ``{"client": i + 1}``.
+        """
+        started = time.perf_counter()
+        query = clean_query(query, self.max_query_chars)
+        seen: set[str] = set()
+        for position, item in enumerate(candidates, start=1):
+            if item.sku in seen:  # the team-draft merge and the impression's items tell products apart by sku
+                raise SearchInputError("duplicate_sku", f"candidate {position} repeats the sku {item.sku!r}")
+            seen.add(item.sku)
+        assignment = self.resolver.resolve(unit_id, SearchContext(query, language, surface, market))
+        supplied = [
+            (FusedHit(item.sku, 1.0 / (RRF_K + position), {CLIENT_RETRIEVER: position}), item)
+            for position, item in enumerate(candidates, start=1)
+        ]
+        return self._after_first_stage(query, assignment, supplied, limit, language, unit_id, request_id, {}, started)
+
+    def _after_first_stage(
+        self,
+        query: str,
+        assignment: Assignment,
+        candidates: list[tuple[FusedHit, CatalogItem]],
+        limit: int,
+        language: str | None,
+        unit_id: str | None,
+        request_id: str | None,
+        timings: dict[str, float],
+        started: float,
+    ) -> SearchResult:
+        """Everything after the first stage, shared by ``search`` and ``rank_candidates``: passages, one ranking
+        per config (two when interleaving), the team-draft merge, the result, stats and observers."""
+        configs = _configs(assignment)
         mark = time.perf_counter()
         passages = [item.passage for _, item in candidates]
         timings["passages"] = (time.perf_counter() - mark) * 1000
@@ -285,6 +338,13 @@ class _Ranking:
     scorer: dict[str, Any] | None
     cache_hits: int = 0
     cache_misses: int = 0
+
+
+def _configs(assignment: Assignment) -> list[RankingConfig]:
+    """The rankers a search runs: the variant's, plus ranker B's when it interleaves."""
+    if assignment.interleave_with is None:
+        return [assignment.config]
+    return [assignment.config, assignment.interleave_with]
 
 
 def _combined_status(statuses: list[str]) -> str:

@@ -32,22 +32,23 @@ def parse_limit(raw: str | None, maximum: int) -> int:
     return limit
 
 
-def parse_language(raw: str | None) -> str | None:
+def parse_language(raw: str | None, status: int = 400) -> str | None:
+    """``status``: 400 for a query parameter, 422 for a field of a JSON body (``POST /api/rank``)."""
     if raw is None or raw == "":
         return None
     if not is_known_language(raw):
         raise ApiError(
-            400, "unknown_language", f"lang={raw[:20]!r} is not an ISO 639-1 language code (e.g. en, zh, ar)"
+            status, "unknown_language", f"lang={raw[:20]!r} is not an ISO 639-1 language code (e.g. en, zh, ar)"
         )
     return raw
 
 
-def parse_market(raw: str | None) -> str | None:
+def parse_market(raw: str | None, status: int = 400) -> str | None:
     """ISO 3166 alpha-2 market for experiment targeting (``DE``, ``jp``); empty means none."""
     if raw is None or raw == "":
         return None
     if len(raw) != 2 or not raw.isascii() or not raw.isalpha():
-        raise ApiError(400, "invalid_market", f"market={raw[:20]!r} is not a two-letter country code (e.g. DE, JP)")
+        raise ApiError(status, "invalid_market", f"market={raw[:20]!r} is not a two-letter country code (e.g. DE, JP)")
     return raw.upper()
 
 
