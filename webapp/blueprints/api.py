@@ -12,7 +12,7 @@ from shoprank.observability import metrics
 from shoprank.search.service import SearchInputError, SearchResult
 from webapp import services
 from webapp.errors import ApiError
-from webapp.http import current_request_id, json_body, visitor_id
+from webapp.http import current_request_id, json_body, reject_unstorable, visitor_id
 from webapp.presenters import hit_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -78,6 +78,7 @@ def search() -> Any:
     user = request.args.get("user") or visitor_id()
     if user is not None and len(user) > 128:
         raise ApiError(400, "invalid_user", "user must be at most 128 characters")
+    reject_unstorable([("user", user or "")], "query parameter")  # the exposure log stores it
     market = parse_market(request.args.get("market"))
     try:
         result = app.search.search(

@@ -87,8 +87,15 @@ def current_user() -> User | None:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only local dashboard paths: an attacker-supplied ``next`` must not redirect off-site."""
-    if target and target.startswith("/dashboard") and not target.startswith("//") and "\\" not in target:
+    """Only local dashboard paths: an attacker-supplied ``next`` must not redirect off-site, and must not carry
+    whitespace or control characters (CR/LF would split the ``Location`` header; werkzeug refuses it with a 500)."""
+    if (
+        target
+        and target.startswith("/dashboard")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(char.isspace() or not char.isprintable() for char in target)
+    ):
         return target
     return url_for("dashboard.experiment_list")
 

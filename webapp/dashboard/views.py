@@ -36,8 +36,10 @@ from webapp.dashboard.charts import (
     series_chart,
 )
 from webapp.dashboard.forms import default_spec, form_values, parse_float, parse_form
+from webapp.http import reject_unstorable_form_fields
 
 bp.before_request(auth_users.protect_csrf)  # every state-changing dashboard request needs the CSRF token
+bp.before_request(reject_unstorable_form_fields)  # a NUL in a name or hypothesis is a 400, not a database error
 
 REPORT_TTL_SECONDS = 15
 _reports_lock = threading.Lock()
