@@ -1,11 +1,14 @@
 """The app behind a real HTTP server in this process: waitress as ``shoprank serve`` builds it, or werkzeug's
-threaded server (which, like gunicorn, streams a chunked body to the app instead of buffering it)."""
+threaded server (which, like gunicorn, streams a chunked body to the app instead of buffering it); and signing
+in to its dashboard like a browser."""
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
+import requests
 from werkzeug.serving import make_server
 
 from webapp.waitress_server import create_waitress_server
@@ -47,3 +50,31 @@ class LiveServer:
             self._server.shutdown()
             self._server.server_close()
         self._thread.join(10)
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def csrf_token_in(html: str) -> str:
+    """The CSRF token a dashboard page carries in its forms."""
+    found = CSRF_FIELD.search(html)
+    assert found, "no csrf_token field on the page"
+    return found.group(1)
+
+
+def sign_in(base_url: str, email: str, password: str, query: str = "") -> tuple[requests.Session, requests.Response]:
+    """Sign in to the dashboard like a browser (login page, then its form); the session and the login answer.
+
+    The session sends the post-login CSRF token (login issues a new one) as ``X-CSRF-Token`` from then on.
+    """
+    http = requests.Session()
+    token = csrf_token_in(http.get(f"{base_url}/dashboard/login{query}", timeout=30).text)
+    answer = http.post(
+        f"{base_url}/dashboard/login{query}",
+        data={"email": email, "password": password, "csrf_token": token},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code == 302, answer.text[:300]
+    http.headers["X-CSRF-Token"] = csrf_token_in(http.get(f"{base_url}/dashboard/login", timeout=30).text)
+    return http, answer

@@ -5,8 +5,8 @@ paths), and nothing is written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import re
 import socket
 import uuid
 from collections.abc import Iterator
@@ -19,8 +19,9 @@ from sqlalchemy import func, select
 from experiments.store.experiment_models import Exposure
 from experiments.store.models import Event
 from shoprank.users import create_user
+from tests.conftest import free_port
 from tests.experiment_support import reset_experiments
-from tests.live_servers import LiveServer
+from tests.live_servers import LiveServer, csrf_token_in, sign_in
 from tests.shop_support import create_key
 from webapp.security import LOGIN_LIMITER
 
@@ -54,19 +55,7 @@ def _events_stored(services, ids: list[str]) -> int:
 
 
 def _sign_in(server: LiveServer, email: str) -> requests.Session:
-    http = requests.Session()
-    page = http.get(f"{server.url}/dashboard/login", timeout=30)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    response = http.post(
-        f"{server.url}/dashboard/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert response.status_code == 302, response.text[:300]
-    form = http.get(f"{server.url}/dashboard/experiments/new", timeout=30)  # login issued a new CSRF token
-    http.headers["X-CSRF-Token"] = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
-    return http
+    return sign_in(server.url, email, PASSWORD)[0]
 
 
 @pytest.fixture
@@ -153,10 +142,10 @@ def test_unstorable_path_parameters_and_dashboard_fields_are_400(live, merchandi
         assert f"form field &#39;{field}&#39; contains the control character U+0000" in response.text
     assert http.get(f"{server.url}/dashboard/", timeout=30).status_code == 200  # the session survived
     anonymous = requests.Session()
-    token = re.search(r'name="csrf_token" value="([^"]+)"', anonymous.get(f"{server.url}/dashboard/login").text)
+    token = csrf_token_in(anonymous.get(f"{server.url}/dashboard/login", timeout=30).text)
     login = anonymous.post(
         f"{server.url}/dashboard/login",
-        data={"email": "a\u0000@example.com", "password": "x", "csrf_token": token.group(1)},
+        data={"email": "a\u0000@example.com", "password": "x", "csrf_token": token},
         timeout=30,
     )
     assert login.status_code == 400 and "&#39;email&#39; contains" in login.text  # not a database error
@@ -202,16 +191,7 @@ def test_wrong_json_types_are_422_naming_the_field(live, field):
 )
 def test_login_next_with_crlf_redirects_safely(live, merchandiser, target):
     server, _ = live
-    http = requests.Session()
-    page = http.get(f"{server.url}/dashboard/login?next={target}", timeout=30)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-    response = http.post(
-        f"{server.url}/dashboard/login?next={target}",
-        data={"email": merchandiser, "password": PASSWORD, "csrf_token": token},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert response.status_code == 302, response.text[:300]
+    _, response = sign_in(server.url, merchandiser, PASSWORD, query=f"?next={target}")
     assert "X-Injected" not in response.headers
     assert response.headers["Location"].endswith("/dashboard/")
 
@@ -280,3 +260,79 @@ def test_raw_utf8_url_is_a_json_400_on_api_paths(live):
     assert status.startswith("HTTP/1.1 400") and headers["content-type"].startswith("text/plain")  # a page path
     encoded = requests.get(f"{server.url}/api/search", params={"q": "无线降噪耳机", "limit": 3}, timeout=60)
     assert encoded.status_code == 200 and encoded.json()["query"] == "无线降噪耳机"  # README's fixed example
+
+
+# --- 7. what production shows to anonymous clients -----------------------------------------------------------------
+
+
+def _production(shop_services, db=None, **settings):
+    """The shared services as a production deployment would configure them (optionally on another database)."""
+    changes = {"settings": shop_services.settings.replace(env="production", secret_key="s" * 43, **settings)}
+    if db is not None:
+        changes["db"] = db
+    return dataclasses.replace(shop_services, **changes)
+
+
+def test_production_closes_metrics_and_hides_probe_details(shop_services):
+    from webapp import create_app
+
+    with LiveServer(create_app(services=_production(shop_services))) as server:
+        metrics = requests.get(f"{server.url}/metrics", timeout=30)
+        assert _json_error(metrics, 403)["code"] == "metrics_token_required"
+        assert "SHOPRANK_METRICS_TOKEN" in metrics.json()["error"]["message"]
+        assert requests.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
+        ready = requests.get(f"{server.url}/ready", timeout=30)
+        assert ready.status_code == 200 and set(ready.json()) == {"status", "checks"}
+        assert all(set(check) <= {"ok", "error"} for check in ready.json()["checks"].values()), ready.json()
+    services = _production(shop_services, metrics_token="ops-t0ken")
+    bearer = {"Authorization": "Bearer ops-t0ken"}
+    with LiveServer(create_app(services=services)) as server:
+        assert requests.get(f"{server.url}/metrics", timeout=30).status_code == 401
+        assert requests.get(f"{server.url}/metrics", headers=bearer, timeout=30).status_code == 200
+        assert requests.get(f"{server.url}/health", timeout=30).json() == {"status": "ok"}
+        health = requests.get(f"{server.url}/health", headers=bearer, timeout=30).json()
+        assert health["scorer"]["kind"] == "bi-encoder-fallback"  # ops with the token see the details
+        ready = requests.get(f"{server.url}/ready", headers=bearer, timeout=30).json()
+        assert ready["checks"]["reranker"]["mode"] == "in-process" and "search" in ready
+
+
+def test_ops_dashboard_session_sees_probe_details_in_production(shop_services):
+    from webapp import create_app
+
+    reset_experiments(shop_services)
+    email = f"ops-{uuid.uuid4().hex[:8]}@example.com"
+    with shop_services.db.session() as session:
+        create_user(session, email, PASSWORD, "ops")
+    app = create_app(services=_production(shop_services))
+    app.extensions[LOGIN_LIMITER].limit = 0
+    client = app.test_client()
+    base = "https://localhost"  # production cookies are Secure
+    token = csrf_token_in(client.get("/dashboard/login", base_url=base).text)
+    assert client.get("/health", base_url=base).get_json() == {"status": "ok"}
+    signed_in = client.post(
+        "/dashboard/login", data={"email": email, "password": PASSWORD, "csrf_token": token}, base_url=base
+    )
+    assert signed_in.status_code == 302
+    assert "scorer" in client.get("/health", base_url=base).get_json()
+    reset_experiments(shop_services)
+
+
+def test_ready_returns_a_code_not_the_driver_error(shop_services):
+    from shoprank.db import Database
+    from webapp import create_app
+
+    dead_port = free_port()
+    url = f"postgresql+psycopg://secret_role:pw@127.0.0.1:{dead_port}/secret_database"
+    for services in (
+        _production(shop_services, db=Database(url)),
+        dataclasses.replace(shop_services, db=Database(url)),
+    ):
+        with LiveServer(create_app(services=services)) as server:
+            ready = requests.get(f"{server.url}/ready", headers={"Authorization": "Bearer x"}, timeout=30)
+        assert ready.status_code == 503 and ready.json()["checks"]["database"] == {
+            "ok": False,
+            "error": "database_unreachable",
+        }
+        for secret in ("secret_role", "secret_database", str(dead_port), "127.0.0.1", "psycopg"):
+            assert secret not in ready.text, secret
+        services.db.dispose()

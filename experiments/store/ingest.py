@@ -414,7 +414,9 @@ def ingest_events(session: Session, events: Sequence[ValidEvent]) -> IngestResul
     unique: dict[str, ValidEvent] = {}
     for event in events:
         unique.setdefault(event.row["event_id"], event)
-    batch = list(unique.values())
+    # Rows go in id order: two transactions inserting overlapping ids then lock them in the same order, so one
+    # waits for the other instead of both deadlocking (the same batch retried while the first is in flight).
+    batch = [unique[event_id] for event_id in sorted(unique)]
     if not batch:
         return IngestResult(received=len(events), stored=0, duplicates=len(events))
     _inherit_assignment(session, batch)
