@@ -1,21 +1,25 @@
 """Database glue: the declarative base every ORM model shares, engine and session factory from Settings.
 
-Schema changes go through Alembic (``migrations/``); nothing here creates tables.
+Schema changes go through Alembic (``shoprank/migrations/``); nothing here creates tables.
 SQLite (embedded default) and PostgreSQL (psycopg 3) run the same models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import MetaData, create_engine, event, make_url
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, scoped_session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Deterministic constraint names, so Alembic migrations can refer to (and drop) them on every backend.
 NAMING_CONVENTION = {
@@ -75,6 +79,32 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError)
+
+
+#: SQLSTATEs of a transaction PostgreSQL aborted to settle a conflict with another one (deadlock_detected,
+#: serialization_failure): nothing of it was kept, and running it again is the documented remedy.
+_CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transaction_conflict(exc: BaseException) -> bool:
+    """True when ``exc`` is a deadlock or serialization failure: rerun the transaction, it is not an outage."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _CONFLICT_SQLSTATES
+
+
+def run_retrying_conflicts(db: Database, work: Callable[[Session], T], attempts: int = 3) -> T:
+    """``work`` in one transaction (``db.session()``), rerun when PostgreSQL aborted it as a deadlock victim.
+
+    ``work`` must be safe to repeat (it is: a rolled-back transaction left nothing behind).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with db.session() as session:
+                return work(session)
+        except sa_exc.DBAPIError as exc:
+            if attempt == attempts or not is_transaction_conflict(exc):
+                raise
+            log.info("transaction conflict (%s), attempt %d of %d", exc.orig.sqlstate, attempt, attempts)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class Database:

@@ -15,7 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: Inside the package, so an installed wheel (the container image) migrates as a checkout does.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:

@@ -37,6 +37,9 @@ class User(Base):
     #: Wrong passwords since the last successful login or lockout (shared by every web process via the row).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Copied into each dashboard session at login; a session carrying an older value is signed out. Bumped by
+    #: logout, a password or role change and deactivation, so a copied cookie dies with them (server-side).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def locked(self, now: datetime | None = None) -> bool:
         return self.locked_until is not None and _aware(self.locked_until) > (now or utcnow())
@@ -82,6 +85,23 @@ def set_password(session: Session, email: str, password: str) -> User:
         raise UserError(f"no user with email {email}")
     validate_password(password)
     user.password_hash = generate_password_hash(password)
+    revoke_sessions(user)
+    return user
+
+
+def revoke_sessions(user: User) -> None:
+    """End every dashboard session of ``user`` (each carries the epoch it started in); the caller commits."""
+    user.session_epoch = (user.session_epoch or 0) + 1
+
+
+def set_role(session: Session, user_id: int, role: str) -> User:
+    """Change a user's role; their sessions end, so the new role applies from their next sign-in."""
+    if role not in ROLES:
+        raise UserError(f"role must be one of {', '.join(ROLES)}")
+    user = get_user(session, user_id)
+    if user.role != role:
+        user.role = role
+        revoke_sessions(user)
     return user
 
 
@@ -143,9 +163,11 @@ def list_users(session: Session) -> list[User]:
 
 
 def set_active(session: Session, user_id: int, active: bool) -> User:
-    """Deactivate (signed out at their next request, cannot sign in) or reactivate a user."""
+    """Deactivate (every session ends at once, cannot sign in) or reactivate a user."""
     user = get_user(session, user_id)
-    user.active = active
+    if user.active != active:
+        user.active = active
+        revoke_sessions(user)
     return user
 
 

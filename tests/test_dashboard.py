@@ -121,7 +121,11 @@ def test_create_validate_start_edit_stop(dashboard, shop_services):
     )
     renamed = client.post("/dashboard/experiments/flow/edit", data=_form("flow", csrf_token=token, name="Renamed"))
     assert renamed.status_code == 302
-    assert client.post("/dashboard/experiments/flow/stop", data={"csrf_token": token}).status_code == 302
+    assert client.post("/dashboard/experiments/flow/stop", data={"csrf_token": token}).status_code == 422  # unconfirmed
+    assert (
+        client.post("/dashboard/experiments/flow/stop", data={"csrf_token": token, "confirm_key": "flow"}).status_code
+        == 302
+    )
     page = client.get("/dashboard/experiments/flow").get_data(as_text=True)
     assert "Renamed" in page and "stopped" in page
     assert page.count("by merch@example.com") == 4  # created, started, updated, stopped

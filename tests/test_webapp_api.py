@@ -8,7 +8,10 @@ import uuid
 import pytest
 from sqlalchemy import func, select
 
+from experiments.manage import create_experiment
 from experiments.store import Event, ImpressionItem
+from experiments.store.exposures import log_exposure
+from tests.experiment_support import ab_spec, reset_experiments
 
 
 def test_search_returns_ranked_products_with_scores_and_stage_timings(client):
@@ -92,6 +95,10 @@ def _count(services, model, **where) -> int:
 
 
 def test_events_batch_is_stored_once_even_when_retried(client, shop_services):
+    reset_experiments(shop_services)
+    with shop_services.db.session() as session:  # the events' experiment exists and served visitor-1 treatment
+        create_experiment(session, ab_spec("ranker"), "tests")
+        log_exposure(session, experiment="ranker", unit_id="visitor-1", variant="treatment")
     impression_id = str(uuid.uuid4())
     click_id, cart_id, purchase_id = (str(uuid.uuid4()) for _ in range(3))
     batch = {
@@ -119,9 +126,9 @@ def test_events_batch_is_stored_once_even_when_retried(client, shop_services):
         ]
     }
     first = client.post("/api/events", json=batch)
-    assert first.status_code == 200 and first.get_json() == {"received": 4, "stored": 4, "duplicates": 0}
+    assert first.status_code == 200 and first.get_json() == {"received": 4, "stored": 4, "duplicates": 0, "ignored": []}
     retry = client.post("/api/events", json=batch)
-    assert retry.get_json() == {"received": 4, "stored": 0, "duplicates": 4}
+    assert retry.get_json() == {"received": 4, "stored": 0, "duplicates": 4, "ignored": []}
     assert _count(shop_services, Event, unit_id="visitor-1", impression_id=impression_id) == 2
     assert _count(shop_services, ImpressionItem, impression_id=impression_id) == 3
     with shop_services.db.session() as session:
@@ -129,6 +136,7 @@ def test_events_batch_is_stored_once_even_when_retried(client, shop_services):
         purchase = session.get(Event, purchase_id)
         team = session.get(ImpressionItem, (impression_id, 3)).team
     assert (click.experiment, click.variant) == ("ranker", "treatment")  # from the impression, not the page
+    reset_experiments(shop_services)
     assert str(purchase.order_value) == "399.00" and purchase.currency == "USD" and team == "B"
 
 

@@ -6,12 +6,15 @@ import contextlib
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, abort, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from shoprank.observability.logs import request_id_var
-from webapp.errors import ApiError
+from shoprank.storable_text import first_unstorable_field
+from webapp.errors import ApiError, wants_json
 
 REQUEST_ID_HEADER = "X-Request-ID"
 VISITOR_COOKIE = "sr_vid"
@@ -45,6 +48,11 @@ def _has_lone_surrogate(value: Any) -> bool:
 def json_body() -> Any:
     """The parsed body; a clear 400 for an empty body, non-UTF-8 bytes or invalid JSON (413 past the size cap)."""
     raw = request.get_data(cache=True)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if request.content_length is None and limit is not None and len(raw) >= limit:
+        # A chunked body has no Content-Length to refuse up front; servers that stream it (gunicorn, werkzeug)
+        # hand werkzeug a stream it cuts at the limit, so a full-length read means there was more: 413.
+        raise RequestEntityTooLarge()
     if not raw.strip():
         raise ApiError(400, "empty_body", "the request body is empty; send a JSON object")
     try:
@@ -75,6 +83,33 @@ def json_object() -> dict[str, Any]:
     return data
 
 
+def reject_unstorable(fields: Iterable[tuple[str, str]], kind: str) -> None:
+    """400 naming the first of ``(name, value)`` that holds text storage refuses (``shoprank.storable_text``).
+
+    JSON paths get the ``{"error"}`` body, pages the error page; either way nothing reaches the database.
+    """
+    found = first_unstorable_field(fields)
+    if found is None:
+        return
+    name, problem = found
+    message = f"{kind} {name!r} {problem}"
+    if wants_json():
+        raise ApiError(400, "invalid_text", message, details=[f"{name}: {problem}"])
+    abort(400, description=message)
+
+
+def reject_unstorable_path_params() -> None:
+    """``before_request``: URL path parameters are ids looked up in storage (``/dashboard/experiments/%00``)."""
+    params = (request.view_args or {}).items()
+    reject_unstorable(((name, value) for name, value in params if isinstance(value, str)), "path parameter")
+
+
+def reject_unstorable_form_fields() -> None:
+    """``before_request`` for pages whose query and form fields are stored or looked up (the dashboard)."""
+    reject_unstorable(request.args.items(multi=True), "query parameter")
+    reject_unstorable(request.form.items(multi=True), "form field")
+
+
 def current_request_id() -> str:
     return g.get("request_id") or "-"
 
@@ -102,6 +137,8 @@ def install_request_hooks(app: Flask) -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)  # log lines of this request carry its id
+
+    app.before_request(reject_unstorable_path_params)
 
     @app.teardown_request
     def unbind_request_id(_exc: BaseException | None) -> None:

@@ -378,6 +378,28 @@ def openapi_document() -> dict[str, Any]:
                                     "received": {"type": "integer"},
                                     "stored": {"type": "integer"},
                                     "duplicates": {"type": "integer"},
+                                    "ignored": {
+                                        "type": "array",
+                                        "description": "Events not stored because they could not count",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "index": {"type": "integer"},
+                                                "id": {"type": "string"},
+                                                "field": {"type": "string"},
+                                                "reason": {
+                                                    "type": "string",
+                                                    "enum": [
+                                                        "unknown_experiment",
+                                                        "not_exposed",
+                                                        "variant_not_assigned",
+                                                        "id_conflict",
+                                                    ],
+                                                },
+                                                "message": {"type": "string"},
+                                            },
+                                        },
+                                    },
                                 },
                             }
                         ),

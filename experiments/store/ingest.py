@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from experiments.store.models import EVENT_TYPE_VALUES, Event, ImpressionItem, UnitDayRollup
 from shoprank.db import utcnow
+from shoprank.storable_text import unstorable_problem
 
 EVENT_TYPES = frozenset(EVENT_TYPE_VALUES)
 _EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -69,6 +70,10 @@ def _text(raw: Mapping[str, Any], key: str, where: str, problems: _Problems, *, 
         problems.add(f"{where}.{key}", "must be a string")
         return None
     value = value.strip()
+    unstorable = unstorable_problem(value)
+    if unstorable is not None:
+        problems.add(f"{where}.{key}", unstorable)
+        return None
     if required and not value:
         problems.add(f"{where}.{key}", "must not be empty")
     elif len(value) > max_len:
@@ -164,7 +169,8 @@ def _parse_one(raw: Any, where: str, default_unit: str | None, now: datetime, pr
     if not isinstance(event_id, str) or not _EVENT_ID.match(event_id):
         problems.add(f"{where}.id", "required: a client-generated id (UUID; 8-64 of A-Z a-z 0-9 _ -)")
     kind = raw.get("type")
-    if kind not in EVENT_TYPES:
+    if not isinstance(kind, str) or kind not in EVENT_TYPES:  # a list or object is unhashable, not a type
+        kind = None
         problems.add(f"{where}.type", f"must be one of {', '.join(EVENT_TYPE_VALUES)}")
     unit = _text(raw, "unit", where, problems, max_len=128, required=False) or default_unit
     if not unit:
@@ -408,7 +414,9 @@ def ingest_events(session: Session, events: Sequence[ValidEvent]) -> IngestResul
     unique: dict[str, ValidEvent] = {}
     for event in events:
         unique.setdefault(event.row["event_id"], event)
-    batch = list(unique.values())
+    # Rows go in id order: two transactions inserting overlapping ids then lock them in the same order, so one
+    # waits for the other instead of both deadlocking (the same batch retried while the first is in flight).
+    batch = [unique[event_id] for event_id in sorted(unique)]
     if not batch:
         return IngestResult(received=len(events), stored=0, duplicates=len(events))
     _inherit_assignment(session, batch)

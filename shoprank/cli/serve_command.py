@@ -70,9 +70,8 @@ def _prepare_demo_experiments(app: Any, services: Any, users: int) -> Any:
 )
 def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> None:
     """Start the shop, the JSON API and the rerank APIs."""
-    import waitress
-
     from webapp import create_app
+    from webapp.waitress_server import create_waitress_server
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     for name in ("shoprank", "webapp", "reranking", "workers"):
@@ -109,4 +108,4 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
             f"{demo_login.password}  (demo only; a new password at every demo start)"
         )
     click.echo(f"shoprank is running at http://{shown_host}:{port}/  (API: /api/search, /v2/rerank; Ctrl-C to stop)")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="shoprank", _quiet=True)
+    create_waitress_server(app, host=host, port=port, threads=threads).run()

@@ -74,7 +74,9 @@ RERANK_BATCH_TOKENS = Histogram(
 SCORE_CACHE_HITS = Counter("shoprank_score_cache_hits_total", "Pair scores answered from the score cache.", ["where"])
 SCORE_CACHE_MISSES = Counter("shoprank_score_cache_misses_total", "Pair scores the model had to compute.", ["where"])
 EVENTS_INGESTED = Counter(
-    "shoprank_events_ingested_total", "Accepted behaviour events: stored, or duplicate (a retried id).", ["result"]
+    "shoprank_events_ingested_total",
+    "Accepted behaviour events: stored, duplicate (a retried id) or ignored.",
+    ["result"],
 )
 EVENTS_REJECTED = Counter("shoprank_events_rejected_total", "Event batches refused with a 4xx, by reason.", ["reason"])
 HTTP_RESPONSES = Counter(

@@ -6,13 +6,15 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from experiments.store import EventValidationError, ingest_events, parse_events
+from experiments.store import EventValidationError, IngestResult, ingest_events, parse_events
+from experiments.store.screening import IgnoredEvent, screen_events
+from shoprank.db import run_retrying_conflicts
 from shoprank.languages import is_known_language
 from shoprank.observability import metrics
 from shoprank.search.service import SearchInputError, SearchResult
 from webapp import services
 from webapp.errors import ApiError
-from webapp.http import current_request_id, json_body, visitor_id
+from webapp.http import current_request_id, json_body, reject_unstorable, visitor_id
 from webapp.presenters import hit_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -79,6 +81,7 @@ def search() -> Any:
     user = request.args.get("user") or visitor_id()
     if user is not None and len(user) > 128:
         raise ApiError(400, "invalid_user", "user must be at most 128 characters")
+    reject_unstorable([("user", user or "")], "query parameter")  # the exposure log stores it
     market = parse_market(request.args.get("market"))
     try:
         result = app.search.search(
@@ -97,7 +100,11 @@ def search() -> Any:
 
 @bp.post("/events")
 def events() -> Any:
-    """A batch of impression/click/add_to_cart/purchase events; ids are client-generated, retries are harmless."""
+    """A batch of impression/click/add_to_cart/purchase events; ids are client-generated, retries are harmless.
+
+    Events that cannot count (unknown experiment, a variant the unit was not served, an id taken by another
+    event) are not stored and come back under ``ignored``, each with its reason and field.
+    """
     app = services()
     payload = json_body()
     try:
@@ -106,8 +113,18 @@ def events() -> Any:
         status = 413 if exc.errors and "the limit is" in exc.errors[0] else 422
         metrics.EVENTS_REJECTED.labels("too_large" if status == 413 else "invalid").inc()
         raise ApiError(status, "invalid_events", str(exc), details=exc.errors[:100]) from None
-    with app.db.session() as session:
-        outcome = ingest_events(session, parsed)
+
+    def store(session: Any) -> tuple[IngestResult, list[IgnoredEvent]]:
+        counted, ignored = screen_events(session, parsed)  # events that could never count are not stored
+        return ingest_events(session, counted), ignored
+
+    outcome, ignored = run_retrying_conflicts(app.db, store)
     metrics.EVENTS_INGESTED.labels("stored").inc(outcome.stored)
     metrics.EVENTS_INGESTED.labels("duplicate").inc(outcome.duplicates)
-    return {"received": outcome.received, "stored": outcome.stored, "duplicates": outcome.duplicates}
+    metrics.EVENTS_INGESTED.labels("ignored").inc(len(ignored))
+    return {
+        "received": len(parsed),
+        "stored": outcome.stored,
+        "duplicates": outcome.duplicates,
+        "ignored": [item.as_json() for item in ignored],
+    }

@@ -1,18 +1,49 @@
-"""``/health`` (liveness), ``/ready`` (dependencies), ``/openapi.json``."""
+"""``/health`` (liveness), ``/ready`` (dependencies), ``/openapi.json``.
+
+Both probes answer everyone, but in production only authenticated ops see the details (scorer model paths,
+worker host names, schema revisions): the ``SHOPRANK_METRICS_TOKEN`` bearer token that Prometheus already
+sends, or a signed-in ops/admin dashboard session. Everyone else gets the status and, per check, ``ok`` and
+an error *code*. A failing check's exception text (which names hosts, ports, databases and roles) goes to the
+log, never into a response.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, session
 from sqlalchemy import text
 
 from shoprank import migrate
 from webapp import services
+from webapp.blueprints.metrics import has_metrics_token
 from webapp.openapi import openapi_document
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+
+
+def show_details() -> bool:
+    """Outside production always; in production for the metrics token or an ops/admin dashboard session."""
+    if services().settings.env != "production" or has_metrics_token():
+        return True
+    from webapp.dashboard.auth_users import SESSION_USER, current_user
+
+    if SESSION_USER not in session:  # no dashboard session: no database lookup (liveness must not need one)
+        return False
+    try:
+        user = current_user()
+    except Exception:  # the database is down: no details, but the probe still answers
+        log.debug("could not read the dashboard user for probe details", exc_info=True)
+        return False
+    return user is not None and user.has_role("ops")
+
+
+def _failed(check: str, code: str, exc: BaseException) -> dict[str, Any]:
+    log.warning("readiness check %s failed: %s: %s", check, type(exc).__name__, (str(exc).splitlines() or [""])[0])
+    return {"ok": False, "error": code}
 
 
 def _scorer_summary() -> dict[str, Any] | None:
@@ -26,6 +57,8 @@ def _scorer_summary() -> dict[str, Any] | None:
 def health() -> Any:
     """The process is up. Also says which scorer answers, so a fallback is visible at a glance."""
     app = services()
+    if not show_details():
+        return {"status": "ok"}
     scorer = _scorer_summary()
     return {
         "status": "ok",
@@ -43,10 +76,11 @@ def _check_database() -> dict[str, Any]:
             connection.execute(text("SELECT 1"))
         revision = migrate.current_revision(app.db.url)
     except Exception as exc:
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return _failed("database", "database_unreachable", exc)
     head = migrate.head_revision()
     if revision != head:
-        return {"ok": False, "error": f"schema at {revision}, expected {head}: run `shoprank db upgrade`"}
+        log.warning("readiness: schema at %s, expected %s: run `shoprank db upgrade`", revision, head)
+        return {"ok": False, "error": "schema_outdated", "revision": revision, "expected_revision": head}
     return {"ok": True, "dialect": app.db.dialect, "revision": revision}
 
 
@@ -59,7 +93,7 @@ def _check_redis() -> dict[str, Any] | None:
     try:
         redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping()
     except Exception as exc:
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return _failed("redis", "redis_unreachable", exc)
     return {"ok": True}
 
 
@@ -75,15 +109,18 @@ def ready() -> Any:
         products = app.index.size
         checks["catalog"] = {"ok": products > 0, "products": products}
     except Exception as exc:
-        checks["catalog"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        checks["catalog"] = _failed("catalog", "catalog_unavailable", exc)
     try:
         workers = app.dispatcher.describe()
         checks["reranker"] = {"ok": bool(workers.get("ok", True)), **workers}
     except Exception as exc:
-        checks["reranker"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        checks["reranker"] = _failed("reranker", "reranker_unavailable", exc)
     # The catalog and the reranker degrade searches (empty results, first-stage order) but do not stop them.
     essential = ("database", "redis")
     ok = all(checks[name]["ok"] for name in essential if name in checks)
+    if not show_details():  # status, ok and error codes only: no revisions, counts, models or hosts
+        summary = {name: {k: v for k, v in check.items() if k in ("ok", "error")} for name, check in checks.items()}
+        return jsonify({"status": "ready" if ok else "unavailable", "checks": summary}), (200 if ok else 503)
     scorer = _scorer_summary()
     body = {
         "status": "ready" if ok else "unavailable",

@@ -1,7 +1,8 @@
 """``GET /metrics`` (Prometheus text format) and the HTTP response counter.
 
-Open by default, like ``/health``: expose it on the internal network only, or set ``SHOPRANK_METRICS_TOKEN``
-and configure Prometheus with that bearer token. Under gunicorn with several workers set
+Open outside production (expose it on the internal network only); with ``SHOPRANK_METRICS_TOKEN`` set it
+needs that bearer token, and in production (``SHOPRANK_ENV=production``) it stays closed (403) until the token
+is set. Under gunicorn with several workers set
 ``PROMETHEUS_MULTIPROC_DIR`` (see ``webapp.gunicorn_conf``) so a scrape sees every worker's samples.
 """
 
@@ -28,13 +29,25 @@ def _ops_collector() -> Any:
     return extensions[_COLLECTOR]
 
 
+def has_metrics_token() -> bool:
+    """The request carries ``Authorization: Bearer <SHOPRANK_METRICS_TOKEN>`` (never true while it is unset)."""
+    token = services().settings.metrics_token
+    sent = request.headers.get("Authorization", "")
+    return bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+
+
 @bp.get("/metrics")
 def scrape() -> Response:
-    token = services().settings.metrics_token
-    if token:
-        sent = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            raise ApiError(401, "unauthorized", "GET /metrics needs the bearer token in SHOPRANK_METRICS_TOKEN")
+    settings = services().settings
+    if not settings.metrics_token and settings.env == "production":
+        raise ApiError(
+            403,
+            "metrics_token_required",
+            "GET /metrics is closed in production until SHOPRANK_METRICS_TOKEN is set (Prometheus sends it as a "
+            "bearer token)",
+        )
+    if settings.metrics_token and not has_metrics_token():
+        raise ApiError(401, "unauthorized", "GET /metrics needs the bearer token in SHOPRANK_METRICS_TOKEN")
     return Response(metrics.render(_ops_collector()), mimetype=metrics.CONTENT_TYPE.split(";")[0],
                     headers={"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"})  # fmt: skip
 

@@ -2,7 +2,9 @@
 
 - Passwords: ``shoprank.users`` (scrypt hashes); the login answers the same for a wrong email and a wrong password.
 - Sessions: Flask's signed session cookie (HttpOnly, SameSite=Lax, Secure on HTTPS), cleared and re-issued at
-  login so a planted session id cannot survive it; a user deactivated in the database is signed out at once.
+  login so a planted session id cannot survive it. The cookie is signed, not stored, so revocation is
+  server-side: it carries the user's ``session_epoch`` from login, and logout, a password or role change and
+  deactivation bump that number, which ends every earlier session at its next request (a copied cookie too).
 - CSRF: a random per-session token, required in the ``csrf_token`` field (or ``X-CSRF-Token`` header) of every
   state-changing request to the dashboard, compared in constant time. SameSite=Lax already stops most cross-site
   posts; the token covers the rest (same-site subdomains, older browsers).
@@ -30,10 +32,11 @@ from typing import Any, TypeVar
 
 from flask import Flask, abort, g, redirect, request, session, url_for
 
-from shoprank.users import User, authenticate
+from shoprank.users import User, authenticate, revoke_sessions
 
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_USER = "dashboard_user_id"
+SESSION_EPOCH = "dashboard_epoch"
 SESSION_CSRF = "dashboard_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -79,16 +82,23 @@ def current_user() -> User | None:
 
     user_id = session.get(SESSION_USER)
     user = services().db.scoped().get(User, user_id) if isinstance(user_id, int) else None
-    if user is not None and not user.active:
-        session.pop(SESSION_USER, None)
+    if user is not None and (not user.active or session.get(SESSION_EPOCH) != user.session_epoch):
+        session.clear()  # deactivated, or the session predates a logout, password or role change: revoked
         user = None
     g.dashboard_user = user
     return user
 
 
 def _safe_next(target: str | None) -> str:
-    """Only local dashboard paths: an attacker-supplied ``next`` must not redirect off-site."""
-    if target and target.startswith("/dashboard") and not target.startswith("//") and "\\" not in target:
+    """Only local dashboard paths: an attacker-supplied ``next`` must not redirect off-site, and must not carry
+    whitespace or control characters (CR/LF would split the ``Location`` header; werkzeug refuses it with a 500)."""
+    if (
+        target
+        and target.startswith("/dashboard")
+        and not target.startswith("//")
+        and "\\" not in target
+        and not any(char.isspace() or not char.isprintable() for char in target)
+    ):
         return target
     return url_for("dashboard.experiment_list")
 
@@ -122,6 +132,7 @@ def login_attempt(email: str, password: str) -> User | LoginThrottled | None:
         return None
     session.clear()  # a fresh session (and CSRF token) at every login
     session[SESSION_USER] = user.id
+    session[SESSION_EPOCH] = user.session_epoch
     session.permanent = True
     csrf_token()
     g.dashboard_user = user
@@ -134,6 +145,13 @@ def _prefers_json() -> bool:
 
 
 def logout() -> None:
+    """End this session and, server-side, every other session of the user: a copied cookie stops working too."""
+    user = current_user()
+    if user is not None:
+        from webapp import services
+
+        revoke_sessions(user)
+        services().db.scoped().commit()
     session.clear()
     g.pop("dashboard_user", None)
 

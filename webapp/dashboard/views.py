@@ -36,8 +36,10 @@ from webapp.dashboard.charts import (
     series_chart,
 )
 from webapp.dashboard.forms import default_spec, form_values, parse_float, parse_form
+from webapp.http import reject_unstorable_form_fields
 
 bp.before_request(auth_users.protect_csrf)  # every state-changing dashboard request needs the CSRF token
+bp.before_request(reject_unstorable_form_fields)  # a NUL in a name or hypothesis is a 400, not a database error
 
 REPORT_TTL_SECONDS = 15
 _reports_lock = threading.Lock()
@@ -276,9 +278,21 @@ def experiment_start(key: str) -> Any:
     return _transition(key, start_experiment, "Experiment {key} is running: new shoppers are being assigned.")
 
 
+@bp.get("/experiments/<key>/stop")
+@auth_users.login_required()
+def experiment_stop_confirm(key: str) -> Any:
+    """Stopping is final, so it takes a second step: this page asks for the experiment's key."""
+    return render_template("dashboard/stop_confirm.html", experiment=_experiment_or_404(key), error=None)
+
+
 @bp.post("/experiments/<key>/stop")
 @auth_users.login_required()
 def experiment_stop(key: str) -> Any:
+    """Stops only with ``confirm_key`` equal to the key (checked here, not in the browser); else the page again."""
+    if (request.form.get("confirm_key") or "").strip().lower() != key:
+        experiment = _experiment_or_404(key)
+        error = f"Type {key} exactly to stop the experiment; it is still {experiment.status}."
+        return render_template("dashboard/stop_confirm.html", experiment=experiment, error=error), 422
     return _transition(key, stop_experiment, "Experiment {key} stopped: everyone now gets control.")
 
 

@@ -143,7 +143,7 @@ def upgrade() -> None:
                SUM(CASE WHEN type = 'purchase' THEN COALESCE(CAST(order_value AS FLOAT), 0) ELSE 0 END)
         FROM events
         WHERE experiment IS NOT NULL AND type IN ('impression', 'click', 'purchase')
-        GROUP BY experiment, unit_id, {day}, CASE WHEN type = 'purchase' THEN COALESCE(currency, '') ELSE '' END"""
+        GROUP BY experiment, unit_id, {day}, CASE WHEN type = 'purchase' THEN COALESCE(currency, '') ELSE '' END"""  # nosec B608 - {day} is one of the two constant expressions above, nothing external
     )
 
 
