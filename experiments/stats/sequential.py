@@ -78,7 +78,15 @@ def sequential_test(
     """Always-valid lift of treatment over control (same lift/variance conventions as :func:`welch_test`)."""
     check_testable(control, treatment, relative=relative)
     estimate, variance = lift_and_variance(
-        control.mean, control.variance, control.n, treatment.mean, treatment.variance, treatment.n, relative
+        control.mean,
+        control.variance,
+        control.n,
+        treatment.mean,
+        treatment.variance,
+        treatment.n,
+        relative,
+        base_a=control.unadjusted_mean,
+        base_b=treatment.unadjusted_mean,
     )
     lower, upper, p_value = sequential_arrays(estimate, variance, control.n + treatment.n, alpha=alpha, tuning=tuning)
     return LiftEstimate(

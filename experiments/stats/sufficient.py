@@ -100,6 +100,11 @@ class MeanStats:
         return float(mean_moments(self.n, self.sum, self.sum_squares)[1])
 
     @property
+    def unadjusted_mean(self) -> float:
+        """The mean a relative lift is a fraction of; differs from ``mean`` only for CUPED statistics."""
+        return self.mean
+
+    @property
     def numerator(self) -> float:
         return self.sum
 
@@ -134,6 +139,11 @@ class ProportionStats:
     @property
     def variance(self) -> float:
         return float(proportion_moments(self.n, self.successes)[1])
+
+    @property
+    def unadjusted_mean(self) -> float:
+        """The mean a relative lift is a fraction of; differs from ``mean`` only for CUPED statistics."""
+        return self.mean
 
     @property
     def numerator(self) -> float:
@@ -195,6 +205,11 @@ class RatioStats:
     @property
     def variance(self) -> float:
         return self._moments()[1]
+
+    @property
+    def unadjusted_mean(self) -> float:
+        """The mean a relative lift is a fraction of; differs from ``mean`` only for CUPED statistics."""
+        return self.mean
 
     @property
     def numerator(self) -> float:
