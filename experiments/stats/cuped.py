@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.stats.sufficient import MeanStats, ProportionStats, mean_moments, proportion_moments
+from experiments.stats.sufficient import MeanStats, ProportionStats, empty_like, mean_moments, proportion_moments
 
 ArrayLike = Any
 BaseStats = MeanStats | ProportionStats
@@ -129,6 +129,9 @@ class RegressionAdjustedStats:
     @property
     def denominator(self) -> float:
         return self.post.denominator
+
+    def empty_like(self) -> RegressionAdjustedStats:
+        return RegressionAdjustedStats(empty_like(self.post), empty_like(self.pre), 0.0)  # type: ignore[arg-type]
 
     def with_theta(self, theta: float) -> RegressionAdjustedStats:
         return replace(self, theta=theta)

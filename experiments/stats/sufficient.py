@@ -225,6 +225,9 @@ MetricStats = MeanStats | RatioStats | ProportionStats
 
 def empty_like(stats: MetricStats) -> MetricStats:
     """Zero-unit statistics of the same kind, for a variant that has no traffic in some slice."""
+    own = getattr(stats, "empty_like", None)  # composite kinds built on these (CUPED) say how they empty
+    if callable(own):
+        return own()
     if isinstance(stats, MeanStats):
         return MeanStats(0, 0.0, 0.0)
     if isinstance(stats, ProportionStats):
