@@ -252,7 +252,8 @@ def overview(session: Session, filters: Filters, *, few: int = 3) -> dict[str, Q
             positioned_clicks=total.positioned_clicks + row.positioned_clicks,
         )
     total = replace(total, mean_result_count=weighted_results / total.searches if total.searches else 0.0)
-    return {ALL: total, **dict(sorted(per_variant.items()))}
+    ordered = sorted(per_variant.items(), key=lambda item: (item[0] == NO_VARIANT, item[0]))  # "none" last
+    return {ALL: total, **dict(ordered)}
 
 
 def query_by_variant(session: Session, filters: Filters, query: str, *, few: int = 3) -> dict[str, QueryRow]:
