@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as scipy_stats
 
-from experiments.stats.frequentist import check_testable, lift_and_variance
+from experiments.stats.frequentist import tested_lift
 from experiments.stats.sufficient import MetricStats
 
 ArrayLike = Any
@@ -120,18 +120,7 @@ def bayesian_test(
     default (empty arm, zero variance, zero control mean for a relative lift).
     """
     prior = prior or GaussianPrior()
-    check_testable(control, treatment, relative=relative)
-    estimate, variance = lift_and_variance(
-        control.mean,
-        control.variance,
-        control.n,
-        treatment.mean,
-        treatment.variance,
-        treatment.n,
-        relative,
-        base_a=control.unadjusted_mean,
-        base_b=treatment.unadjusted_mean,
-    )
+    estimate, variance = tested_lift(control, treatment, relative=relative)
     scale = 1.0 if relative else abs(control.unadjusted_mean)  # the prior is stated on the relative lift
     out = bayesian_arrays(
         estimate,

@@ -174,31 +174,39 @@ def check_testable(control: MetricStats, treatment: MetricStats, *, relative: bo
         raise UntestableError("control mean is zero, relative lift undefined")
 
 
-def welch_test(control: MetricStats, treatment: MetricStats, *, relative: bool, alpha: float = 0.05) -> LiftEstimate:
-    """Welch t-test of treatment vs control on means, rates or delta-method ratios (gbstats ``TwoSidedTTest``).
-
-    Raises :class:`UntestableError` when the data cannot support a test.
-    """
+def tested_lift(control: MetricStats, treatment: MetricStats, *, relative: bool) -> tuple[float, float]:
+    """Estimate and variance of the lift of treatment over control, after :func:`check_testable`: where every
+    two-arm test (Welch, sequential, Bayesian) starts. Relative lifts are fractions of the unadjusted control mean."""
     check_testable(control, treatment, relative=relative)
-    out = welch_arrays(
+    estimate, variance = lift_and_variance(
         control.mean,
         control.variance,
         control.n,
         treatment.mean,
         treatment.variance,
         treatment.n,
-        relative=relative,
-        alpha=alpha,
+        relative,
         base_a=control.unadjusted_mean,
         base_b=treatment.unadjusted_mean,
     )
+    return float(estimate), float(variance)
+
+
+def welch_test(control: MetricStats, treatment: MetricStats, *, relative: bool, alpha: float = 0.05) -> LiftEstimate:
+    """Welch t-test of treatment vs control on means, rates or delta-method ratios (gbstats ``TwoSidedTTest``).
+
+    Raises :class:`UntestableError` when the data cannot support a test.
+    """
+    estimate, variance = tested_lift(control, treatment, relative=relative)
+    df = welch_satterthwaite_df(control.variance, control.n, treatment.variance, treatment.n)
+    lower, upper, p_value = t_interval_arrays(estimate, variance, df, alpha)
     return LiftEstimate(
-        estimate=float(out["estimate"]),
-        std_error=float(out["std_error"]),
-        ci_lower=float(out["ci_lower"]),
-        ci_upper=float(out["ci_upper"]),
-        p_value=float(out["p_value"]),
-        df=float(out["df"]),
+        estimate=estimate,
+        std_error=float(np.sqrt(variance)),
+        ci_lower=float(lower),
+        ci_upper=float(upper),
+        p_value=float(p_value),
+        df=float(df),
     )
 
 

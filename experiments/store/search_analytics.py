@@ -129,19 +129,9 @@ def _clicks_per_impression(filters: Filters) -> Any:
     )
 
 
-def _grouped(filters: Filters, *, per_variant: bool, few: int, query: str | None = None) -> Select[Any]:
-    impression = aliased(Event, name="impression")
-    clicks = _clicks_per_impression(filters)
-    key = _query_key(impression.query).label("query")
-    variant = (_variant_of(impression) if per_variant else literal_column(f"'{ALL}'")).label(
-        "variant"
-    )
-    conditions = _impressions(filters, impression)
-    if query is not None:
-        conditions.append(key == normalize_query(query))
-    columns = [
-        key,
-        variant,
+def _search_sums(impression: Any, clicks: Any, few: int) -> list[ColumnElement[Any]]:
+    """The aggregates every view reads (the fields of :class:`QueryRow` after query and variant)."""
+    return [
         func.count().label("searches"),
         _count_if(impression.result_count == 0).label("no_results"),
         _count_if(and_(impression.result_count > 0, impression.result_count <= few)).label("few_results"),
@@ -151,6 +141,17 @@ def _grouped(filters: Filters, *, per_variant: bool, few: int, query: str | None
         func.coalesce(func.sum(clicks.c.positioned), 0).label("positioned"),
         func.avg(cast(impression.result_count, Float)).label("mean_results"),
     ]
+
+
+def _grouped(filters: Filters, *, per_variant: bool, few: int, query: str | None = None) -> Select[Any]:
+    impression = aliased(Event, name="impression")
+    clicks = _clicks_per_impression(filters)
+    key = _query_key(impression.query).label("query")
+    variant = (_variant_of(impression) if per_variant else literal_column(f"'{ALL}'")).label("variant")
+    conditions = _impressions(filters, impression)
+    if query is not None:
+        conditions.append(key == normalize_query(query))
+    columns = [key, variant, *_search_sums(impression, clicks, few)]
     groups: list[Any] = [key, _variant_of(impression)] if per_variant else [key]
     return (
         select(*columns)
@@ -222,14 +223,7 @@ def overview(session: Session, filters: Filters, *, few: int = 3) -> dict[str, Q
         select(
             literal_column("''").label("query"),
             variant.label("variant"),
-            func.count().label("searches"),
-            _count_if(impression.result_count == 0).label("no_results"),
-            _count_if(and_(impression.result_count > 0, impression.result_count <= few)).label("few_results"),
-            _count_if(clicks.c.clicks > 0).label("clicked_searches"),
-            func.coalesce(func.sum(clicks.c.clicks), 0).label("clicks"),
-            cast(func.coalesce(func.sum(clicks.c.position_sum), 0), Float).label("position_sum"),
-            func.coalesce(func.sum(clicks.c.positioned), 0).label("positioned"),
-            func.avg(cast(impression.result_count, Float)).label("mean_results"),
+            *_search_sums(impression, clicks, few),
         )
         .select_from(impression)
         .outerjoin(clicks, clicks.c.impression_id == impression.event_id)
