@@ -14,7 +14,7 @@
    analytics view (overview, top / no-result / few-result / low-CTR queries, one query's page) over the 14 days.
 
 Queries follow a Zipf-like popularity over 2,000 phrasings; 4 % of searches list no products and 5 % only 1-3.
-About 40 % of shoppers have 1-3 searches before their first exposure (outside any experiment): CUPED's history.
+About 40 % of shoppers have 1-4 searches before their first exposure (outside any experiment): CUPED's history.
 ``--reuse URL`` times an existing database (e.g. one kept with ``--keep``) without ingesting again.
 
 Prints JSON, then one summary line.
@@ -47,13 +47,17 @@ def generate_unit(
     rng: random.Random, unit: str, variant: str, start: dt.datetime
 ) -> tuple[list[dict[str, Any]], dt.datetime]:
     """About 10 events: 6 impressions (10 products each, a few with none or 1-3), ~3 clicks, some carts, ~0.4
-    purchases; for 40 % of units the first 1-3 searches come before exposure. Returns events and exposure time."""
+    purchases; for 40 % of units 1-4 searches come before exposure. A shopper's engagement (1-3) drives how much
+    they search and click before and after exposure alike, which is what CUPED exploits. Returns events and
+    the exposure time."""
     events: list[dict[str, Any]] = []
     when = start
     treated = variant == "treatment"
-    history = rng.choice([1, 2, 3]) if rng.random() < 0.4 else 0
+    engagement = rng.choice([1, 2, 3])
+    history = rng.randint(1, engagement + 1) if rng.random() < 0.4 else 0
+    click_rate = (0.42 if treated else 0.40) * (0.6 + 0.2 * engagement)
     exposed_at = start
-    for index in range(rng.choice([3, 4, 5, 6, 7, 8, 9]) + history):
+    for index in range(2 * engagement + rng.randint(1, 5) + history):
         when = min(when + dt.timedelta(minutes=rng.randint(1, 600)), dt.datetime.now(dt.UTC))
         if index == history:
             exposed_at = when - dt.timedelta(seconds=1)
@@ -77,7 +81,7 @@ def generate_unit(
         )
         if not items:
             continue
-        if rng.random() < (0.42 if treated else 0.40):
+        if rng.random() < click_rate:
             position = rng.randint(1, len(items))
             base = {"unit": unit, "sku": items[position - 1], "position": position, "impression_id": impression}
             events.append({"id": uuid.uuid4().hex, "type": "click", "ts": when.isoformat(), **base})

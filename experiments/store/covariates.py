@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, select
+from sqlalchemy import Float, and_, case, cast, func, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from experiments.stats import PrePeriodAggregates
-from experiments.store.aggregate import UNKNOWN_LANGUAGE
+from experiments.store.aggregate import REPORT_WORK_MEM, UNKNOWN_LANGUAGE
 from experiments.store.experiment_models import Exposure
 from experiments.store.models import Event, UnitDayRollup
 
@@ -132,6 +132,8 @@ def pre_period_report(
         .where(Exposure.experiment == experiment)
         .group_by(language, Exposure.variant)
     )
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))  # as the report: no on-disk hashes
     out: dict[tuple[str, str], PrePeriodAggregates] = {}
     for lang, variant, units, *sums in session.execute(statement):
         values = [float(v or 0) for v in sums]

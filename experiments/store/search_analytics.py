@@ -23,10 +23,11 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import Float, Select, and_, case, cast, func, literal_column, select
+from sqlalchemy import Float, Select, and_, case, cast, func, literal_column, select, text
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.expression import ColumnElement
 
+from experiments.store.aggregate import REPORT_WORK_MEM
 from experiments.store.models import Event
 
 ALL = "all"  # the variant label of rows that are not split by variant
@@ -163,6 +164,10 @@ def _grouped(filters: Filters, *, per_variant: bool, few: int, query: str | None
 
 
 def _rows(session: Session, statement: Select[Any]) -> list[QueryRow]:
+    if session.get_bind().dialect.name == "postgresql":
+        # The per-impression click rollup is a hash of ~a quarter of the events; with the default 4 MB it spills
+        # to disk at a million events. Same allowance as the experiment report, for this transaction only.
+        session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
     return [
         QueryRow(
             query=row.query or "",
