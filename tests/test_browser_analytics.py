@@ -62,5 +62,30 @@ def test_query_page_shows_rankings_side_by_side(browser, live_shop, tmp_path):  
     # analytics.css applies under style-src 'self': a clicked product's badge is green
     assert first.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(227, 246, 238)"
     page.screenshot(path=str(tmp_path / "search-query.png"), full_page=True)
+
+    # the experiment page's Bayesian and CUPED panel, on shoppers with history before exposure
+    from experiments.store import ingest_events, parse_events
+    from experiments.store.exposures import log_exposure
+    from tests.test_experiment_cuped_sql import KEY as CUPED_KEY
+    from tests.test_experiment_cuped_sql import _simulate
+
+    services.search.resolver.invalidate()
+    with services.db.session() as session:
+        from experiments.manage import get_experiment, stop_experiment
+
+        stop_experiment(session, get_experiment(session, KEY), "tests")  # one running experiment at a time
+    running(services, ab_spec(CUPED_KEY))
+    events, exposures, _ = _simulate(dt.datetime.now(dt.UTC).replace(microsecond=0), 300)
+    with services.db.session() as session:
+        for start in range(0, len(events), 500):
+            ingest_events(session, parse_events({"events": events[start : start + 500]}, max_batch=500))
+        for unit, variant, language, at in exposures:
+            log_exposure(session, experiment=CUPED_KEY, unit_id=unit, variant=variant, language=language, at=at)
+    page.goto(f"{base}/dashboard/experiments/{CUPED_KEY}?engine=bayesian&cuped=1")
+    _check(page, console, "/dashboard/experiments?engine=bayesian&cuped=1")
+    table = page.locator("#engine-table")
+    assert table.locator("tr[data-metric=clicks_per_unit] td.chance").inner_text().endswith("%")
+    assert table.locator("tr[data-metric=clicks_per_unit] td.reduction").inner_text().endswith("%")
+    page.locator("#engine-panel").screenshot(path=str(tmp_path / "engine-panel.png"))
     print(f"screenshots in {tmp_path}")
     page.close()

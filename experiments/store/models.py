@@ -49,6 +49,14 @@ class Event(Base):
             postgresql_where=text("type = 'click'"),
             sqlite_where=text("type = 'click'"),
         ),
+        # The query page: one query's searches by their normalised text (search_analytics._query_key).
+        Index(
+            "ix_events_impression_query",
+            text("lower(trim(query))"),
+            "occurred_at",
+            postgresql_where=text("type = 'impression'"),
+            sqlite_where=text("type = 'impression'"),
+        ),
     )
 
     #: Client-generated (UUID); the primary key makes a retried batch store nothing twice.

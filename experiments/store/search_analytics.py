@@ -115,9 +115,12 @@ def _impressions(filters: Filters, impression: Any) -> list[ColumnElement[bool]]
     return conditions
 
 
-def _clicks_per_impression(filters: Filters) -> Any:
+def _clicks_per_impression(filters: Filters, query: str | None = None) -> Any:
+    """Clicks, their position sum and count, per impression. Narrow filters (a language, an experiment, one
+    query) first pick the impressions, so only their clicks are read (``ix_events_click_impression``); the whole
+    range reads every click once in impression order instead, which is cheaper than the semi-join."""
     click = aliased(Event, name="click")
-    return (
+    statement = (
         select(
             click.impression_id.label("impression_id"),
             func.count().label("clicks"),
@@ -126,8 +129,14 @@ def _clicks_per_impression(filters: Filters) -> Any:
         )
         .where(click.type == "click", click.impression_id.is_not(None), click.occurred_at >= filters.start)
         .group_by(click.impression_id)
-        .subquery("clicks_per_impression")
     )
+    if filters.language or filters.experiment or query is not None:
+        shown = aliased(Event, name="shown")
+        conditions = _impressions(filters, shown)
+        if query is not None:
+            conditions.append(_query_key(shown.query) == normalize_query(query))
+        statement = statement.where(click.impression_id.in_(select(shown.event_id).where(*conditions)))
+    return statement.subquery("clicks_per_impression")
 
 
 def _search_sums(impression: Any, clicks: Any, few: int) -> list[ColumnElement[Any]]:
@@ -146,7 +155,7 @@ def _search_sums(impression: Any, clicks: Any, few: int) -> list[ColumnElement[A
 
 def _grouped(filters: Filters, *, per_variant: bool, few: int, query: str | None = None) -> Select[Any]:
     impression = aliased(Event, name="impression")
-    clicks = _clicks_per_impression(filters)
+    clicks = _clicks_per_impression(filters, query)
     key = _query_key(impression.query).label("query")
     variant = (_variant_of(impression) if per_variant else literal_column(f"'{ALL}'")).label("variant")
     conditions = _impressions(filters, impression)
