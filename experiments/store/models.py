@@ -49,14 +49,14 @@ class Event(Base):
             postgresql_where=text("type = 'click'"),
             sqlite_where=text("type = 'click'"),
         ),
-        # The query page: one query's searches by their normalised text (search_analytics._query_key).
+        # The query page: one query's searches by their normalised text, lower(trim(query)) (search_analytics),
+        # spelled as PostgreSQL reflects it; SQLite gets the same index from the migration.
         Index(
             "ix_events_impression_query",
-            text("lower(trim(query))"),
+            text("lower(TRIM(BOTH FROM query))"),
             "occurred_at",
             postgresql_where=text("type = 'impression'"),
-            sqlite_where=text("type = 'impression'"),
-        ),
+        ).ddl_if(dialect="postgresql"),
     )
 
     #: Client-generated (UUID); the primary key makes a retried batch store nothing twice.

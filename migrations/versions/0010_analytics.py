@@ -36,7 +36,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_events_impression_query",
         "events",
-        [sa.text("lower(trim(query))"), "occurred_at"],
+        [sa.text("lower(trim(query))"), "occurred_at"],  # PostgreSQL stores it as lower(TRIM(BOTH FROM query))
         postgresql_where=sa.text("type = 'impression'"),
         sqlite_where=sa.text("type = 'impression'"),
     )
