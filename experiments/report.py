@@ -24,8 +24,10 @@ from experiments.interleaving import summarize_outcomes
 from experiments.stats import (
     STANDARD_METRICS,
     AnalysisSettings,
+    PrePeriodAggregates,
     UnitAggregates,
     VariantData,
+    adjusted_metrics,
     analyze_experiment,
     per_language,
     required_sample_size,
@@ -33,6 +35,7 @@ from experiments.stats import (
 )
 from experiments.stats.sufficient import empty_like
 from experiments.store.aggregate import AbReport, InterleavingReport, Outcomes, ab_report, interleaving_report
+from experiments.store.covariates import DEFAULT_WINDOW_DAYS, pre_period_report
 from experiments.store.experiment_models import Experiment
 
 #: The metrics the dashboard tables show (impressions per unit stays in the CSV).
@@ -73,6 +76,9 @@ class Report:
     interleaving: dict[str, Any] | None = None
     sequential: bool = False
     warnings: list[str] = field(default_factory=list)
+    engine: str = "frequentist"  # or "bayesian": comparisons carry chance to win and risk
+    #: CUPED on: {"window_days": int, "variants": {variant: {"units": int, "active_units": int}}}
+    cuped: dict[str, Any] | None = None
 
     @property
     def total_units(self) -> int:
@@ -126,6 +132,28 @@ def _variant_data(order: list[str], totals: Mapping[str, UnitAggregates]) -> lis
     return [
         VariantData.from_aggregates(key, totals[key]) if key in totals else VariantData(key, 0, empty) for key in order
     ]
+
+
+def _cuped_inputs(
+    order: list[str],
+    by_language: Mapping[tuple[str, str], UnitAggregates],
+    pre: Mapping[tuple[str, str], PrePeriodAggregates],
+) -> tuple[list[VariantData], dict[tuple[str, str], VariantData]]:
+    """Overall and per-language variant data with CUPED statistics (same units as the plain report)."""
+    languages: dict[tuple[str, str], VariantData] = {}
+    totals: dict[str, tuple[UnitAggregates, PrePeriodAggregates]] = {}
+    for (language, variant), post in by_language.items():
+        history = pre.get((language, variant)) or PrePeriodAggregates(units=post.units)
+        languages[(language, variant)] = VariantData(variant, post.units, adjusted_metrics(post, history))
+        if variant in totals:
+            totals[variant] = (totals[variant][0] + post, totals[variant][1] + history)
+        else:
+            totals[variant] = (post, history)
+    empty = (UnitAggregates(units=0), PrePeriodAggregates(units=0))
+    variants = [
+        VariantData(key, totals.get(key, empty)[0].units, adjusted_metrics(*totals.get(key, empty))) for key in order
+    ]
+    return variants, languages
 
 
 def _sample_size(experiment: Experiment, totals: Mapping[str, UnitAggregates], order: list[str]) -> SampleSizeProgress:
@@ -229,8 +257,15 @@ def build_report(
     currency: str = "USD",
     sequential: bool = False,
     alpha: float = 0.05,
+    engine: str = "frequentist",
+    cuped: bool = False,
+    cuped_window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> Report:
-    """Run the SQL rollups for ``experiment`` and every statistic the page shows."""
+    """Run the SQL rollups for ``experiment`` and every statistic the page shows.
+
+    ``engine="bayesian"`` adds chance to win and risk; ``cuped=True`` runs one more query (each unit's activity
+    in the ``cuped_window_days`` before exposure) and compares the per-unit metrics regression-adjusted.
+    """
     order = [v.key for v in experiment.variants]
     weights = [v.weight for v in experiment.variants]
     report = Report(
@@ -241,6 +276,7 @@ def build_report(
         generated_at=dt.datetime.now(dt.UTC),
         variants=order,
         sequential=sequential,
+        engine=engine,
     )
     if experiment.kind == "interleaving":
         report.interleaving = _interleaving(interleaving_report(session, experiment.key), alpha)
@@ -248,12 +284,27 @@ def build_report(
 
     data: AbReport = ab_report(session, experiment.key, rates)
     totals = data.totals()
-    settings = AnalysisSettings(alpha=alpha, sequential=sequential)
-    variants = _variant_data(order, totals)
+    settings = AnalysisSettings(alpha=alpha, sequential=sequential, engine=engine)  # type: ignore[arg-type]
+    by_language: Mapping[tuple[str, str], UnitAggregates | VariantData]
+    by_language = {key: stats for key, stats in data.by_language.items() if key[1] in order}
+    if cuped:
+        pre = pre_period_report(session, experiment.key, rates, window_days=cuped_window_days)
+        variants, by_language = _cuped_inputs(order, by_language, pre)
+        report.cuped = {
+            "window_days": cuped_window_days,
+            "variants": {
+                variant: {
+                    "units": sum(p.units for (_, v), p in pre.items() if v == variant),
+                    "active_units": sum(p.active_units for (_, v), p in pre.items() if v == variant),
+                }
+                for variant in order
+            },
+        }
+    else:
+        variants = _variant_data(order, totals)
     analysis = analyze_experiment(variants, weights=weights, settings=settings)
     report.analysis = analysis.to_dict()
     report.warnings = list(analysis.warnings)
-    by_language = {key: stats for key, stats in data.by_language.items() if key[1] in order}
     if by_language:
         breakdown = per_language(by_language, variant_order=order, weights=weights, settings=settings)
         report.languages = {lang: result.to_dict() for lang, result in breakdown.items()}

@@ -70,6 +70,7 @@ def test_step_by_step_downgrade_and_upgrade(tmp_path):
     url = f"sqlite:///{tmp_path / 'steps.db'}"
     migrate.upgrade(url)
     for expected in (
+        "0010_analytics",
         "0007_session_revocation",
         "0006_login_lockout",
         "0005_experiments",

@@ -7,6 +7,7 @@ dashboard, the simulator and the tests. See ``experiments/README.md`` for the me
 from experiments.stats.analysis import (
     STANDARD_METRICS,
     AnalysisSettings,
+    CupedSummary,
     ExperimentAnalysis,
     Lift,
     MetricComparison,
@@ -18,7 +19,9 @@ from experiments.stats.analysis import (
     analyze_experiment,
     per_language,
 )
+from experiments.stats.bayesian import BayesianResult, GaussianPrior, bayesian_test
 from experiments.stats.corrections import holm_adjust
+from experiments.stats.cuped import RegressionAdjustedStats, adjust_pair
 from experiments.stats.frequentist import (
     LiftEstimate,
     UntestableError,
@@ -35,6 +38,7 @@ from experiments.stats.power import (
     required_sample_size,
     required_sample_size_proportion,
 )
+from experiments.stats.pre_period import PrePeriodAggregates, adjusted_metrics
 from experiments.stats.sequential import DEFAULT_TUNING, sequential_arrays, sequential_test
 from experiments.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_check
 from experiments.stats.sufficient import (
@@ -52,6 +56,9 @@ __all__ = [
     "SRM_P_THRESHOLD",
     "STANDARD_METRICS",
     "AnalysisSettings",
+    "BayesianResult",
+    "CupedSummary",
+    "GaussianPrior",
     "ExperimentAnalysis",
     "Lift",
     "LiftEstimate",
@@ -60,16 +67,21 @@ __all__ = [
     "MetricSpec",
     "MetricStats",
     "MetricSummary",
+    "PrePeriodAggregates",
     "ProportionStats",
     "RatioStats",
+    "RegressionAdjustedStats",
     "SampleSize",
     "SrmResult",
     "UnitAggregates",
     "UntestableError",
     "VariantData",
     "VariantSummary",
+    "adjust_pair",
+    "adjusted_metrics",
     "analyze_experiment",
     "baseline_moments",
+    "bayesian_test",
     "holm_adjust",
     "mean_moments",
     "minimum_detectable_effect",

@@ -19,6 +19,14 @@ ProportionStats pooled two-proportion z-test                Welch t on p(1-p) (g
 
 In sequential mode every metric uses the asymptotic confidence sequence and its always-valid p-value
 (``confidence_sequence``), valid under any number of looks.
+
+With CUPED statistics (:class:`~experiments.stats.cuped.RegressionAdjustedStats`, built from pre-exposure sums)
+the per-unit metrics are compared on regression-adjusted means (``welch_t_cuped``, gbstats' CUPED), and each
+comparison reports the share of the lift's variance the adjustment removed.
+
+The Bayesian engine (``AnalysisSettings(engine="bayesian")``, GrowthBook's default) adds chance to win and risk
+per comparison (:mod:`experiments.stats.bayesian`) and decides the verdict by chance to win instead of the p-value:
+better above ``1 - alpha``, worse below ``alpha``. The frequentist lifts stay in the result for reference.
 """
 
 from __future__ import annotations
@@ -31,13 +39,16 @@ from typing import Any, Literal
 
 import numpy as np
 
+from experiments.stats.bayesian import BayesianResult, GaussianPrior, bayesian_test
 from experiments.stats.corrections import holm_adjust
+from experiments.stats.cuped import RegressionAdjustedStats, adjust_pair
 from experiments.stats.frequentist import LiftEstimate, UntestableError, two_proportion_z_test, welch_test
 from experiments.stats.sequential import DEFAULT_TUNING, sequential_test
 from experiments.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_check
 from experiments.stats.sufficient import MeanStats, MetricStats, ProportionStats, RatioStats, empty_like
 
-Method = Literal["welch_t", "welch_t_delta", "two_proportion_z", "confidence_sequence"]
+Method = Literal["welch_t", "welch_t_delta", "welch_t_cuped", "two_proportion_z", "confidence_sequence"]
+Engine = Literal["frequentist", "bayesian"]
 Verdict = Literal["better", "worse", "inconclusive", "untestable"]
 
 
@@ -146,10 +157,14 @@ class AnalysisSettings:
     sequential_tuning: float = DEFAULT_TUNING
     correction: Literal["holm", "none"] = "holm"
     srm_threshold: float = SRM_P_THRESHOLD
+    engine: Engine = "frequentist"
+    prior: GaussianPrior = field(default_factory=GaussianPrior)  # Bayesian engine only; gbstats' default
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if self.engine not in ("frequentist", "bayesian"):
+            raise ValueError(f"unknown engine {self.engine!r}")
         if self.correction not in ("holm", "none"):
             raise ValueError(f"unknown correction {self.correction!r}")
 
@@ -193,6 +208,15 @@ class VariantSummary:
 
 
 @dataclass(frozen=True)
+class CupedSummary:
+    """What the regression adjustment did to one comparison."""
+
+    theta: float  # 0: no usable pre-period variance, the comparison is unadjusted
+    variance_reduction: float  # 1 - Var(adjusted absolute lift) / Var(unadjusted absolute lift)
+    unadjusted_relative: float | None  # the relative lift before adjustment, for comparison
+
+
+@dataclass(frozen=True)
 class MetricComparison:
     metric: str
     label: str
@@ -206,6 +230,8 @@ class MetricComparison:
     absolute: Lift | None
     relative: Lift | None  # None when control is zero
     error: str | None = None
+    bayesian: BayesianResult | None = None  # Bayesian engine: relative lift's posterior, chance to win, risk
+    cuped: CupedSummary | None = None  # CUPED statistics: theta and the variance it removed
 
 
 @dataclass(frozen=True)
@@ -219,6 +245,8 @@ class ExperimentAnalysis:
     variants: list[VariantSummary]
     comparisons: list[MetricComparison]
     warnings: list[str] = field(default_factory=list)
+    engine: Engine = "frequentist"
+    cuped: bool = False  # some metric was compared on regression-adjusted statistics
 
     def comparison(self, metric: str, variant: str) -> MetricComparison:
         for item in self.comparisons:
@@ -255,6 +283,8 @@ def _jsonable(value: Any) -> Any:
 def _method(stats: MetricStats, sequential: bool) -> Method:
     if sequential:
         return "confidence_sequence"
+    if isinstance(stats, RegressionAdjustedStats):
+        return "welch_t_cuped"
     if isinstance(stats, ProportionStats):
         return "two_proportion_z"
     if isinstance(stats, RatioStats):
@@ -294,6 +324,8 @@ class _Draft:
     absolute: Lift | None
     relative: Lift | None
     error: str | None
+    bayesian: BayesianResult | None = None
+    cuped: CupedSummary | None = None
 
 
 def _compare(
@@ -308,6 +340,11 @@ def _compare(
     method = _method(control, settings.sequential)
     if type(control) is not type(treatment):
         return _Draft(spec, variant_key, method, None, None, None, "metric kinds differ between variants")
+    unadjusted: tuple[MetricStats, MetricStats] | None = None
+    theta = 0.0
+    if isinstance(control, RegressionAdjustedStats) and isinstance(treatment, RegressionAdjustedStats):
+        unadjusted = (control.post, treatment.post)
+        control, treatment, theta = adjust_pair(control, treatment)  # type: ignore[assignment]
     try:
         absolute = _lift(control, treatment, relative=False, alpha=settings.alpha, m=m, settings=settings)
     except UntestableError as exc:
@@ -325,12 +362,52 @@ def _compare(
             _, p_value = two_proportion_z_test(control.successes, control.n, treatment.successes, treatment.n)
         except UntestableError as exc:
             return _Draft(spec, variant_key, method, None, None, None, str(exc))
-    return _Draft(spec, variant_key, method, p_value, absolute, relative, note)
+    draft = _Draft(spec, variant_key, method, p_value, absolute, relative, note)
+    if unadjusted is not None:
+        draft.cuped = _cuped_summary(unadjusted, absolute, theta, settings)
+    if settings.engine == "bayesian" and relative is not None:
+        draft.bayesian = bayesian_test(
+            control,
+            treatment,
+            relative=True,
+            prior=settings.prior,
+            higher_is_better=spec.higher_is_better,
+            alpha=settings.alpha,
+        )
+    return draft
+
+
+def _cuped_summary(
+    unadjusted: tuple[MetricStats, MetricStats], adjusted: Lift, theta: float, settings: AnalysisSettings
+) -> CupedSummary:
+    """How much variance the adjustment removed: compares the absolute lift's standard error with the plain one."""
+    control, treatment = unadjusted
+    try:
+        plain = welch_test(control, treatment, relative=False, alpha=settings.alpha)
+    except UntestableError:
+        return CupedSummary(theta, 0.0, None)
+    reduction = 1 - (adjusted.std_error / plain.std_error) ** 2 if plain.std_error > 0 else 0.0
+    try:
+        plain_relative: float | None = welch_test(control, treatment, relative=True).estimate
+    except UntestableError:
+        plain_relative = None
+    return CupedSummary(theta, reduction, plain_relative)
+
+
+def _bayesian_decision(draft: _Draft, alpha: float) -> bool | None:
+    """Bayesian engine: decisive when the chance to win leaves [alpha, 1 - alpha]; None when untestable."""
+    if draft.bayesian is None:
+        return None
+    return not alpha <= draft.bayesian.chance_to_win <= 1 - alpha
 
 
 def _verdict(draft: _Draft, significant: bool) -> Verdict:
     if draft.p_value is None or draft.absolute is None:
         return "untestable"
+    if draft.bayesian is not None:
+        if not significant:
+            return "inconclusive"
+        return "better" if draft.bayesian.chance_to_win > 0.5 else "worse"
     if not significant:
         return "inconclusive"
     return "better" if (draft.absolute.estimate > 0) == draft.metric.higher_is_better else "worse"
@@ -425,6 +502,8 @@ def analyze_experiment(
         adjusted = holm_adjust(raw) if settings.correction == "holm" else raw
         for draft, p_adj in zip(drafts, adjusted, strict=True):
             significant = p_adj is not None and p_adj < settings.alpha
+            if settings.engine == "bayesian":
+                significant = bool(_bayesian_decision(draft, settings.alpha))
             comparisons.append(
                 MetricComparison(
                     metric=spec.key,
@@ -439,6 +518,8 @@ def analyze_experiment(
                     absolute=draft.absolute,
                     relative=draft.relative,
                     error=draft.error,
+                    bayesian=draft.bayesian,
+                    cuped=draft.cuped,
                 )
             )
     return ExperimentAnalysis(
@@ -451,6 +532,8 @@ def analyze_experiment(
         variants=summaries,
         comparisons=comparisons,
         warnings=warnings,
+        engine=settings.engine,
+        cuped=any(c.cuped is not None for c in comparisons),
     )
 
 

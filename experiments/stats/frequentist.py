@@ -50,18 +50,28 @@ def lift_and_variance(
     var_b: ArrayLike,
     n_b: ArrayLike,
     relative: bool,
+    *,
+    base_a: ArrayLike | None = None,
+    base_b: ArrayLike | None = None,
 ) -> tuple[ArrayLike, ArrayLike]:
-    """Point estimate and variance of the lift of B over A (gbstats ``frequentist_diff`` / ``frequentist_variance``)."""
+    """Point estimate and variance of the lift of B over A (gbstats ``frequentist_diff`` / ``frequentist_variance``).
+
+    ``base_a`` / ``base_b`` are the unadjusted means a relative lift is a fraction of; they differ from
+    ``mean_a`` / ``mean_b`` only for regression-adjusted (CUPED) means, whose lift is still relative to the
+    observed control mean (gbstats ``unadjusted_mean``).
+    """
     mean_a = np.asarray(mean_a, dtype=float)
     mean_b = np.asarray(mean_b, dtype=float)
+    base_a = mean_a if base_a is None else np.asarray(base_a, dtype=float)
+    base_b = mean_b if base_b is None else np.asarray(base_b, dtype=float)
     var_a = np.asarray(var_a, dtype=float)
     var_b = np.asarray(var_b, dtype=float)
     n_a = np.asarray(n_a, dtype=float)
     n_b = np.asarray(n_b, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         if relative:
-            estimate = (mean_b - mean_a) / mean_a
-            variance = var_b / (mean_a**2 * n_b) + var_a * mean_b**2 / (mean_a**4 * n_a)
+            estimate = (mean_b - mean_a) / base_a
+            variance = var_b / (base_a**2 * n_b) + var_a * base_b**2 / (base_a**4 * n_a)
         else:
             estimate = mean_b - mean_a
             variance = var_b / n_b + var_a / n_a
@@ -100,9 +110,16 @@ def welch_arrays(
     *,
     relative: bool,
     alpha: float = 0.05,
+    base_a: ArrayLike | None = None,
+    base_b: ArrayLike | None = None,
 ) -> dict[str, ArrayLike]:
-    """Vectorised Welch test of B vs A: keys ``estimate, std_error, ci_lower, ci_upper, p_value, df``."""
-    estimate, variance = lift_and_variance(mean_a, var_a, n_a, mean_b, var_b, n_b, relative)
+    """Vectorised Welch test of B vs A: keys ``estimate, std_error, ci_lower, ci_upper, p_value, df``.
+
+    ``base_a`` / ``base_b``: unadjusted means for a regression-adjusted relative lift (see :func:`lift_and_variance`).
+    """
+    estimate, variance = lift_and_variance(
+        mean_a, var_a, n_a, mean_b, var_b, n_b, relative, base_a=base_a, base_b=base_b
+    )
     df = welch_satterthwaite_df(var_a, n_a, var_b, n_b)
     lower, upper, p_value = t_interval_arrays(estimate, variance, df, alpha)
     return {
@@ -153,8 +170,26 @@ def check_testable(control: MetricStats, treatment: MetricStats, *, relative: bo
     # distribution then rests on one arm alone and small-sample p-values are not trustworthy.
     if control.variance <= 0 or treatment.variance <= 0:
         raise UntestableError("zero variance in a variant")
-    if relative and control.mean == 0:
+    if relative and (control.mean == 0 or control.unadjusted_mean == 0):
         raise UntestableError("control mean is zero, relative lift undefined")
+
+
+def tested_lift(control: MetricStats, treatment: MetricStats, *, relative: bool) -> tuple[float, float]:
+    """Estimate and variance of the lift of treatment over control, after :func:`check_testable`: where every
+    two-arm test (Welch, sequential, Bayesian) starts. Relative lifts are fractions of the unadjusted control mean."""
+    check_testable(control, treatment, relative=relative)
+    estimate, variance = lift_and_variance(
+        control.mean,
+        control.variance,
+        control.n,
+        treatment.mean,
+        treatment.variance,
+        treatment.n,
+        relative,
+        base_a=control.unadjusted_mean,
+        base_b=treatment.unadjusted_mean,
+    )
+    return float(estimate), float(variance)
 
 
 def welch_test(control: MetricStats, treatment: MetricStats, *, relative: bool, alpha: float = 0.05) -> LiftEstimate:
@@ -162,24 +197,16 @@ def welch_test(control: MetricStats, treatment: MetricStats, *, relative: bool, 
 
     Raises :class:`UntestableError` when the data cannot support a test.
     """
-    check_testable(control, treatment, relative=relative)
-    out = welch_arrays(
-        control.mean,
-        control.variance,
-        control.n,
-        treatment.mean,
-        treatment.variance,
-        treatment.n,
-        relative=relative,
-        alpha=alpha,
-    )
+    estimate, variance = tested_lift(control, treatment, relative=relative)
+    df = welch_satterthwaite_df(control.variance, control.n, treatment.variance, treatment.n)
+    lower, upper, p_value = t_interval_arrays(estimate, variance, df, alpha)
     return LiftEstimate(
-        estimate=float(out["estimate"]),
-        std_error=float(out["std_error"]),
-        ci_lower=float(out["ci_lower"]),
-        ci_upper=float(out["ci_upper"]),
-        p_value=float(out["p_value"]),
-        df=float(out["df"]),
+        estimate=estimate,
+        std_error=float(np.sqrt(variance)),
+        ci_lower=float(lower),
+        ci_upper=float(upper),
+        p_value=float(p_value),
+        df=float(df),
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.stats.frequentist import LiftEstimate, check_testable, lift_and_variance
+from experiments.stats.frequentist import LiftEstimate, tested_lift
 from experiments.stats.sufficient import MetricStats
 
 ArrayLike = Any
@@ -76,10 +76,7 @@ def sequential_test(
     tuning: float = DEFAULT_TUNING,
 ) -> LiftEstimate:
     """Always-valid lift of treatment over control (same lift/variance conventions as :func:`welch_test`)."""
-    check_testable(control, treatment, relative=relative)
-    estimate, variance = lift_and_variance(
-        control.mean, control.variance, control.n, treatment.mean, treatment.variance, treatment.n, relative
-    )
+    estimate, variance = tested_lift(control, treatment, relative=relative)
     lower, upper, p_value = sequential_arrays(estimate, variance, control.n + treatment.n, alpha=alpha, tuning=tuning)
     return LiftEstimate(
         estimate=float(estimate),

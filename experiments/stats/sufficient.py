@@ -100,6 +100,11 @@ class MeanStats:
         return float(mean_moments(self.n, self.sum, self.sum_squares)[1])
 
     @property
+    def unadjusted_mean(self) -> float:
+        """The mean a relative lift is a fraction of; differs from ``mean`` only for CUPED statistics."""
+        return self.mean
+
+    @property
     def numerator(self) -> float:
         return self.sum
 
@@ -134,6 +139,11 @@ class ProportionStats:
     @property
     def variance(self) -> float:
         return float(proportion_moments(self.n, self.successes)[1])
+
+    @property
+    def unadjusted_mean(self) -> float:
+        """The mean a relative lift is a fraction of; differs from ``mean`` only for CUPED statistics."""
+        return self.mean
 
     @property
     def numerator(self) -> float:
@@ -197,6 +207,11 @@ class RatioStats:
         return self._moments()[1]
 
     @property
+    def unadjusted_mean(self) -> float:
+        """The mean a relative lift is a fraction of; differs from ``mean`` only for CUPED statistics."""
+        return self.mean
+
+    @property
     def numerator(self) -> float:
         return self.sum_x
 
@@ -210,6 +225,9 @@ MetricStats = MeanStats | RatioStats | ProportionStats
 
 def empty_like(stats: MetricStats) -> MetricStats:
     """Zero-unit statistics of the same kind, for a variant that has no traffic in some slice."""
+    own = getattr(stats, "empty_like", None)  # composite kinds built on these (CUPED) say how they empty
+    if callable(own):
+        return own()
     if isinstance(stats, MeanStats):
         return MeanStats(0, 0.0, 0.0)
     if isinstance(stats, ProportionStats):

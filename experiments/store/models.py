@@ -23,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -40,6 +41,22 @@ class Event(Base):
         Index("ix_events_unit_type", "unit_id", "type"),
         Index("ix_events_impression_id", "impression_id"),
         Index("ix_events_occurred_at", "occurred_at"),
+        # Search analytics: clicks rolled up per impression by an index-only scan (migration 0010_analytics).
+        Index(
+            "ix_events_click_impression",
+            "impression_id",
+            postgresql_include=["position", "occurred_at"],
+            postgresql_where=text("type = 'click'"),
+            sqlite_where=text("type = 'click'"),
+        ),
+        # The query page: one query's searches by their normalised text, lower(trim(query)) (search_analytics),
+        # spelled as PostgreSQL reflects it; SQLite gets the same index from the migration.
+        Index(
+            "ix_events_impression_query",
+            text("lower(TRIM(BOTH FROM query))"),
+            "occurred_at",
+            postgresql_where=text("type = 'impression'"),
+        ).ddl_if(dialect="postgresql"),
     )
 
     #: Client-generated (UUID); the primary key makes a retried batch store nothing twice.

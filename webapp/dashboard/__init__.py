@@ -1,5 +1,5 @@
 """Merchandiser dashboard: experiment list, create/edit/start/stop, experiment report pages, CSV export;
-and the ops page (``ops_views``: workers, queues, latency).
+search analytics per query (``analytics_views``); and the ops page (``ops_views``: workers, queues, latency).
 
 Login required (merchandiser or admin role; ops role for the ops page); every form carries a CSRF token
 (``auth_users``).
@@ -13,7 +13,7 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 
 def init_app(app: Flask, *, production: bool) -> None:
-    from webapp.dashboard import admin, auth_users, ops_views, views  # noqa: F401  (they register routes on bp)
+    from webapp.dashboard import admin, analytics_views, auth_users, ops_views, views  # noqa: F401  (routes on bp)
 
     auth_users.init_app(app, production=production)
     app.register_blueprint(bp)

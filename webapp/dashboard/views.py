@@ -45,7 +45,7 @@ REPORT_TTL_SECONDS = 15
 _reports_lock = threading.Lock()
 
 
-def _report_cache() -> TTLCache[tuple[str, bool], Report]:
+def _report_cache() -> TTLCache[tuple[Any, ...], Report]:
     """Per app (tests run several apps in one process); guarded by ``_reports_lock``."""
     extensions = current_app.extensions
     if "dashboard_reports" not in extensions:
@@ -58,9 +58,16 @@ def _rates() -> dict[str, float]:
     return reporting_rates(settings.reporting_currency, parse_rates(settings.fx_rates))
 
 
-def report_for(experiment: Experiment, *, sequential: bool = False, fresh: bool = False) -> Report:
+def report_for(
+    experiment: Experiment,
+    *,
+    sequential: bool = False,
+    fresh: bool = False,
+    engine: str = "frequentist",
+    cuped: bool = False,
+) -> Report:
     """The experiment's report, computed at most every few seconds per process (list and page share it)."""
-    cache_key = (experiment.key, sequential)
+    cache_key = (experiment.key, sequential, engine, cuped)
     with _reports_lock:
         cached = None if fresh else _report_cache().get(cache_key)
     if cached is not None and cached.generated_at >= _aware(experiment.updated_at):
@@ -71,6 +78,8 @@ def report_for(experiment: Experiment, *, sequential: bool = False, fresh: bool 
         rates=_rates(),
         currency=services().settings.reporting_currency.upper(),
         sequential=sequential,
+        engine=engine,
+        cuped=cuped,
     )
     with _reports_lock:
         _report_cache()[cache_key] = report
@@ -356,13 +365,30 @@ def _interleaving_chart(report: Report) -> Any:
     )
 
 
+ENGINES = ("frequentist", "bayesian")
+
+
+def _analysis_mode() -> dict[str, Any]:
+    """``sequential``, ``engine`` and ``cuped`` from the query string; an unknown engine is a 400 naming it."""
+    engine = request.args.get("engine", "frequentist")
+    if engine not in ENGINES:
+        abort(400, description=f"engine must be one of {', '.join(ENGINES)}; got {engine!r}.")
+    return {
+        "sequential": request.args.get("sequential") == "1",
+        "engine": engine,
+        "cuped": request.args.get("cuped") == "1",
+    }
+
+
 @bp.get("/experiments/<key>")
 @auth_users.login_required()
 def experiment_detail(key: str) -> Any:
     experiment = _experiment_or_404(key)
-    sequential = request.args.get("sequential") == "1"
-    report = report_for(experiment, sequential=sequential)
+    mode = _analysis_mode()
+    sequential = mode["sequential"]
+    report = report_for(experiment, **mode)
     context: dict[str, Any] = {
+        "mode": mode,
         "experiment": experiment,
         "report": report,
         "sequential": sequential,
@@ -395,7 +421,7 @@ def experiment_detail(key: str) -> Any:
 @auth_users.login_required()
 def experiment_csv(key: str) -> Response:
     experiment = _experiment_or_404(key)
-    report = report_for(experiment, sequential=request.args.get("sequential") == "1")
+    report = report_for(experiment, **_analysis_mode())
     stamp = report.generated_at.strftime("%Y%m%d-%H%M")
     return Response(
         report_csv(report),

@@ -1,7 +1,7 @@
 """catalog index: product tombstones for the index delta; (category, id) for paged category pages
 
 Revision ID: 0013_catalog_index
-Revises: 0007_session_revocation
+Revises: 0010_analytics
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_catalog_index"
-down_revision = "0007_session_revocation"
+down_revision = "0010_analytics"
 branch_labels = None
 depends_on = None
 
