@@ -137,6 +137,13 @@ _EVENT = {
         "query": {"type": "string", "description": "impression"},
         "language": {"type": "string", "description": "impression"},
         "reranked": {"type": "boolean", "description": "impression"},
+        "rerank_status": {"type": "string", "description": "impression: the search answer's rerank_status"},
+        "rerank_depth": {"type": "integer", "minimum": 0, "description": "impression: the search answer's"},
+        "scorer": {
+            "type": ["object", "null"],
+            "description": "impression: the search answer's scorer (kind, model_id)",
+        },
+        "search_ms": {"type": "number", "description": "impression: the search answer's timings_ms.total"},
         "items": {
             "type": "array",
             "description": "impression: skus in rank order, or {sku, position, team}",
@@ -246,6 +253,10 @@ def openapi_document() -> dict[str, Any]:
                                             "rejected",
                                             "error",
                                         ]
+                                    },
+                                    "rerank_depth": {
+                                        "type": "integer",
+                                        "description": "How many candidates the reranker scored",
                                     },
                                     "scorer": {"type": ["object", "null"]},
                                     "candidates": {"type": "integer"},
