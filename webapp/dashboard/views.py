@@ -121,11 +121,35 @@ def pct(value: float | None, digits: int = 1, signed: bool = False) -> str:
     return format_percent(value, digits, signed)
 
 
+#: Thresholds a shown p-value is read against (alpha, the SRM bar): its rounding must never cross one.
+P_THRESHOLDS = (0.05, 0.01, 0.001)
+
+
+def format_p(value: float) -> str:
+    """Two significant digits, more where rounding would cross a threshold (0.00114 is "0.0011", never "0.001";
+    0.0496 is "0.0496", never "0.050"); below 0.0001 just "< 0.0001"."""
+    if value < 0.0001:
+        return "< 0.0001"
+    for digits in range(2, 7):
+        shown = float(f"{value:.{digits}g}")
+        if all((shown < t) == (value < t) for t in P_THRESHOLDS):
+            break
+    return f"{shown:.{digits}g}"
+
+
 @bp.app_template_filter("pvalue")
 def pvalue(value: float | None) -> str:
+    """A p-value for a table cell: ``0.0011``, ``0.046``, ``< 0.0001``."""
+    return "–" if value is None else format_p(value)
+
+
+@bp.app_template_filter("p_text")
+def p_text(value: float | None) -> str:
+    """A p-value in a sentence: ``p = 0.0011`` or ``p < 0.0001`` (never ``p = < 0.001``)."""
     if value is None:
-        return "–"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+        return "p not computable"
+    shown = format_p(value)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
 
 
 @bp.app_template_filter("thousands")
@@ -289,12 +313,13 @@ def _lift_rows(report: Report) -> list[LiftRow]:
             if comparison["metric"] != metric:
                 continue
             relative = comparison["relative"] or {}
+            interval = comparison.get("interval") or {}
             rows.append(
                 LiftRow(
                     f"{METRIC_LABELS[metric]} · {comparison['variant']}",
                     relative.get("estimate"),
-                    relative.get("ci_lower_adjusted"),
-                    relative.get("ci_upper_adjusted"),
+                    interval.get("lower"),
+                    interval.get("upper"),
                     comparison["verdict"],
                 )
             )
