@@ -45,10 +45,17 @@ def _quantile(upper_tail: float, df: float | None) -> float:
 
 
 def decision_interval(
-    estimate: float, p_value: float, *, alpha: float, df: float | None, correction: str
+    estimate: float,
+    p_value: float,
+    *,
+    alpha: float,
+    df: float | None,
+    correction: str,
+    floor: float | None = -1.0,
 ) -> Interval | None:
     """``estimate ± |estimate| q(1-alpha/2) / q(1-p/2)``: excludes 0 exactly when ``p_value < alpha``.
 
+    ``floor`` clips the lower end (-1: a relative lift of a non-negative metric; None for absolute lifts).
     ``None`` when no finite interval follows (a zero estimate, or a p-value of 1: the data do not bound it).
     """
     if not (math.isfinite(estimate) and math.isfinite(p_value)) or estimate == 0 or not 0 < p_value < 1:
@@ -57,7 +64,8 @@ def decision_interval(
     if observed <= 0 or not math.isfinite(observed):
         return None
     half_width = abs(estimate) * _quantile(alpha / 2, df) / observed
-    return Interval(max(estimate - half_width, -1.0), estimate + half_width, 1 - alpha, correction)
+    lower = estimate - half_width
+    return Interval(lower if floor is None else max(lower, floor), estimate + half_width, 1 - alpha, correction)
 
 
 def clipped(lower: float, upper: float, *, alpha: float, correction: str) -> Interval | None:
