@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from experiments.delivery import Configured, assess_delivery
+from experiments.guardrails import search_quality
 from experiments.interleaving import summarize_outcomes
 from experiments.stats import (
     STANDARD_METRICS,
@@ -35,6 +37,7 @@ from experiments.stats.intervals import CORRECTION_NAMES
 from experiments.stats.sufficient import empty_like
 from experiments.store.aggregate import AbReport, InterleavingReport, Outcomes, ab_report, interleaving_report
 from experiments.store.experiment_models import Experiment
+from experiments.store.served import delivery_counts
 
 #: The metrics the dashboard tables show (impressions per unit stays in the CSV).
 DASHBOARD_METRICS = ("ctr", "conversion_rate", "revenue_per_unit", "clicks_per_unit")
@@ -74,6 +77,18 @@ class Report:
     interleaving: dict[str, Any] | None = None
     sequential: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: per variant: what its searches really served against its config (:mod:`experiments.delivery`)
+    delivery: list[dict[str, Any]] = field(default_factory=list)
+    #: latency percentiles, product CTR and guardrail flags (:mod:`experiments.guardrails`)
+    quality: dict[str, Any] | None = None
+
+    @property
+    def delivery_problems(self) -> list[dict[str, Any]]:
+        return [d for d in self.delivery if d["flagged"]]
+
+    @property
+    def guardrail_flags(self) -> list[dict[str, Any]]:
+        return [g for g in (self.quality or {}).get("guardrails", []) if g["flagged"]]
 
     @property
     def total_units(self) -> int:
@@ -100,8 +115,13 @@ class Report:
             }
         comparisons = [c for c in (self.analysis or {}).get("comparisons", []) if c["metric"] == self.primary_metric]
         srm = bool((self.analysis or {}).get("srm", {}).get("flagged"))
+        checks = {
+            "srm": srm,
+            "delivery": [d["variant"] for d in self.delivery_problems],
+            "guardrails": [f"{g['label']} · {g['variant']}" for g in self.guardrail_flags],
+        }
         if not comparisons:
-            return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab", "srm": srm}
+            return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab", **checks}
         ranked = sorted(
             comparisons,
             key=lambda c: (c["relative"] or {}).get("estimate") if c["relative"] else -math.inf,
@@ -120,7 +140,7 @@ class Report:
             "p_value": best["p_value_adjusted"],
             "verdict": best["verdict"],
             "kind": "ab",
-            "srm": srm,
+            **checks,
         }
 
 
@@ -297,6 +317,11 @@ def build_report(
     )
     report.sample_size = _sample_size(experiment, totals, order)
     report.unpriced_purchases = data.unpriced_purchases
+    configs = [Configured(v.key, v.rerank, v.model, v.first_stage_top_k) for v in experiment.variants]
+    report.delivery = [d.to_dict() for d in assess_delivery(configs, delivery_counts(session, experiment.key))]
+    report.quality = search_quality(
+        session, experiment.key, order, weights, report.analysis["comparisons"], alpha=alpha
+    )
     report.warnings.extend(_no_purchase_warnings(order, totals))
     if data.unpriced_purchases:
         report.warnings.append(
