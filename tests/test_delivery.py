@@ -23,8 +23,7 @@ from shoprank.simulator import FlaskTransport, SimulationConfig, Simulator
 from shoprank.users import create_user
 from tests.experiment_support import ab_spec, reset_experiments, running
 from tests.shop_support import settings_for_tests
-
-PASSWORD = "correct horse battery"
+from tests.test_dashboard import PASSWORD, _login
 
 
 @pytest.fixture
@@ -42,13 +41,6 @@ def missing_cross_encoder_app(shop_db_url, tmp_path):
     yield create_app(services=services), services
     reset_experiments(services)
     services.close()
-
-
-def _login(client) -> str:
-    html = client.get("/dashboard/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-    client.post("/dashboard/login", data={"email": "merch@example.com", "password": PASSWORD, "csrf_token": token})
-    return token
 
 
 def _report(services, key):

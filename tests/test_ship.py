@@ -12,27 +12,8 @@ from sqlalchemy import func, select
 from experiments.manage import VariantSpec, get_experiment
 from experiments.ship import ShipRequest, current_default, ship_variant
 from experiments.store.experiment_models import RankingDefault
-from shoprank.users import create_user
 from tests.experiment_support import ab_spec, reset_experiments, running
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def dashboard(shop_services, shop_app):
-    reset_experiments(shop_services)
-    with shop_services.db.session() as session:
-        create_user(session, "merch@example.com", PASSWORD, "merchandiser")
-        create_user(session, "ops@example.com", PASSWORD, "ops")
-    yield shop_app
-    reset_experiments(shop_services)
-
-
-def _login(client, email: str) -> str:
-    html = client.get("/dashboard/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-    client.post("/dashboard/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
-    return token
+from tests.test_dashboard import _login, dashboard  # noqa: F401  (pytest fixture)
 
 
 def _shipped_rows(services) -> int:
@@ -40,11 +21,11 @@ def _shipped_rows(services) -> int:
         return session.scalar(select(func.count()).select_from(RankingDefault))
 
 
-def test_ship_needs_the_typed_key_and_an_acknowledgement_then_serves_everyone(dashboard, shop_services):
+def test_ship_needs_the_typed_key_and_an_acknowledgement_then_serves_everyone(dashboard, shop_services):  # noqa: F811
     variants = [VariantSpec("control", rerank=False), VariantSpec("winner", rerank=True, first_stage_top_k=40)]
     running(shop_services, ab_spec("shipme", variants=variants))
     client = dashboard.test_client()
-    _login(client, "merch@example.com")
+    _login(client)
     page = client.get("/dashboard/experiments/shipme").get_data(as_text=True)
     assert "/dashboard/experiments/shipme/ship?variant=winner" in page
 
