@@ -54,6 +54,11 @@ def generate_unit(rng: random.Random, unit: str, variant: str, start: dt.datetim
                 "query": "wireless headphones",
                 "language": rng.choice(LANGUAGES),
                 "reranked": treated,
+                # what the search served (issue 15's delivery check and guardrails read these)
+                "rerank_status": "ok" if treated else "disabled",
+                "rerank_depth": 100 if treated else 0,
+                "search_ms": round(rng.lognormvariate(4.0 if treated else 3.5, 0.5), 1),
+                **({"scorer": {"kind": "cross-encoder", "model_id": "BAAI/bge-reranker-v2-m3"}} if treated else {}),
                 "ts": when.isoformat(),
                 "items": [{"sku": sku, "position": i + 1} for i, sku in enumerate(items)],
             }
@@ -91,6 +96,7 @@ def main() -> None:
 
     from sqlalchemy import text
 
+    from experiments.guardrails import search_quality
     from experiments.manage import ExperimentSpec, VariantSpec, create_experiment, start_experiment
     from experiments.report import build_report
     from experiments.store import ingest_events, parse_events
@@ -98,6 +104,7 @@ def main() -> None:
     from experiments.store.currency import reporting_rates
     from experiments.store.experiment_models import Exposure
     from experiments.store.ingest import _dialect_insert
+    from experiments.store.served import delivery_counts
     from shoprank import migrate
     from shoprank.db import Database
     from tests.shop_support import PostgresFactory
@@ -193,6 +200,7 @@ def main() -> None:
         rates = reporting_rates("USD")
         rollup_ms: list[float] = []
         report_ms: list[float] = []
+        served_ms: list[float] = []  # delivery counts + latency histogram + per-unit search quality
         with db.session() as session:
             from experiments.manage import get_experiment
 
@@ -204,6 +212,10 @@ def main() -> None:
                 t0 = time.perf_counter()
                 report = build_report(session, experiment, rates=rates)
                 report_ms.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                delivery_counts(session, "bench")
+                search_quality(session, "bench", ["control", "treatment"], [1, 1], [])
+                served_ms.append((time.perf_counter() - t0) * 1000)
             plan = _explain(session, rates)
         totals = data.totals()
         out = {
@@ -224,6 +236,10 @@ def main() -> None:
             "exposures_seconds": round(exposure_seconds, 2),
             "rollup_ms": {"cold": round(rollup_ms[0], 1), "warm_median": round(statistics.median(rollup_ms[1:]), 1)},
             "report_ms": {"cold": round(report_ms[0], 1), "warm_median": round(statistics.median(report_ms[1:]), 1)},
+            "delivery_and_quality_ms": {
+                "cold": round(served_ms[0], 1),
+                "warm_median": round(statistics.median(served_ms[1:]), 1),
+            },
             "report_days": len(report.series),
             "units_per_variant": {k: v.units for k, v in totals.items()},
             "ctr_per_variant": {k: round(v.clicks / v.impressions, 4) for k, v in totals.items()},
@@ -234,7 +250,8 @@ def main() -> None:
             f"ingested {stored:,} events ({counts.get('impression_items', 0):,} impression items) at "
             f"{out['events_per_second']:,.0f} events/s in batches of {args.batch}; experiment report over "
             f"{len(exposures):,} units: SQL rollup {out['rollup_ms']['warm_median']:.0f} ms warm "
-            f"({out['rollup_ms']['cold']:.0f} ms cold), full report {out['report_ms']['warm_median']:.0f} ms"
+            f"({out['rollup_ms']['cold']:.0f} ms cold), full report {out['report_ms']['warm_median']:.0f} ms "
+            f"(of which delivery + search quality {out['delivery_and_quality_ms']['warm_median']:.0f} ms)"
         )
         db.dispose()
     finally:
