@@ -317,7 +317,7 @@ def _lift_rows(report: Report) -> list[LiftRow]:
             interval = comparison.get("interval") or {}
             rows.append(
                 LiftRow(
-                    f"{METRIC_LABELS[metric]} · {comparison['variant']}",
+                    f"{METRIC_LABELS[metric].split(' (')[0]} · {comparison['variant']}",  # the chart's short label
                     relative.get("estimate"),
                     interval.get("lower"),
                     interval.get("upper"),
@@ -429,7 +429,10 @@ def reasons_to_doubt(report: Report, variant: str) -> list[str]:
     return reasons
 
 
-def _ship_page(experiment: Experiment, variant_key: str, values: dict[str, str], errors: dict[str, str], status=200):
+def _ship_page(
+    experiment: Experiment, variant_key: str, values: dict[str, str], errors: dict[str, str], status: int = 200
+) -> tuple[str, int]:
+    """The confirmation page: the ranking that would serve everyone and the report's reasons for doubt."""
     variant = next((v for v in experiment.variants if v.key == variant_key), None)
     if variant is None:
         abort(404, description=f"No variant {variant_key!r} in {experiment.key}.")
