@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from experiments.stats import AnalysisSettings, MetricSpec, VariantData, analyze_experiment
 from experiments.stats.sufficient import empty_like
-from experiments.store.served import QUALITY_RATIOS, latency_histogram, percentile, quality_sums
+from experiments.store.served import QUALITY_RATIOS, DeliveryCount, latency_histogram, percentile, quality_sums
 
 GUARDRAIL_METRICS = ("zero_result_rate", "slow_search_share", "revenue_per_unit")
 
@@ -43,11 +43,15 @@ def search_quality(
     order: Sequence[str],
     weights: Sequence[float],
     main_comparisons: Sequence[Mapping[str, Any]],
+    counts: Sequence[DeliveryCount],
     *,
     alpha: float = 0.05,
 ) -> dict[str, Any]:
-    """Per-variant latency percentiles, the search-quality analysis and the guardrail flags, JSON-ready."""
-    histograms = latency_histogram(session, experiment)
+    """Per-variant latency percentiles, the search-quality analysis and the guardrail flags, JSON-ready.
+
+    ``counts`` are the experiment's :func:`experiments.store.served.delivery_counts` (they hold the latencies).
+    """
+    histograms = latency_histogram(counts)
     latency = {
         variant: {
             "p50": percentile(histograms.get(variant, {}), 0.5),

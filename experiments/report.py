@@ -318,9 +318,10 @@ def build_report(
     report.sample_size = _sample_size(experiment, totals, order)
     report.unpriced_purchases = data.unpriced_purchases
     configs = [Configured(v.key, v.rerank, v.model, v.first_stage_top_k) for v in experiment.variants]
-    report.delivery = [d.to_dict() for d in assess_delivery(configs, delivery_counts(session, experiment.key))]
+    served = delivery_counts(session, experiment.key)
+    report.delivery = [d.to_dict() for d in assess_delivery(configs, served)]
     report.quality = search_quality(
-        session, experiment.key, order, weights, report.analysis["comparisons"], alpha=alpha
+        session, experiment.key, order, weights, report.analysis["comparisons"], served, alpha=alpha
     )
     report.warnings.extend(_no_purchase_warnings(order, totals))
     if data.unpriced_purchases:
