@@ -62,6 +62,7 @@ def generate_unit(
         if index == history:
             exposed_at = when - dt.timedelta(seconds=1)
         exposed = index >= history
+        served = treated and exposed  # reranked by the cross-encoder, as the delivery check expects
         impression = uuid.uuid4().hex
         shown = rng.random()
         items = rng.sample(SKUS, 0 if shown < 0.04 else rng.randint(1, 3) if shown < 0.09 else 10)
@@ -74,7 +75,12 @@ def generate_unit(
                 "variant": variant if exposed else None,
                 "query": rng.choices(QUERIES, QUERY_WEIGHTS)[0],
                 "language": rng.choice(LANGUAGES),
-                "reranked": treated and exposed,
+                "reranked": served,
+                # what the search served (issue 15's delivery check and guardrails read these)
+                "rerank_status": "ok" if served else "disabled",
+                "rerank_depth": 100 if served else 0,
+                "search_ms": round(rng.lognormvariate(4.0 if treated else 3.5, 0.5), 1),
+                **({"scorer": {"kind": "cross-encoder", "model_id": "BAAI/bge-reranker-v2-m3"}} if served else {}),
                 "ts": when.isoformat(),
                 "items": [{"sku": sku, "position": i + 1} for i, sku in enumerate(items)],
             }
@@ -235,10 +241,12 @@ def main() -> None:
 
     from sqlalchemy import text
 
+    from experiments.guardrails import search_quality
     from experiments.manage import get_experiment
     from experiments.report import build_report
     from experiments.store.aggregate import ab_report
     from experiments.store.currency import reporting_rates
+    from experiments.store.served import delivery_counts
     from shoprank import migrate
     from shoprank.db import Database
     from tests.shop_support import PostgresFactory
@@ -277,6 +285,12 @@ def main() -> None:
             report_ms, report = timed(lambda: build_report(session, experiment, rates=rates))
             bayesian_ms, _ = timed(lambda: build_report(session, experiment, rates=rates, engine="bayesian"))
             cuped_ms, cuped = timed(lambda: build_report(session, experiment, rates=rates, cuped=True))
+
+            def delivery_and_quality() -> Any:
+                served = delivery_counts(session, "bench")
+                return search_quality(session, "bench", ["control", "treatment"], [1, 1], [], served)
+
+            served_ms, _ = timed(delivery_and_quality)
             plan = _explain(session, rates)
             analytics_ms = time_analytics(session)
         totals = data.totals()
@@ -294,6 +308,7 @@ def main() -> None:
             "cuped_clicks_per_unit_variance_reduction": round(clicks["cuped"]["variance_reduction"], 4),
             "cuped_history": cuped.cuped["variants"],
             "analytics_ms": analytics_ms,
+            "delivery_and_quality_ms": served_ms,
             "report_days": len(report.series),
             "units_per_variant": {k: v.units for k, v in totals.items()},
             "ctr_per_variant": {k: round(v.clicks / v.impressions, 4) for k, v in totals.items()},
@@ -307,7 +322,8 @@ def main() -> None:
             + f"; experiment report: SQL rollup {rollup_ms['warm_median']:.0f} ms warm ({rollup_ms['cold']:.0f} ms "
             f"cold), full report {report_ms['warm_median']:.0f} ms, Bayesian {bayesian_ms['warm_median']:.0f} ms, "
             f"CUPED {cuped_ms['warm_median']:.0f} ms; search analytics: slowest view {slowest[0]} "
-            f"{slowest[1]['warm_median']:.0f} ms warm ({slowest[1]['cold']:.0f} ms cold); load {' '.join(load_average)}"
+            f"{slowest[1]['warm_median']:.0f} ms warm ({slowest[1]['cold']:.0f} ms cold); delivery + search quality "
+            f"{served_ms['warm_median']:.0f} ms; load {' '.join(load_average)}"
         )
         db.dispose()
     finally:

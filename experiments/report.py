@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from experiments.delivery import Configured, assess_delivery
+from experiments.guardrails import search_quality
 from experiments.interleaving import summarize_outcomes
 from experiments.stats import (
     STANDARD_METRICS,
@@ -33,10 +35,12 @@ from experiments.stats import (
     required_sample_size,
     required_sample_size_proportion,
 )
+from experiments.stats.intervals import CORRECTION_NAMES
 from experiments.stats.sufficient import empty_like
 from experiments.store.aggregate import AbReport, InterleavingReport, Outcomes, ab_report, interleaving_report
 from experiments.store.covariates import DEFAULT_WINDOW_DAYS, pre_period_report
 from experiments.store.experiment_models import Experiment
+from experiments.store.served import delivery_counts
 
 #: The metrics the dashboard tables show (impressions per unit stays in the CSV).
 DASHBOARD_METRICS = ("ctr", "conversion_rate", "revenue_per_unit", "clicks_per_unit")
@@ -79,6 +83,18 @@ class Report:
     engine: str = "frequentist"  # or "bayesian": comparisons carry chance to win and risk
     #: CUPED on: {"window_days": int, "variants": {variant: {"units": int, "active_units": int}}}
     cuped: dict[str, Any] | None = None
+    #: per variant: what its searches really served against its config (:mod:`experiments.delivery`)
+    delivery: list[dict[str, Any]] = field(default_factory=list)
+    #: latency percentiles, product CTR and guardrail flags (:mod:`experiments.guardrails`)
+    quality: dict[str, Any] | None = None
+
+    @property
+    def delivery_problems(self) -> list[dict[str, Any]]:
+        return [d for d in self.delivery if d["flagged"]]
+
+    @property
+    def guardrail_flags(self) -> list[dict[str, Any]]:
+        return [g for g in (self.quality or {}).get("guardrails", []) if g["flagged"]]
 
     @property
     def total_units(self) -> int:
@@ -105,8 +121,13 @@ class Report:
             }
         comparisons = [c for c in (self.analysis or {}).get("comparisons", []) if c["metric"] == self.primary_metric]
         srm = bool((self.analysis or {}).get("srm", {}).get("flagged"))
+        checks = {
+            "srm": srm,
+            "delivery": [d["variant"] for d in self.delivery_problems],
+            "guardrails": [f"{g['label']} · {g['variant']}" for g in self.guardrail_flags],
+        }
         if not comparisons:
-            return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab", "srm": srm}
+            return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab", **checks}
         ranked = sorted(
             comparisons,
             key=lambda c: (c["relative"] or {}).get("estimate") if c["relative"] else -math.inf,
@@ -114,15 +135,18 @@ class Report:
         )
         best = ranked[0]
         relative = best["relative"] or {}
+        interval = best.get("interval")
         return {
             "metric": self.primary_metric,
             "variant": best["variant"],
             "estimate": relative.get("estimate"),
-            "ci": [relative.get("ci_lower"), relative.get("ci_upper")] if relative else None,
+            # the same interval as the experiment page (one interval per comparison, everywhere)
+            "ci": [interval["lower"], interval["upper"]] if interval else None,
+            "correction": interval["correction"] if interval else None,
             "p_value": best["p_value_adjusted"],
             "verdict": best["verdict"],
             "kind": "ab",
-            "srm": srm,
+            **checks,
         }
 
 
@@ -209,18 +233,44 @@ def _series(
         for comparison in analysis.comparisons:
             if comparison.metric != metric:
                 continue
-            relative = comparison.relative
+            relative, interval = comparison.relative, comparison.interval
             point["lifts"][comparison.variant] = (
                 None
                 if relative is None
                 else {
                     "estimate": relative.estimate,
-                    "ci_lower": relative.ci_lower_adjusted,
-                    "ci_upper": relative.ci_upper_adjusted,
+                    "ci_lower": interval.lower if interval else None,
+                    "ci_upper": interval.upper if interval else None,
                 }
             )
         out.append(point)
     return out
+
+
+def _no_purchase_warnings(order: list[str], totals: Mapping[str, UnitAggregates]) -> list[str]:
+    """An arm where nobody bought while others did is what a broken checkout or purchase beacon looks like."""
+    bought = {key: totals[key].converted_units for key in order if key in totals and totals[key].units}
+    if not any(bought.values()):
+        return []
+    control = order[0]
+    return [
+        f"No purchases at all in {key}: 0 of {totals[key].units:,} shoppers, against "
+        f"{totals[control].converted_units:,} of {totals[control].units:,} in {control}. Check that its checkout "
+        "and purchase tracking work before reading its revenue or conversion."
+        for key, count in bought.items()
+        if count == 0 and key != control and control in bought
+    ]
+
+
+def _up_to(
+    cumulative: Mapping[dt.date, Mapping[str, UnitAggregates]], today: dt.date
+) -> dict[dt.date, Mapping[str, UnitAggregates]]:
+    """No day after ``today`` (UTC): events dated ahead by a client clock count on today, not on a future day."""
+    days = sorted(cumulative)
+    kept = {day: cumulative[day] for day in days if day <= today}
+    if days and days[-1] > today:
+        kept[today] = cumulative[days[-1]]  # cumulative: the last day holds everything
+    return kept
 
 
 def _summary_dict(outcomes: Outcomes, alpha: float) -> dict[str, Any]:
@@ -310,10 +360,21 @@ def build_report(
         report.languages = {lang: result.to_dict() for lang, result in breakdown.items()}
     # The time series is always sequential: it is the view people check every day.
     report.series = _series(
-        data.cumulative, order, weights, experiment.primary_metric, AnalysisSettings(alpha=alpha, sequential=True)
+        _up_to(data.cumulative, report.generated_at.date()),
+        order,
+        weights,
+        experiment.primary_metric,
+        AnalysisSettings(alpha=alpha, sequential=True),
     )
     report.sample_size = _sample_size(experiment, totals, order)
     report.unpriced_purchases = data.unpriced_purchases
+    configs = [Configured(v.key, v.rerank, v.model, v.first_stage_top_k) for v in experiment.variants]
+    served = delivery_counts(session, experiment.key)
+    report.delivery = [d.to_dict() for d in assess_delivery(configs, served)]
+    report.quality = search_quality(
+        session, experiment.key, order, weights, report.analysis["comparisons"], served, alpha=alpha
+    )
+    report.warnings.extend(_no_purchase_warnings(order, totals))
     if data.unpriced_purchases:
         report.warnings.append(
             f"{data.unpriced_purchases} purchase(s) in currencies without an exchange rate count as conversions "
@@ -336,11 +397,17 @@ CSV_COLUMNS = (
     "relative_lift",
     "relative_ci_lower",
     "relative_ci_upper",
+    "interval",
     "p_value",
     "p_value_adjusted",
     "method",
     "verdict",
 )
+
+
+def interval_label(interval: Mapping[str, Any]) -> str:
+    """``95% CI, Holm-adjusted``: the level and the correction of a comparison's interval, named."""
+    return f"{interval['level']:.0%} CI, {CORRECTION_NAMES[interval['correction']]}"
 
 
 def _csv_rows(key: str, segment: str, analysis: Mapping[str, Any]) -> list[list[Any]]:
@@ -351,6 +418,7 @@ def _csv_rows(key: str, segment: str, analysis: Mapping[str, Any]) -> list[list[
             comparison = comparisons.get((metric, variant["key"]))
             relative = (comparison or {}).get("relative") or {}
             absolute = (comparison or {}).get("absolute") or {}
+            interval = (comparison or {}).get("interval") or {}
             rows.append(
                 [
                     key,
@@ -362,8 +430,9 @@ def _csv_rows(key: str, segment: str, analysis: Mapping[str, Any]) -> list[list[
                     summary["std_error"],
                     absolute.get("estimate"),
                     relative.get("estimate"),
-                    relative.get("ci_lower"),
-                    relative.get("ci_upper"),
+                    interval.get("lower"),
+                    interval.get("upper"),
+                    interval_label(interval) if interval else "",
                     (comparison or {}).get("p_value"),
                     (comparison or {}).get("p_value_adjusted"),
                     (comparison or {}).get("method"),

@@ -6,8 +6,9 @@ Definitions come from a snapshot of running and stopped experiments, reloaded at
 1. running experiments in start order: the first one that ``assign`` includes decides. In it, the unit's
    variant config ranks the search and ONE exposure is stored for (experiment, unit): an in-process LRU skips
    the write for units already logged, the table's primary key makes it once-only across processes;
-2. otherwise a stopped experiment that reaches the unit serves its control config, unattributed;
-3. otherwise the deployment's default config.
+2. otherwise, when a winner was shipped (``experiments.ship``), its config, for everyone;
+3. otherwise a stopped experiment that reaches the unit serves its control config, unattributed;
+4. otherwise the deployment's default config.
 
 Starting an experiment refuses overlap with running ones (``experiments.manage``), so step 1 never has to
 choose between two experiments for the same unit. A resolver that cannot read the database serves the default
@@ -27,6 +28,7 @@ from sqlalchemy import select
 
 from experiments.assignment import AssignmentReason, ExperimentDefinition, assign
 from experiments.manage import ranking_config, to_definition
+from experiments.ship import as_config, current_default
 from experiments.store.experiment_models import INTERLEAVED_VARIANT, Experiment
 from experiments.store.exposures import log_exposure
 from shoprank.db import Database
@@ -47,6 +49,8 @@ class Snapshot:
     running: tuple[LiveExperiment, ...]
     stopped: tuple[LiveExperiment, ...]
     loaded_at: float
+    #: The shipped default (newest ``ranking_defaults`` row), if any: it replaces the deployment's default.
+    shipped: RankingConfig | None = None
 
 
 class ExperimentResolver:
@@ -84,7 +88,9 @@ class ExperimentResolver:
                     live[row.status].append(LiveExperiment(to_definition(row), configs, row.started_at))
                 except ValueError:
                     log.exception("experiment %s has an invalid definition; it is ignored", row.key)
-        snapshot = Snapshot(tuple(live["running"]), tuple(live["stopped"]), time.monotonic())
+            shipped_row = current_default(session)
+            shipped = as_config(shipped_row) if shipped_row is not None else None
+        snapshot = Snapshot(tuple(live["running"]), tuple(live["stopped"]), time.monotonic(), shipped)
         self._snapshot = snapshot
         return snapshot
 
@@ -108,7 +114,7 @@ class ExperimentResolver:
         except Exception:
             log.exception("could not load experiments; serving the %s", "previous snapshot" if current else "default")
             if current is not None:  # retry after another interval rather than on every search
-                self._snapshot = Snapshot(current.running, current.stopped, time.monotonic())
+                self._snapshot = Snapshot(current.running, current.stopped, time.monotonic(), current.shipped)
             return current
         finally:
             self._refresh_lock.release()
@@ -116,11 +122,11 @@ class ExperimentResolver:
     # --- resolution ----------------------------------------------------------------------------------------------
 
     def resolve(self, unit_id: str | None, context: SearchContext) -> Assignment:
-        if not unit_id:
-            return self.default
         snapshot = self.snapshot()
         if snapshot is None:
             return self.default
+        if not unit_id:
+            return self._fallback(snapshot)
         attributes = {"language": context.language, "market": context.market}
         for live in snapshot.running:
             decided = assign(live.definition, unit_id, attributes)
@@ -134,11 +140,19 @@ class ExperimentResolver:
                 return Assignment(key, INTERLEAVED_VARIANT, live.configs[0], interleave_with=live.configs[1])
             self._expose(key, unit_id, decided.variant_key, context)
             return Assignment(key, decided.variant_key, live.configs[decided.variant_index])
+        if snapshot.shipped is not None:
+            return self._fallback(snapshot)
         for live in snapshot.stopped:
             decided = assign(live.definition, unit_id, attributes)
             if decided is not None and decided.reason is AssignmentReason.NOT_RUNNING:
                 return Assignment(None, None, live.configs[0])
         return self.default
+
+    def _fallback(self, snapshot: Snapshot) -> Assignment:
+        """Outside every running experiment: the shipped winner's config, else the deployment's default."""
+        if snapshot.shipped is None:
+            return self.default
+        return Assignment(experiment=None, variant=None, config=snapshot.shipped)
 
     def _expose(self, experiment: str, unit_id: str, variant: str, context: SearchContext) -> None:
         cache_key = (experiment, unit_id)

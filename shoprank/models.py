@@ -1,6 +1,12 @@
 """Every ORM model, imported in one place so ``Base.metadata`` knows all tables (Alembic, drift test)."""
 
-from experiments.store.experiment_models import Experiment, ExperimentAudit, ExperimentVariant, Exposure
+from experiments.store.experiment_models import (
+    Experiment,
+    ExperimentAudit,
+    ExperimentVariant,
+    Exposure,
+    RankingDefault,
+)
 from experiments.store.models import Event, ImpressionItem, UnitDayRollup
 from shoprank.apikeys import ApiKey
 from shoprank.catalog.models import Product, ProductEmbedding
@@ -20,6 +26,7 @@ __all__ = [
     "ImpressionItem",
     "Product",
     "ProductEmbedding",
+    "RankingDefault",
     "UnitDayRollup",
     "User",
     "metadata",

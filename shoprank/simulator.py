@@ -203,6 +203,10 @@ class Simulator:
                 "query": page["query"],
                 "language": language,
                 "reranked": bool(page.get("reranked")),
+                "rerank_status": page.get("rerank_status"),
+                "rerank_depth": page.get("rerank_depth"),
+                "search_ms": (page.get("timings_ms") or {}).get("total"),
+                "scorer": page.get("scorer"),
                 "experiment": page.get("experiment"),
                 "variant": variant,
                 "items": [

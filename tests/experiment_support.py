@@ -8,14 +8,20 @@ from typing import Any
 from sqlalchemy import delete
 
 from experiments.manage import ExperimentSpec, VariantSpec, create_experiment, start_experiment
-from experiments.store.experiment_models import Experiment, ExperimentAudit, ExperimentVariant, Exposure
+from experiments.store.experiment_models import (
+    Experiment,
+    ExperimentAudit,
+    ExperimentVariant,
+    Exposure,
+    RankingDefault,
+)
 from shoprank.users import User
 
 
 def reset_experiments(services) -> None:
-    """Remove every experiment, exposure and user, so other tests' searches see no experiment."""
+    """Remove every experiment, exposure, shipped default and user, so other tests' searches see no experiment."""
     with services.db.session() as session:
-        for model in (ExperimentAudit, ExperimentVariant, Experiment, Exposure, User):
+        for model in (ExperimentAudit, ExperimentVariant, Experiment, Exposure, RankingDefault, User):
             session.execute(delete(model))
     services.search.resolver.invalidate()
 

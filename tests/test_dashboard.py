@@ -177,6 +177,9 @@ def test_srm_banner_when_units_are_not_split_as_configured(dashboard, shop_servi
             log_exposure(session, experiment="skewed", unit_id=f"s{i}", variant="control" if i < 750 else "rerank")
     html = client.get("/dashboard/experiments/skewed").get_data(as_text=True)
     assert 'id="srm-banner"' in html and "do not act on these results" in html
+    # issue 15: exact wording, never "(χ² p = < 0.001 < 0.001)"
+    assert "(χ² test p &lt; 0.0001, below the 0.001 threshold)" in html and "p = &lt;" not in html
+    assert "SRM detected · χ² p &lt; 0.0001" in html
     assert "SRM" in client.get("/dashboard/").get_data(as_text=True)
 
 

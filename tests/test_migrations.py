@@ -23,6 +23,7 @@ TABLES = {
     "exposures",
     "users",
     "unit_day_rollups",
+    "ranking_defaults",
 }
 
 
@@ -71,6 +72,7 @@ def test_step_by_step_downgrade_and_upgrade(tmp_path):
     migrate.upgrade(url)
     for expected in (
         "0010_analytics",
+        "0009_impression_delivery",
         "0007_session_revocation",
         "0006_login_lockout",
         "0005_experiments",

@@ -173,9 +173,15 @@ def test_untestable_comparisons_say_why_instead_of_guessing() -> None:
     )
     analysis = analyze_experiment([control, treatment])
     for comparison in analysis.comparisons:
+        if comparison.metric == "conversion_rate":
+            continue  # issue 15: the pooled z-test needs no variance in each arm, so 0 of 50 is still tested
         assert comparison.verdict == "untestable"
         assert comparison.p_value is None and not comparison.significant
         assert comparison.error
+    conversion = analysis.comparison("conversion_rate", "treatment")
+    assert conversion.p_value == pytest.approx(two_proportion_z_test(0, 50, 3, 50)[1], rel=1e-12)
+    assert conversion.verdict == "inconclusive" and conversion.error and "z-test" in conversion.error
+    assert conversion.relative is None  # control converts 0 %: no relative lift
     json.dumps(analysis.to_dict(), allow_nan=False)
 
 

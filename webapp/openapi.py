@@ -150,6 +150,7 @@ _SEARCH_RESPONSE = {
                 "error",
             ]
         },
+        "rerank_depth": {"type": "integer", "description": "How many candidates the reranker scored"},
         "scorer": {"type": ["object", "null"]},
         "candidates": {"type": "integer"},
         "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},
@@ -255,6 +256,13 @@ _EVENT = {
         "query": {"type": "string", "description": "impression"},
         "language": {"type": "string", "description": "impression"},
         "reranked": {"type": "boolean", "description": "impression"},
+        "rerank_status": {"type": "string", "description": "impression: the search answer's rerank_status"},
+        "rerank_depth": {"type": "integer", "minimum": 0, "description": "impression: the search answer's"},
+        "scorer": {
+            "type": ["object", "null"],
+            "description": "impression: the search answer's scorer (kind, model_id)",
+        },
+        "search_ms": {"type": "number", "description": "impression: the search answer's timings_ms.total"},
         "items": {
             "type": "array",
             "description": "impression: skus in rank order, or {sku, position, team}",

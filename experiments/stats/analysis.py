@@ -42,7 +42,14 @@ import numpy as np
 from experiments.stats.bayesian import BayesianResult, GaussianPrior, bayesian_test
 from experiments.stats.corrections import holm_adjust
 from experiments.stats.cuped import RegressionAdjustedStats, adjust_pair
-from experiments.stats.frequentist import LiftEstimate, UntestableError, two_proportion_z_test, welch_test
+from experiments.stats.frequentist import (
+    LiftEstimate,
+    UntestableError,
+    two_proportion_z_test,
+    welch_satterthwaite_df,
+    welch_test,
+)
+from experiments.stats.intervals import Interval, clipped, decision_interval
 from experiments.stats.sequential import DEFAULT_TUNING, sequential_test
 from experiments.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_check
 from experiments.stats.sufficient import MeanStats, MetricStats, ProportionStats, RatioStats, empty_like
@@ -65,7 +72,9 @@ class MetricSpec:
 
 #: shoprank's metrics, in dashboard order (DESIGN.md §5). Keys match :meth:`UnitAggregates.metrics`.
 STANDARD_METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("ctr", "CTR", True, "clicks / impressions, unit-level delta method"),
+    # "CTR" here is clicks per results page shown (it can exceed 100 %); the product-level CTR (clicks per
+    # product shown) is in the report's search-quality section.
+    MetricSpec("ctr", "CTR (clicks per results page)", True, "clicks / results pages shown, unit-level delta method"),
     MetricSpec("conversion_rate", "Conversion rate", True, "units with >= 1 purchase / units"),
     MetricSpec("revenue_per_unit", "Revenue per unit", True, "purchase revenue / units"),
     MetricSpec("clicks_per_unit", "Clicks per unit", True, "clicks / units"),
@@ -232,6 +241,9 @@ class MetricComparison:
     error: str | None = None
     bayesian: BayesianResult | None = None  # Bayesian engine: relative lift's posterior, chance to win, risk
     cuped: CupedSummary | None = None  # CUPED statistics: theta and the variance it removed
+    #: The one interval every view shows: relative lift, consistent with ``p_value_adjusted``
+    #: (:mod:`experiments.stats.intervals`). None when the data do not bound it.
+    interval: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -324,8 +336,18 @@ class _Draft:
     absolute: Lift | None
     relative: Lift | None
     error: str | None
+    df: float | None = None  # degrees of freedom of the deciding test (None: normal reference)
     bayesian: BayesianResult | None = None
     cuped: CupedSummary | None = None
+
+
+def _point_lift(control: MetricStats, treatment: MetricStats, *, relative: bool) -> Lift | None:
+    """The estimate alone (no interval): for a test that decides although an interval cannot be computed."""
+    if relative and control.mean == 0:
+        return None
+    estimate = (treatment.mean - control.mean) / control.mean if relative else treatment.mean - control.mean
+    nan = math.nan
+    return Lift(estimate, nan, nan, nan, nan, nan, nan)
 
 
 def _compare(
@@ -345,24 +367,44 @@ def _compare(
     if isinstance(control, RegressionAdjustedStats) and isinstance(treatment, RegressionAdjustedStats):
         unadjusted = (control.post, treatment.post)
         control, treatment, theta = adjust_pair(control, treatment)  # type: ignore[assignment]
+    z_p_value: float | None = None
+    if method == "two_proportion_z":
+        assert isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)
+        try:
+            _, z_p_value = two_proportion_z_test(control.successes, control.n, treatment.successes, treatment.n)
+        except UntestableError as exc:
+            return _Draft(spec, variant_key, method, None, None, None, str(exc))
     try:
         absolute = _lift(control, treatment, relative=False, alpha=settings.alpha, m=m, settings=settings)
     except UntestableError as exc:
-        return _Draft(spec, variant_key, method, None, None, None, str(exc))
+        if z_p_value is None:
+            return _Draft(spec, variant_key, method, None, None, None, str(exc))
+        # 0 purchases out of 225 against 11 of 177 is exactly what a broken checkout looks like: the Welch
+        # interval needs variance in both arms, the pooled z-test does not, so the test still decides.
+        return _Draft(
+            spec,
+            variant_key,
+            method,
+            z_p_value,
+            _point_lift(control, treatment, relative=False),
+            _point_lift(control, treatment, relative=True),
+            f"{exc}: p from the two-proportion z-test",
+        )
     relative: Lift | None
     note: str | None = None
     try:
         relative = _lift(control, treatment, relative=True, alpha=settings.alpha, m=m, settings=settings)
     except UntestableError as exc:
         relative, note = None, str(exc)
-    p_value = absolute.p_value
-    if method == "two_proportion_z":
-        assert isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)
-        try:
-            _, p_value = two_proportion_z_test(control.successes, control.n, treatment.successes, treatment.n)
-        except UntestableError as exc:
-            return _Draft(spec, variant_key, method, None, None, None, str(exc))
-    draft = _Draft(spec, variant_key, method, p_value, absolute, relative, note)
+    if z_p_value is not None:
+        draft = _Draft(spec, variant_key, method, z_p_value, absolute, relative, note)
+    else:
+        df = (
+            None
+            if settings.sequential
+            else float(welch_satterthwaite_df(control.variance, control.n, treatment.variance, treatment.n))
+        )
+        draft = _Draft(spec, variant_key, method, absolute.p_value, absolute, relative, note, df)
     if unadjusted is not None:
         draft.cuped = _cuped_summary(unadjusted, absolute, theta, settings)
     if settings.engine == "bayesian" and relative is not None:
@@ -399,6 +441,20 @@ def _bayesian_decision(draft: _Draft, alpha: float) -> bool | None:
     if draft.bayesian is None:
         return None
     return not alpha <= draft.bayesian.chance_to_win <= 1 - alpha
+
+
+def _interval(draft: _Draft, p_adjusted: float | None, m: int, settings: AnalysisSettings) -> Interval | None:
+    """The comparison's one shown interval (see :mod:`experiments.stats.intervals`)."""
+    relative = draft.relative
+    if relative is None or p_adjusted is None:
+        return None
+    if settings.sequential:
+        correction = "bonferroni" if m > 1 else "none"
+        return clipped(
+            relative.ci_lower_adjusted, relative.ci_upper_adjusted, alpha=settings.alpha, correction=correction
+        )
+    correction = "holm" if m > 1 else "none"
+    return decision_interval(relative.estimate, p_adjusted, alpha=settings.alpha, df=draft.df, correction=correction)
 
 
 def _verdict(draft: _Draft, significant: bool) -> Verdict:
@@ -520,6 +576,7 @@ def analyze_experiment(
                     error=draft.error,
                     bayesian=draft.bayesian,
                     cuped=draft.cuped,
+                    interval=_interval(draft, p_adj, m, settings),
                 )
             )
     return ExperimentAnalysis(

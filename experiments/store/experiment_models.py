@@ -135,3 +135,26 @@ class Exposure(Base):
     market: Mapped[str | None] = mapped_column(String(8))
     surface: Mapped[str | None] = mapped_column(String(8))
     exposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RankingDefault(Base):
+    """A shipped winner: the ranking config every search gets outside running experiments (newest row wins).
+
+    Rows are never updated or deleted, so the table is also the history of what was shipped, when and by whom;
+    the shipping experiment's audit trail has the matching ``shipped`` entry. Without any row the deployment's
+    settings decide (``SHOPRANK_FIRST_STAGE_TOP_K``, the configured reranker).
+    """
+
+    __tablename__ = "ranking_defaults"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rerank: Mapped[bool] = mapped_column(Boolean)
+    model: Mapped[str | None] = mapped_column(String(200))
+    first_stage_top_k: Mapped[int] = mapped_column(Integer)
+    device_preference: Mapped[str | None] = mapped_column(String(8))
+    experiment_key: Mapped[str] = mapped_column(String(64))
+    variant_key: Mapped[str] = mapped_column(String(64))
+    shipped_by: Mapped[str] = mapped_column(String(254))
+    shipped_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Why (the merchandiser's note), shown on the ops page and in the audit entry.
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -26,6 +26,7 @@ from shoprank.storable_text import unstorable_problem
 EVENT_TYPES = frozenset(EVENT_TYPE_VALUES)
 _EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_TOKEN = re.compile(r"^[a-z][a-z_-]{0,31}$")  # rerank_status, scorer_kind: lower-case words
 _EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _CLOCK_SKEW = timedelta(days=1)
 MAX_ITEMS_PER_IMPRESSION = 1000
@@ -115,7 +116,9 @@ def _timestamp(value: Any, where: str, problems: _Problems, now: datetime) -> da
     if not _EARLIEST <= moment <= now + _CLOCK_SKEW:
         problems.add(f"{where}.ts", "is not a plausible event time")
         return now
-    return moment
+    # A clock running ahead is accepted (within a day) but dated now: nothing happened in the future, and a
+    # future date would put a day that has not begun into the experiment's daily series.
+    return min(moment, now)
 
 
 def _impression_items(raw: Any, where: str, problems: _Problems) -> list[dict[str, Any]]:
@@ -144,6 +147,41 @@ def _impression_items(raw: Any, where: str, problems: _Problems) -> list[dict[st
         if sku:
             items.append({"position": position, "sku": sku, "team": team})
     return items
+
+
+def _token(raw: Mapping[str, Any], key: str, where: str, problems: _Problems, max_len: int) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > max_len or not _TOKEN.match(value):
+        problems.add(f"{where}.{key}", "must be a lower-case word such as ok or cross-encoder")
+        return None
+    return value
+
+
+def _delivery(raw: Mapping[str, Any], where: str, problems: _Problems) -> dict[str, Any]:
+    """What the search served, as its answer reported it (all optional): the delivery check reads these."""
+    scorer = raw.get("scorer")
+    if scorer is not None and not isinstance(scorer, Mapping):
+        problems.add(f"{where}.scorer", "must be the search answer's scorer object or null")
+        scorer = None
+    scorer = scorer or {}
+    search_ms = raw.get("search_ms")
+    if search_ms is not None and (
+        isinstance(search_ms, bool)
+        or not isinstance(search_ms, int | float)
+        or not math.isfinite(search_ms)
+        or not 0 <= search_ms <= 3_600_000
+    ):
+        problems.add(f"{where}.search_ms", "must be the search's server time in milliseconds (0 to 3600000)")
+        search_ms = None
+    return {
+        "rerank_status": _token(raw, "rerank_status", where, problems, 16),
+        "scorer_kind": _token(scorer, "kind", f"{where}.scorer", problems, 32),
+        "scorer_model": _text(scorer, "model_id", f"{where}.scorer", problems, max_len=200, required=False),
+        "rerank_depth": _int(raw, "rerank_depth", where, problems, low=0, high=100_000),
+        "search_ms": float(search_ms) if search_ms is not None else None,
+    }
 
 
 def _money(raw: Any, where: str, problems: _Problems) -> Decimal | None:
@@ -201,6 +239,7 @@ def _parse_one(raw: Any, where: str, default_unit: str | None, now: datetime, pr
         row["reranked"] = reranked if isinstance(reranked, bool) else None
         items = _impression_items(raw.get("items", []), where, problems)
         row["result_count"] = len(items)
+        row.update(_delivery(raw, where, problems))
     elif kind in ("click", "add_to_cart"):
         row["sku"] = _text(raw, "sku", where, problems, max_len=64, required=True)
         row["position"] = _int(raw, "position", where, problems, low=1, high=100_000)
@@ -290,6 +329,11 @@ _PG_TYPES = {
     "language": "varchar",
     "reranked": "boolean",
     "result_count": "integer",
+    "rerank_status": "varchar",
+    "scorer_kind": "varchar",
+    "scorer_model": "varchar",
+    "rerank_depth": "integer",
+    "search_ms": "float8",
     "sku": "varchar",
     "position": "integer",
     "quantity": "integer",

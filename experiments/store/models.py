@@ -74,6 +74,13 @@ class Event(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     reranked: Mapped[bool | None] = mapped_column(Boolean)
     result_count: Mapped[int | None] = mapped_column(Integer)
+    # impression: what the search really served (echoed from the search answer), for the delivery check and
+    # the guardrails: rerank status, the scorer that answered, how many candidates it scored, server time.
+    rerank_status: Mapped[str | None] = mapped_column(String(16))
+    scorer_kind: Mapped[str | None] = mapped_column(String(32))
+    scorer_model: Mapped[str | None] = mapped_column(String(200))
+    rerank_depth: Mapped[int | None] = mapped_column(Integer)
+    search_ms: Mapped[float | None] = mapped_column(Float)
     # click / add_to_cart / purchase
     sku: Mapped[str | None] = mapped_column(String(64))
     position: Mapped[int | None] = mapped_column(Integer)  # 1-based rank of the clicked product

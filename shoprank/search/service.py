@@ -86,6 +86,9 @@ class SearchResult:
     interleaved: bool = False  # team-draft merge of two rankers; hits carry their team
     cache_hits: int = 0  # pair scores the rerank read from the score cache (all rankings of this search)
     cache_misses: int = 0  # pair scores the model computed
+    #: How many candidates the reranker actually scored (0 when nothing was reranked); the experiment report's
+    #: delivery check compares it with the variant's configured depth.
+    rerank_depth: int = 0
 
 
 @dataclass
@@ -281,6 +284,7 @@ class SearchService:
             interleaved=interleaved,
             cache_hits=sum(ranking.cache_hits for ranking in rankings),
             cache_misses=sum(ranking.cache_misses for ranking in rankings),
+            rerank_depth=max(ranking.depth for ranking in rankings),
         )
         for observe in self.observers:
             try:
@@ -338,6 +342,11 @@ class _Ranking:
     scorer: dict[str, Any] | None
     cache_hits: int = 0
     cache_misses: int = 0
+
+    @property
+    def depth(self) -> int:
+        """Candidates the reranker scored for this ranking."""
+        return len(self.scores) if self.scores is not None else 0
 
 
 def _configs(assignment: Assignment) -> list[RankingConfig]:

@@ -7,6 +7,7 @@ routing uses); latency, cache and fallback numbers come from the rolling window 
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,8 @@ from flask import render_template
 from webapp import services
 from webapp.dashboard import auth_users, bp
 from webapp.dashboard.ops_charts import format_ms, latency_bars, latency_series
+
+log = logging.getLogger(__name__)
 
 #: A heartbeat older than this (seconds) is shown as late; entries expire from the registry at 15 s.
 LATE_HEARTBEAT_SECONDS = 10.0
@@ -90,7 +93,33 @@ def gather_ops(app_services: Any, now: float | None = None) -> dict[str, Any]:
     data["workers_per_device"] = {device: len(nodes) for device, nodes in per_device.items()}
     window = app_services.window
     data["window"] = window.summary(now) if window is not None else None
+    data["shipped"] = _shipped(app_services)
     return data
+
+
+def _shipped(app_services: Any) -> list[dict[str, Any]] | None:
+    """Shipped ranking defaults, newest (the one serving) first; None when the database cannot say."""
+    from experiments.ship import shipped_history
+
+    try:
+        with app_services.db.session() as session:
+            return [
+                {
+                    "experiment": row.experiment_key,
+                    "variant": row.variant_key,
+                    "rerank": row.rerank,
+                    "model": row.model,
+                    "first_stage_top_k": row.first_stage_top_k,
+                    "device_preference": row.device_preference,
+                    "by": row.shipped_by,
+                    "at": row.shipped_at,
+                    "note": row.note,
+                }
+                for row in shipped_history(session)
+            ]
+    except Exception:  # the ops page must render while the database is down
+        log.exception("could not read the shipped ranking defaults")
+        return None
 
 
 @bp.get("/ops")

@@ -22,6 +22,7 @@ from experiments.manage import (
     validate_spec,
 )
 from experiments.report import DASHBOARD_METRICS, METRIC_FORMATS, METRIC_LABELS, Report, build_report, report_csv
+from experiments.ship import ShipRequest, ship_variant
 from experiments.store.currency import parse_rates, reporting_rates
 from experiments.store.experiment_models import PRIMARY_METRICS, Experiment
 from webapp import services
@@ -132,11 +133,35 @@ def pct(value: float | None, digits: int = 1, signed: bool = False) -> str:
     return format_percent(value, digits, signed)
 
 
+#: Thresholds a shown p-value is read against (alpha, the SRM bar): its rounding must never cross one.
+P_THRESHOLDS = (0.05, 0.01, 0.001)
+
+
+def format_p(value: float) -> str:
+    """Two significant digits, more where rounding would cross a threshold (0.00114 is "0.0011", never "0.001";
+    0.0496 is "0.0496", never "0.050"); below 0.0001 just "< 0.0001"."""
+    if value < 0.0001:
+        return "< 0.0001"
+    for digits in range(2, 7):
+        shown = float(f"{value:.{digits}g}")
+        if all((shown < t) == (value < t) for t in P_THRESHOLDS):
+            break
+    return f"{shown:.{digits}g}"
+
+
 @bp.app_template_filter("pvalue")
 def pvalue(value: float | None) -> str:
+    """A p-value for a table cell: ``0.0011``, ``0.046``, ``< 0.0001``."""
+    return "–" if value is None else format_p(value)
+
+
+@bp.app_template_filter("p_text")
+def p_text(value: float | None) -> str:
+    """A p-value in a sentence: ``p = 0.0011`` or ``p < 0.0001`` (never ``p = < 0.001``)."""
     if value is None:
-        return "–"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+        return "p not computable"
+    shown = format_p(value)
+    return f"p {shown}" if shown.startswith("<") else f"p = {shown}"
 
 
 @bp.app_template_filter("thousands")
@@ -312,12 +337,13 @@ def _lift_rows(report: Report) -> list[LiftRow]:
             if comparison["metric"] != metric:
                 continue
             relative = comparison["relative"] or {}
+            interval = comparison.get("interval") or {}
             rows.append(
                 LiftRow(
-                    f"{METRIC_LABELS[metric]} · {comparison['variant']}",
+                    f"{METRIC_LABELS[metric].split(' (')[0]} · {comparison['variant']}",  # the chart's short label
                     relative.get("estimate"),
-                    relative.get("ci_lower_adjusted"),
-                    relative.get("ci_upper_adjusted"),
+                    interval.get("lower"),
+                    interval.get("upper"),
                     comparison["verdict"],
                 )
             )
@@ -415,6 +441,80 @@ def experiment_detail(key: str) -> Any:
             for language, analysis in report.languages.items()
         }
     return render_template("dashboard/experiment.html", **context)
+
+
+def reasons_to_doubt(report: Report, variant: str) -> list[str]:
+    """What on the report says not to ship ``variant`` on these numbers (shipping then needs an acknowledgement)."""
+    reasons = []
+    if (report.analysis or {}).get("srm", {}).get("flagged"):
+        reasons.append("Sample ratio mismatch: units are not split as configured, so no result can be trusted.")
+    for delivery in report.delivery_problems:
+        if delivery["variant"] in (variant, report.variants[0]):
+            reasons.append(f"{delivery['variant']} was not delivered as configured: {' '.join(delivery['problems'])}.")
+    for flag in report.guardrail_flags:
+        if flag["variant"] == variant:
+            reasons.append(f"Guardrail: {flag['label']} is significantly worse in {variant}.")
+    if variant != report.variants[0]:
+        headline = next(
+            (
+                c
+                for c in (report.analysis or {}).get("comparisons", [])
+                if c["metric"] == report.primary_metric and c["variant"] == variant
+            ),
+            None,
+        )
+        if headline is None or headline["verdict"] != "better":
+            label = METRIC_LABELS.get(report.primary_metric, report.primary_metric)
+            reasons.append(f"{variant} is not a significant win on the primary metric ({label}).")
+    return reasons
+
+
+def _ship_page(
+    experiment: Experiment, variant_key: str, values: dict[str, str], errors: dict[str, str], status: int = 200
+) -> tuple[str, int]:
+    """The confirmation page: the ranking that would serve everyone and the report's reasons for doubt."""
+    variant = next((v for v in experiment.variants if v.key == variant_key), None)
+    if variant is None:
+        abort(404, description=f"No variant {variant_key!r} in {experiment.key}.")
+    reasons = reasons_to_doubt(report_for(experiment), variant_key) if experiment.kind == "ab" else []
+    html = render_template(
+        "dashboard/ship.html", experiment=experiment, variant=variant, reasons=reasons, values=values, errors=errors
+    )
+    return html, status
+
+
+@bp.get("/experiments/<key>/ship")
+@auth_users.login_required()
+def experiment_ship_confirm(key: str) -> Any:
+    experiment = _experiment_or_404(key)
+    if experiment.status == "draft":
+        abort(409, description="A draft has no results to ship.")
+    return _ship_page(experiment, request.args.get("variant", ""), {"confirm_key": "", "note": ""}, {})
+
+
+@bp.post("/experiments/<key>/ship")
+@auth_users.login_required()
+def experiment_ship(key: str) -> Any:
+    """Server-side confirmation: the typed key (and, when the report has doubts, their acknowledgement)."""
+    experiment = _experiment_or_404(key)
+    values = {name: request.form.get(name, "") for name in ("variant", "confirm_key", "note")}
+    reasons = reasons_to_doubt(report_for(experiment, fresh=True), values["variant"]) if experiment.kind == "ab" else []
+    ship = ShipRequest(
+        values["variant"], values["confirm_key"], values["note"], request.form.get("acknowledged") == "yes"
+    )
+    db_session = services().db.scoped()
+    try:
+        ship_variant(db_session, experiment, ship, _actor(), reasons_to_doubt=reasons)
+        db_session.commit()
+    except ExperimentError as exc:
+        db_session.rollback()
+        experiment = _experiment_or_404(key)
+        if "variant" in exc.errors or "status" in exc.errors:
+            abort(422, description=" ".join(exc.errors.values()))
+        return _ship_page(experiment, values["variant"], values, exc.errors, 422)
+    _changed()
+    flash(f"Shipped {ship.variant}: its ranking now serves all traffic outside running experiments.", "ok")
+    return redirect(url_for("dashboard.experiment_detail", key=key))
 
 
 @bp.get("/experiments/<key>/export.csv")

@@ -67,6 +67,16 @@
     impression.request_id = results.getAttribute("data-request-id") || undefined;
     impression.experiment = results.getAttribute("data-experiment") || undefined;
     impression.variant = results.getAttribute("data-variant") || undefined;
+    // What the search really served (the experiment report's delivery check and guardrails read these).
+    impression.rerank_status = results.getAttribute("data-rerank-status") || undefined;
+    var depth = parseInt(results.getAttribute("data-rerank-depth") || "", 10);
+    impression.rerank_depth = isNaN(depth) ? undefined : depth;
+    var took = parseFloat(results.getAttribute("data-search-ms") || "");
+    impression.search_ms = isNaN(took) ? undefined : took;
+    var scorerKind = results.getAttribute("data-scorer-kind");
+    if (scorerKind) {
+      impression.scorer = { kind: scorerKind, model_id: results.getAttribute("data-scorer-model") || undefined };
+    }
     send([impression]);
   }
 

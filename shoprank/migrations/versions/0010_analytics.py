@@ -1,7 +1,7 @@
 """search analytics: clicks by impression (covering, partial) and impressions by normalised query (partial)
 
 Revision ID: 0010_analytics
-Revises: 0007_session_revocation
+Revises: 0009_impression_delivery
 Create Date: 2026-12-04
 
 The search analytics views roll clicks up per impression (count, position) before joining them to their searches.
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_analytics"
-down_revision = "0007_session_revocation"
+down_revision = "0009_impression_delivery"
 branch_labels = None
 depends_on = None
 
