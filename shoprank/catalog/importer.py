@@ -126,7 +126,7 @@ class _Row:
 
 def _validated(path: Path, fmt: str, options: ImportOptions) -> Iterator[_Row]:
     defaults = options.defaults()
-    for row in feed_rows(path, fmt):
+    for row in feed_rows(path, fmt, options.delta):
         if row.problems or row.fields is None:
             yield _Row(row.line, None, RowError(row.line, row.problems or ["unreadable row"]), [])
             continue

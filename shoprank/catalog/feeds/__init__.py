@@ -77,12 +77,15 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
     raise ValueError(f"{path.name}: cannot tell the format from the extension; pass --format ({', '.join(FORMATS)})")
 
 
-def feed_rows(path: Path, fmt: str) -> Iterator[FeedRow]:
-    """The rows of ``path`` in format ``fmt``, normalised to our field names."""
-    return _parser(fmt)(path)
+def feed_rows(path: Path, fmt: str, delta: bool = False) -> Iterator[FeedRow]:
+    """The rows of ``path`` in format ``fmt``, normalised to our field names.
+
+    ``delta``: a price/stock feed, whose header needs only the product key column.
+    """
+    return _parser(fmt)(path, delta)
 
 
-def _parser(fmt: str) -> Callable[[Path], Iterator[FeedRow]]:
+def _parser(fmt: str) -> Callable[[Path, bool], Iterator[FeedRow]]:
     from shoprank.catalog.feeds import merchant, ours, shopify
 
     return {

@@ -85,11 +85,11 @@ def _field_name(column: str) -> str:
     return column.strip().removeprefix("g:").strip().lower().replace(" ", "_")
 
 
-def tsv_rows(path: Path) -> Iterator[FeedRow]:
+def tsv_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
     try:
         reader = csv.reader(decoded_lines(path), delimiter="\t")
         header = [_field_name(name) for name in next(reader, [])]
-        missing = [name for name in ("id", "title", "price") if name not in header]
+        missing = [name for name in (("id",) if delta else ("id", "title", "price")) if name not in header]
         if missing:
             yield FeedRow(1, problems=[f"header: missing Merchant Center column(s) {', '.join(missing)}"])
             return
@@ -127,7 +127,7 @@ def _item_fields(element: ET.Element) -> dict[str, Any]:
     return {**plain, **{k: v for k, v in google.items() if v is not None or k not in plain}}
 
 
-def xml_rows(path: Path) -> Iterator[FeedRow]:
+def xml_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
     """Items of an RSS 2.0 (``<item>``) or Atom (``<entry>``) feed; ``line`` is the item's number."""
     number = 0
     root: ET.Element | None = None

@@ -45,7 +45,7 @@ def canonical(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def jsonl_rows(path: Path) -> Iterator[FeedRow]:
+def jsonl_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
     try:
         for number, line in enumerate(decoded_lines(path), start=1):
             if not line.strip():
@@ -63,11 +63,11 @@ def jsonl_rows(path: Path) -> Iterator[FeedRow]:
         yield FeedRow(exc.line, problems=[str(exc)])
 
 
-def csv_rows(path: Path) -> Iterator[FeedRow]:
+def csv_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
     try:
         reader = csv.reader(decoded_lines(path))
         header = list(canonical(dict.fromkeys(name.strip() for name in next(reader, []))))
-        missing = [name for name in CSV_REQUIRED if name not in header]
+        missing = [name for name in (("sku",) if delta else CSV_REQUIRED) if name not in header]
         if missing:
             yield FeedRow(1, problems=[f"header: missing column(s) {', '.join(missing)}"])
             return

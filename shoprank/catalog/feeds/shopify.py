@@ -18,13 +18,9 @@ from shoprank.catalog.feeds import FeedError, FeedRow, blank_to_none, decoded_li
 
 #: Product-level columns, present on a handle's first row only.
 GROUP_FIELDS = {"Title": "title", "Body (HTML)": "description", "Vendor": "brand", "Type": "category"}
-#: Known columns kept as attributes.
-ATTRIBUTE_FIELDS = {
-    "Tags": "tags",
-    "Variant Barcode": "gtin",
-    "Variant Compare At Price": "regular_price",
-    "Product Category": "google_product_category",
-}
+#: Known columns kept as attributes: the product's (shared by its variants) and each variant's own.
+GROUP_ATTRIBUTES = {"Tags": "tags", "Product Category": "google_product_category"}
+VARIANT_ATTRIBUTES = {"Variant Barcode": "gtin", "Variant Compare At Price": "regular_price"}
 #: Shopify bookkeeping (shipping, tax, SEO, publishing): known, not product data, dropped without a warning.
 IGNORED = frozenset(
     {
@@ -62,7 +58,7 @@ class _Group:
             self.fields["category"] = row.get("Product Category")
         self.image = row.get("Image Src")
         self.option_names = [row.get(name) for name, _ in OPTIONS]
-        self.attributes = {ours: row[theirs] for theirs, ours in ATTRIBUTE_FIELDS.items() if row.get(theirs)}
+        self.attributes = {ours: row[theirs] for theirs, ours in GROUP_ATTRIBUTES.items() if row.get(theirs)}
         self.variants = 0
 
 
@@ -74,7 +70,7 @@ def _variant(group: _Group, row: dict[str, Any]) -> dict[str, Any]:
     title = group.fields["title"] or ""
     attributes = {**group.attributes, "item_group_id": group.handle}
     attributes.update({name: value for name, value in named if value != "Default Title"})
-    attributes.update({ours: row[theirs] for theirs, ours in ATTRIBUTE_FIELDS.items() if row.get(theirs)})
+    attributes.update({ours: row[theirs] for theirs, ours in VARIANT_ATTRIBUTES.items() if row.get(theirs)})
     stock = row.get("Variant Inventory Qty")
     if isinstance(stock, str) and stock.strip().lstrip("-").isdigit() and int(stock) < 0:
         stock = "0"  # oversold: nothing to sell
@@ -87,7 +83,7 @@ def _variant(group: _Group, row: dict[str, Any]) -> dict[str, Any]:
         "image": row.get("Variant Image") or group.image or row.get("Image Src"),
         "attributes": attributes,
     }
-    known = set(GROUP_FIELDS) | set(ATTRIBUTE_FIELDS) | IGNORED | VARIANT_FIELDS | _OPTION_COLUMNS | {"Handle"}
+    known = set(GROUP_FIELDS) | set(GROUP_ATTRIBUTES) | set(VARIANT_ATTRIBUTES) | IGNORED | VARIANT_FIELDS | _OPTION_COLUMNS | {"Handle"}
     out.update({name: value for name, value in row.items() if name not in known and value is not None})
     return out
 
@@ -97,7 +93,7 @@ def _is_variant(row: dict[str, Any]) -> bool:
     return bool(row.get("Variant Price") or row.get("Variant SKU") or row.get("Option1 Value"))
 
 
-def csv_rows(path: Path) -> Iterator[FeedRow]:
+def csv_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
     try:
         reader = csv.reader(decoded_lines(path))
         header = [name.strip() for name in next(reader, [])]
