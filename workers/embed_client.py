@@ -8,7 +8,7 @@ commits vectors continuously and an interruption loses at most the window.
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from typing import Any
 
@@ -45,6 +45,7 @@ class CeleryEmbedding:
         self.app = app
         self.window = max(1, processes) * IN_FLIGHT_PER_PROCESS
         self.timeout = timeout
+        self.served: Counter[int] = Counter()  # chunks per worker process id
 
     @classmethod
     def from_settings(cls, settings: Settings, processes: int) -> CeleryEmbedding:
@@ -63,6 +64,7 @@ class CeleryEmbedding:
                 f"embed worker runs {answer.get('model_id')} (dim {answer.get('dim')}); "
                 f"this catalog needs {EMBEDDING_MODEL_ID} (dim {EMBEDDING_DIM})"
             )
+        self.served[int(answer.get("pid") or 0)] += 1
         return decode_vectors(answer["vectors"], len(chunk), EMBEDDING_DIM)
 
     def embed_chunks(self, chunks: Iterator[list[DenseItem]]) -> Iterator[tuple[list[DenseItem], np.ndarray]]:

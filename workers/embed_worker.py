@@ -87,7 +87,12 @@ def register_embed_task(app: Celery, settings: Settings) -> None:
         texts = validate_texts(texts)
         vectors = np.asarray(_engine().passage(texts), dtype=np.float32).reshape(len(texts), EMBEDDING_DIM)
         _state["chunks"] = _state.get("chunks", 0) + 1
-        return {"model_id": EMBEDDING_MODEL_ID, "dim": EMBEDDING_DIM, "vectors": encode_vectors(vectors)}
+        return {
+            "model_id": EMBEDDING_MODEL_ID,
+            "dim": EMBEDDING_DIM,
+            "vectors": encode_vectors(vectors),
+            "pid": os.getpid(),
+        }
 
 
 def _start_process(settings: Settings, node: str) -> None:
