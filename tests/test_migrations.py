@@ -70,7 +70,15 @@ def test_upgrade_from_empty_matches_models_and_downgrade_is_clean(empty_db_url):
 def test_step_by_step_downgrade_and_upgrade(tmp_path):
     url = f"sqlite:///{tmp_path / 'steps.db'}"
     migrate.upgrade(url)
-    for expected in ("0006_login_lockout", "0005_experiments", "0004_api_keys", "0003_events", "0002_embeddings", "0001_catalog", None):
+    for expected in (
+        "0006_login_lockout",
+        "0005_experiments",
+        "0004_api_keys",
+        "0003_events",
+        "0002_embeddings",
+        "0001_catalog",
+        None,
+    ):
         migrate.downgrade(url, "-1")
         assert migrate.current_revision(url) == expected
     assert _tables(url) == {"alembic_version"}

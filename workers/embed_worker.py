@@ -103,8 +103,14 @@ def _start_process(settings: Settings, node: str) -> None:
     entry = f"{node}#{os.getpid()}"
 
     def describe() -> dict[str, Any]:
-        return {"node": node, "pid": os.getpid(), "role": "embed", "model_id": EMBEDDING_MODEL_ID,
-                "chunks_served": _state.get("chunks", 0)}  # fmt: skip
+        served = _state.get("chunks", 0)
+        return {
+            "node": node,
+            "pid": os.getpid(),
+            "role": "embed",
+            "model_id": EMBEDDING_MODEL_ID,
+            "chunks_served": served,
+        }
 
     heartbeat = Heartbeat(embed_registry(settings), entry, describe)
     heartbeat.start()

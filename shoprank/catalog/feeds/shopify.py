@@ -46,6 +46,7 @@ VARIANT_FIELDS = {"Variant SKU", "Variant Price", "Variant Inventory Qty", "Imag
 OPTIONS = (("Option1 Name", "Option1 Value"), ("Option2 Name", "Option2 Value"), ("Option3 Name", "Option3 Value"))
 _OPTION_COLUMNS = {column for pair in OPTIONS for column in pair}
 REQUIRED = ("Handle", "Title", "Variant Price")
+KNOWN = {"Handle", *GROUP_FIELDS, *GROUP_ATTRIBUTES, *VARIANT_ATTRIBUTES, *IGNORED, *VARIANT_FIELDS, *_OPTION_COLUMNS}
 
 
 class _Group:
@@ -83,8 +84,7 @@ def _variant(group: _Group, row: dict[str, Any]) -> dict[str, Any]:
         "image": row.get("Variant Image") or group.image or row.get("Image Src"),
         "attributes": attributes,
     }
-    known = set(GROUP_FIELDS) | set(GROUP_ATTRIBUTES) | set(VARIANT_ATTRIBUTES) | IGNORED | VARIANT_FIELDS | _OPTION_COLUMNS | {"Handle"}
-    out.update({name: value for name, value in row.items() if name not in known and value is not None})
+    out.update({name: value for name, value in row.items() if name not in KNOWN and value is not None})
     return out
 
 
