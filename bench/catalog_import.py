@@ -272,6 +272,7 @@ def main() -> None:
     parser.add_argument("--embed-sample", type=int, default=64, help="products embedded per mode and round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-embedding", action="store_true")
+    parser.add_argument("--skip-import", action="store_true", help="only the embedding comparison")
     parser.add_argument("--child", nargs=3, metavar=("FORMAT", "PATH", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -283,8 +284,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-catalog-") as tmp:
         directory = Path(tmp)
         small_rows = max(1000, args.rows // 10)
-        small = write_feeds(directory, small_rows)
-        big = write_feeds(directory, args.rows)
+        small = write_feeds(directory, small_rows) if not args.skip_import else {}
+        big = write_feeds(directory, args.rows) if not args.skip_import else {}
         result["file_mb"] = {fmt: round(p.stat().st_size / 1e6, 1) for fmt, p in big.items()}
         result["import"] = {}
         for fmt in big:
@@ -300,7 +301,7 @@ def main() -> None:
         f"{fmt} {r['rows_per_s']:.0f} rows/s (peak RSS {r['peak_rss_mb']:.0f} MB)"
         for fmt, r in result["import"].items()
     )
-    summary = f"import of {args.rows} rows into {args.database}, no embedding: {imports}"
+    summary = f"import of {args.rows} rows into {args.database}, no embedding: {imports or 'skipped'}"
     if "embedding" in result:
         e = result["embedding"]
         summary += "; embedding products/s: " + ", ".join(f"{m} {v['median_products_per_s']}" for m, v in e.items())
