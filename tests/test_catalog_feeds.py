@@ -11,7 +11,6 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -24,23 +23,10 @@ from shoprank.catalog.models import ImportJob, Product, ProductEmbedding
 from shoprank.catalog.progress import Progress
 from shoprank.cli import cli
 from shoprank.db import Database
-from shoprank.search.embeddings import EMBEDDING_DIM, dense_text, is_current
+from shoprank.search.embeddings import dense_text, is_current
+from tests.shop_support import CountingEmbedder
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
-
-
-class CountingEmbedder:
-    """Deterministic fake vectors; counts every text it is asked to embed."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def __call__(self, texts):
-        self.texts.extend(texts)
-        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
-        for i, t in enumerate(texts):
-            out[i, sum(t.encode()) % EMBEDDING_DIM] = 1.0
-        return out
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

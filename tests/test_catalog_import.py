@@ -6,7 +6,6 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -18,23 +17,9 @@ from shoprank.catalog.models import Product, ProductEmbedding
 from shoprank.cli import cli
 from shoprank.db import Database
 from shoprank.search.embeddings import EMBEDDING_DIM, EMBEDDING_MODEL_ID
-from tests.shop_support import MINI_CATALOG
+from tests.shop_support import MINI_CATALOG, CountingEmbedder
 
 ROWS = [json.loads(line) for line in MINI_CATALOG.read_text(encoding="utf-8").splitlines()][:6]
-
-
-class CountingEmbedder:
-    """Deterministic fake vectors: these tests check bookkeeping, not embedding quality."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def __call__(self, texts):
-        self.texts.extend(texts)
-        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
-        for i, t in enumerate(texts):
-            out[i, hash(t) % EMBEDDING_DIM] = 1.0
-        return out
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ memory does not grow with the file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import csv
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,32 @@ def decoded_lines(path: Path) -> Iterator[str]:
 
 def blank_to_none(row: dict[str, Any]) -> dict[str, Any]:
     return {key: (None if isinstance(value, str) and not value.strip() else value) for key, value in row.items()}
+
+
+def table_rows(
+    path: Path, required: Sequence[str], delimiter: str = ",", column: Callable[[str], str] = str.strip
+) -> Iterator[FeedRow]:
+    """Rows of a CSV/TSV file as ``{column(header name): cell or None}``; header and cell-count problems as rows.
+
+    ``required`` is checked against the renamed header once, so a file missing a column
+    gets one message instead of one per row.
+    """
+    try:
+        reader = csv.reader(decoded_lines(path), delimiter=delimiter)
+        header = list(dict.fromkeys(column(name) for name in next(reader, [])))
+        missing = [name for name in required if name not in header]
+        if missing:
+            yield FeedRow(1, problems=[f"header: missing column(s) {', '.join(missing)}"])
+            return
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) > len(header):
+                yield FeedRow(reader.line_num, problems=[f"{len(cells) - len(header)} more cell(s) than the header"])
+                continue
+            yield FeedRow(reader.line_num, blank_to_none(dict(zip(header, cells, strict=False))))
+    except FeedError as exc:
+        yield FeedRow(exc.line, problems=[str(exc)])
 
 
 def _first_line(path: Path) -> str:

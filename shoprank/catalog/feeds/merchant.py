@@ -8,14 +8,13 @@ million items parses in constant memory.
 
 from __future__ import annotations
 
-import csv
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from shoprank.catalog.feeds import FeedError, FeedRow, blank_to_none, decoded_lines
+from shoprank.catalog.feeds import FeedRow, table_rows
 
 GOOGLE_NS = "http://base.google.com/ns/1.0"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -86,22 +85,8 @@ def _field_name(column: str) -> str:
 
 
 def tsv_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
-    try:
-        reader = csv.reader(decoded_lines(path), delimiter="\t")
-        header = [_field_name(name) for name in next(reader, [])]
-        missing = [name for name in (("id",) if delta else ("id", "title", "price")) if name not in header]
-        if missing:
-            yield FeedRow(1, problems=[f"header: missing Merchant Center column(s) {', '.join(missing)}"])
-            return
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) > len(header):
-                yield FeedRow(reader.line_num, problems=[f"{len(cells) - len(header)} more cell(s) than the header"])
-                continue
-            yield FeedRow(reader.line_num, normalise(blank_to_none(dict(zip(header, cells, strict=False)))))
-    except FeedError as exc:
-        yield FeedRow(exc.line, problems=[str(exc)])
+    for row in table_rows(path, ("id",) if delta else ("id", "title", "price"), "\t", _field_name):
+        yield row if row.fields is None else FeedRow(row.line, normalise(row.fields))
 
 
 def _local(tag: str) -> tuple[str, str]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from shoprank.catalog.feeds import FeedError, FeedRow, blank_to_none, decoded_lines
+from shoprank.catalog.feeds import FeedError, FeedRow, decoded_lines, table_rows
 
 ALIASES = {
     "id": "sku",
@@ -63,20 +62,10 @@ def jsonl_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
         yield FeedRow(exc.line, problems=[str(exc)])
 
 
+def _column(name: str) -> str:
+    name = name.strip()
+    return ALIASES.get(name.lower(), name)
+
+
 def csv_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
-    try:
-        reader = csv.reader(decoded_lines(path))
-        header = list(canonical(dict.fromkeys(name.strip() for name in next(reader, []))))
-        missing = [name for name in (("sku",) if delta else CSV_REQUIRED) if name not in header]
-        if missing:
-            yield FeedRow(1, problems=[f"header: missing column(s) {', '.join(missing)}"])
-            return
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            if len(cells) > len(header):
-                yield FeedRow(reader.line_num, problems=[f"{len(cells) - len(header)} more cell(s) than the header"])
-                continue
-            yield FeedRow(reader.line_num, blank_to_none(dict(zip(header, cells, strict=False))))
-    except FeedError as exc:
-        yield FeedRow(exc.line, problems=[str(exc)])
+    return table_rows(path, ("sku",) if delta else CSV_REQUIRED, column=_column)

@@ -9,12 +9,11 @@ memory, so the export streams.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shoprank.catalog.feeds import FeedError, FeedRow, blank_to_none, decoded_lines
+from shoprank.catalog.feeds import FeedRow, table_rows
 
 #: Product-level columns, present on a handle's first row only.
 GROUP_FIELDS = {"Title": "title", "Body (HTML)": "description", "Vendor": "brand", "Type": "category"}
@@ -94,31 +93,21 @@ def _is_variant(row: dict[str, Any]) -> bool:
 
 
 def csv_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
-    try:
-        reader = csv.reader(decoded_lines(path))
-        header = [name.strip() for name in next(reader, [])]
-        missing = [name for name in REQUIRED if name not in header]
-        if missing:
-            yield FeedRow(1, problems=[f"header: missing Shopify column(s) {', '.join(missing)}"])
-            return
-        group: _Group | None = None
-        for cells in reader:
-            if not any(cell.strip() for cell in cells):
-                continue
-            row = blank_to_none(dict(zip(header, cells, strict=False)))
-            handle = (row.get("Handle") or "").strip()
-            if not handle:
-                yield FeedRow(reader.line_num, problems=["Handle: required"])
-                continue
-            if row.get("Title"):
-                group = _Group(handle, row)
-            elif group is None or group.handle != handle:
-                yield FeedRow(
-                    reader.line_num,
-                    problems=[f"variant of {handle!r} is not right after its product row (the one with a Title)"],
-                )
-                continue
-            if _is_variant(row):
-                yield FeedRow(reader.line_num, _variant(group, row))
-    except FeedError as exc:
-        yield FeedRow(exc.line, problems=[str(exc)])
+    group: _Group | None = None
+    for parsed in table_rows(path, REQUIRED):
+        row = parsed.fields
+        if row is None:
+            yield parsed
+            continue
+        handle = (row.get("Handle") or "").strip()
+        if not handle:
+            yield FeedRow(parsed.line, problems=["Handle: required"])
+            continue
+        if row.get("Title"):
+            group = _Group(handle, row)
+        elif group is None or group.handle != handle:
+            problem = f"variant of {handle!r} is not right after its product row (the one with a Title)"
+            yield FeedRow(parsed.line, problems=[problem])
+            continue
+        if _is_variant(row):
+            yield FeedRow(parsed.line, _variant(group, row))
