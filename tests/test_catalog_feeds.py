@@ -323,3 +323,31 @@ def test_cli_imports_feeds_without_embedding_then_embeds(tmp_path):
     with db.session() as session:
         assert count_stale(session) == 0
     db.dispose()
+
+
+def test_xml_feeds_stream_in_bounded_memory(tmp_path):
+    """Items already read are dropped from the tree: memory does not grow with the number of items."""
+    import tracemalloc
+
+    from shoprank.catalog.feeds.merchant import xml_rows
+
+    def feed(items: int) -> Path:
+        path = tmp_path / f"feed-{items}.xml"
+        with path.open("w", encoding="utf-8") as handle:
+            handle.write('<?xml version="1.0"?><rss xmlns:g="http://base.google.com/ns/1.0"><channel><title>t</title>')
+            for i in range(items):
+                handle.write(
+                    f"<item><g:id>X-{i}</g:id><g:title>Product {i} {'word ' * 40}</g:title>"
+                    f"<g:price>{i}.00 USD</g:price><g:product_type>A &gt; B</g:product_type></item>"
+                )
+            handle.write("</channel></rss>")
+        return path
+
+    peaks = {}
+    for items in (300, 3000):
+        path = feed(items)
+        tracemalloc.start()
+        assert sum(1 for _ in xml_rows(path)) == items
+        peaks[items] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peaks[3000] < 2 * peaks[300] and peaks[3000] < path.stat().st_size / 4, peaks
