@@ -24,9 +24,6 @@ QUEUE_GPU = "rerank.gpu"
 #: Jobs for INT8 cross-encoders on CPUs; also where everything goes while no GPU worker is alive.
 QUEUE_CPU = "rerank.cpu"
 QUEUE_FOR_DEVICE = {"cuda": QUEUE_GPU, "cpu": QUEUE_CPU}
-#: Catalog embedding chunks (``workers.embed_worker``); rerank workers never consume it.
-EMBED_TASK_NAME = "shoprank.embed_chunk"
-QUEUE_EMBED = "embed.cpu"
 
 Role = Literal["client", "worker"]
 
@@ -98,10 +95,9 @@ def create_celery_app(settings: Settings, role: Role = "client") -> Celery:
         task_time_limit=hard_limit,
         task_track_started=False,
         task_ignore_result=False,
-        task_queues=[Queue(QUEUE_GPU), Queue(QUEUE_CPU), Queue(QUEUE_EMBED)],
+        task_queues=[Queue(QUEUE_GPU), Queue(QUEUE_CPU)],
         task_default_queue=QUEUE_CPU,
-        # The rerank client overrides the queue per job.
-        task_routes={RERANK_TASK_NAME: {"queue": QUEUE_CPU}, EMBED_TASK_NAME: {"queue": QUEUE_EMBED}},
+        task_routes={RERANK_TASK_NAME: {"queue": QUEUE_CPU}},  # the client overrides per job
         task_create_missing_queues=False,
         task_publish_retry=False,  # a dead broker is reported at once, never retried behind a deadline
         broker_transport_options=transport_options,

@@ -19,8 +19,7 @@ from celery.result import AsyncResult
 from shoprank.catalog.embedding import DenseItem
 from shoprank.config import Settings
 from shoprank.search.embeddings import EMBEDDING_DIM, EMBEDDING_MODEL_ID
-from workers.celery_app import EMBED_TASK_NAME, QUEUE_EMBED, create_celery_app
-from workers.embed_worker import decode_vectors, embed_registry
+from workers.embed_worker import EMBED_TASK_NAME, QUEUE_EMBED, create_embed_app, decode_vectors, embed_registry
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ class CeleryEmbedding:
 
     @classmethod
     def from_settings(cls, settings: Settings, processes: int) -> CeleryEmbedding:
-        return cls(create_celery_app(settings, role="client"), processes)
+        return cls(create_embed_app(settings, role="client"), processes)
 
     def _send(self, chunk: list[DenseItem]) -> AsyncResult:
         return self.app.send_task(EMBED_TASK_NAME, kwargs={"texts": [item.text for item in chunk]}, queue=QUEUE_EMBED)

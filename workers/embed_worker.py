@@ -22,14 +22,18 @@ from typing import Any
 
 import numpy as np
 from celery import Celery, signals
+from kombu import Queue
 
 from shoprank.config import ConfigError, Settings
-from workers.celery_app import EMBED_TASK_NAME, QUEUE_EMBED, create_celery_app
+from workers.celery_app import Role, create_celery_app
 from workers.registry import Heartbeat, WorkerRegistry
 from workers.worker_main import EXIT_BAD_OPTIONS, available_cores
 
 log = logging.getLogger(__name__)
 
+#: Catalog embedding chunks; rerank workers never consume this queue.
+EMBED_TASK_NAME = "shoprank.embed_chunk"
+QUEUE_EMBED = "embed.cpu"
 MAX_TEXTS_PER_CHUNK = 1024
 MAX_TEXT_CHARS = 20_000
 _state: dict[str, Any] = {}
@@ -42,6 +46,14 @@ class EmbedRejected(ValueError):
 def embed_registry(settings: Settings) -> WorkerRegistry:
     """Embed workers' own registry: rerank routing never sees them."""
     return WorkerRegistry.from_url(settings.redis_url or "", f"{settings.queue_prefix}embed:")
+
+
+def create_embed_app(settings: Settings, role: Role) -> Celery:
+    """The shared Celery configuration plus the embed queue (declared only where embedding happens)."""
+    app = create_celery_app(settings, role)
+    app.conf.task_queues = [*app.conf.task_queues, Queue(QUEUE_EMBED)]
+    app.conf.task_routes = {**app.conf.task_routes, EMBED_TASK_NAME: {"queue": QUEUE_EMBED}}
+    return app
 
 
 def validate_texts(texts: Any) -> list[str]:
@@ -127,7 +139,7 @@ def _stop_process(**_: Any) -> None:
 def run_embed_worker(settings: Settings, concurrency: int = 1, hostname: str | None = None) -> int:
     """Run an embed worker until stopped; the return value is the exit status."""
     try:
-        app = create_celery_app(settings, role="worker")
+        app = create_embed_app(settings, role="worker")
     except ConfigError as exc:
         log.critical("FATAL: embed worker not started: %s", exc)
         return EXIT_BAD_OPTIONS
