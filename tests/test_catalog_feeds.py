@@ -354,3 +354,16 @@ def test_xml_feeds_stream_in_bounded_memory(tmp_path):
         peaks[items] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peaks[3000] < 2 * peaks[300] and peaks[3000] < path.stat().st_size / 4, peaks
+
+
+def test_stored_vector_is_current_reads_the_products_dense_hash():
+    from shoprank.search.embeddings import DENSE_TEXT_VERSION, EMBEDDING_MODEL_ID, dense_hash, stored_vector_is_current
+
+    product = {"title": "Mug", "category": "mugs", "description": "350 ml", "price": 5}
+    digest = dense_hash(product)
+    assert stored_vector_is_current(product, EMBEDDING_MODEL_ID, DENSE_TEXT_VERSION, digest)
+    assert stored_vector_is_current({**product, "price": 7, "stock": 0}, EMBEDDING_MODEL_ID, DENSE_TEXT_VERSION, digest)
+    assert not stored_vector_is_current({**product, "title": "Cup"}, EMBEDDING_MODEL_ID, DENSE_TEXT_VERSION, digest)
+    assert stored_vector_is_current({"dense_hash": "abc"}, EMBEDDING_MODEL_ID, DENSE_TEXT_VERSION, "abc")
+    assert not stored_vector_is_current({**product, "dense_hash": None}, EMBEDDING_MODEL_ID, DENSE_TEXT_VERSION, digest)
+    assert not stored_vector_is_current(product, EMBEDDING_MODEL_ID, 2, digest)  # vectors of the old passage

@@ -122,5 +122,23 @@ def is_current(model_id: str, format_version: int, stored_hash: str, expected_ha
     )
 
 
+def embedding_text(product: Mapping[str, Any]) -> str:
+    """The text the first stage embeds for ``product``: its dense text (price never included)."""
+    return dense_text(product)
+
+
+def stored_vector_is_current(product: Mapping[str, Any], model_id: str, format_version: int, stored_hash: str) -> bool:
+    """Whether a stored vector still describes ``product``.
+
+    Pass the product's ``dense_hash`` column in the mapping: the check is then a string
+    comparison, no text is rebuilt, and it agrees exactly with the embedding stage (which
+    hashes the category's display path from the ``categories`` table). A ``dense_hash`` of
+    None (a row imported before the column existed) is never current. Without the key the
+    hash is recomputed from the mapping's fields.
+    """
+    expected = product["dense_hash"] if "dense_hash" in product else dense_hash(product)
+    return is_current(model_id, format_version, stored_hash, expected)
+
+
 def embedder() -> E5Embedder:
     return shared_embedder()
