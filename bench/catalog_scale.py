@@ -101,9 +101,8 @@ def generate(count: int, seed: int = 0):
 
 def load(url: str, count: int) -> dict:
     """COPY products and their vectors (as the importer would store them) into a migrated database."""
-    from reranking.passages import PASSAGE_FORMAT_VERSION
     from shoprank.db import Database, utcnow
-    from shoprank.search.embeddings import EMBEDDING_MODEL_ID, embedding_text, text_hash
+    from shoprank.search.embeddings import DENSE_TEXT_VERSION, EMBEDDING_MODEL_ID, dense_hash
 
     db = Database(url)
     started = time.perf_counter()
@@ -113,20 +112,22 @@ def load(url: str, count: int) -> dict:
         next_id = 1
         now = utcnow()
         for rows, vectors in generate(count):
+            hashes = [
+                dense_hash({"title": r[1], "description": r[2], "category": r[5], "brand": r[7], "attributes": {}})
+                for r in rows
+            ]
             with cursor.copy(
                 "COPY products (id, sku, title, description, price, currency, category, language, brand, stock,"
-                " attributes, created_at, updated_at) FROM STDIN"
+                " attributes, dense_hash, created_at, updated_at) FROM STDIN"
             ) as copy:
                 for offset, row in enumerate(rows):
-                    copy.write_row((next_id + offset, *row, "{}", now, now))
+                    copy.write_row((next_id + offset, *row, "{}", hashes[offset], now, now))
             with cursor.copy(
                 "COPY product_embeddings (product_id, model_id, passage_format_version, text_hash, dim, vector,"
                 " updated_at) FROM STDIN"
             ) as copy:
-                for offset, (row, vector) in enumerate(zip(rows, vectors, strict=True)):
-                    mapping = {"title": row[1], "description": row[2], "price": row[3], "currency": row[4],
-                               "category": row[5], "brand": row[7], "attributes": {}}  # fmt: skip
-                    stored = (EMBEDDING_MODEL_ID, PASSAGE_FORMAT_VERSION, text_hash(embedding_text(mapping)), DIM)
+                for offset, vector in enumerate(vectors):
+                    stored = (EMBEDDING_MODEL_ID, DENSE_TEXT_VERSION, hashes[offset], DIM)
                     copy.write_row((next_id + offset, *stored, vector.astype("<f4").tobytes(), now))
             next_id += len(rows)
             raw.commit()

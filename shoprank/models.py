@@ -9,7 +9,7 @@ from experiments.store.experiment_models import (
 )
 from experiments.store.models import Event, ImpressionItem, UnitDayRollup
 from shoprank.apikeys import ApiKey
-from shoprank.catalog.models import Product, ProductEmbedding
+from shoprank.catalog.models import Category, ImportJob, Product, ProductEmbedding
 from shoprank.db import Base
 from shoprank.users import User
 
@@ -18,11 +18,13 @@ metadata = Base.metadata
 __all__ = [
     "ApiKey",
     "Base",
+    "Category",
     "Event",
     "Experiment",
     "ExperimentAudit",
     "ExperimentVariant",
     "Exposure",
+    "ImportJob",
     "ImpressionItem",
     "Product",
     "ProductEmbedding",

@@ -110,3 +110,21 @@ def create_key(services: Any, name: str = "tests") -> str:
     with services.db.session() as session:
         _, plaintext = create_api_key(session, name)
     return plaintext
+
+
+class CountingEmbedder:
+    """Deterministic fake vectors that record every text: catalog tests check bookkeeping, not embedding quality."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def __call__(self, texts: Any) -> Any:
+        import numpy as np
+
+        from shoprank.search.embeddings import EMBEDDING_DIM
+
+        self.texts.extend(texts)
+        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        for i, t in enumerate(texts):
+            out[i, hash(t) % EMBEDDING_DIM] = 1.0
+        return out

@@ -6,34 +6,20 @@ import csv
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from shoprank import migrate
+from shoprank.catalog.embedding import LocalEmbedding, embed_catalog
 from shoprank.catalog.importer import CatalogFileError, import_file, read_catalog
 from shoprank.catalog.models import Product, ProductEmbedding
 from shoprank.cli import cli
 from shoprank.db import Database
 from shoprank.search.embeddings import EMBEDDING_DIM, EMBEDDING_MODEL_ID
-from tests.shop_support import MINI_CATALOG
+from tests.shop_support import MINI_CATALOG, CountingEmbedder
 
 ROWS = [json.loads(line) for line in MINI_CATALOG.read_text(encoding="utf-8").splitlines()][:6]
-
-
-class CountingEmbedder:
-    """Deterministic fake vectors: these tests check bookkeeping, not embedding quality."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def __call__(self, texts):
-        self.texts.extend(texts)
-        out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
-        for i, t in enumerate(texts):
-            out[i, hash(t) % EMBEDDING_DIM] = 1.0
-        return out
 
 
 @pytest.fixture
@@ -100,7 +86,7 @@ def test_every_bad_row_is_reported_and_nothing_is_written(db, tmp_path):
     rows[2]["language"] = "klingon"
     rows[3]["currency"] = "DOLLARS"
     rows[4]["sku"] = rows[0]["sku"]
-    rows[5]["pirce"] = 3
+    rows[5]["title"] = " "  # (an unknown field like "pirce" is no longer an error: it is kept and warned about)
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     with path.open("a", encoding="utf-8") as handle:
         handle.write("{not json\n")
@@ -109,17 +95,23 @@ def test_every_bad_row_is_reported_and_nothing_is_written(db, tmp_path):
     errors = {e.line: " ".join(e.problems) for e in caught.value.errors}
     assert set(errors) == {2, 3, 4, 5, 6, 7}
     assert "price" in errors[2] and "language" in errors[3] and "currency" in errors[4]
-    assert "already appears on line 1" in errors[5] and "unknown field" in errors[6] and "invalid JSON" in errors[7]
+    assert "already appears on line 1" in errors[5] and "title: required" in errors[6] and "invalid JSON" in errors[7]
     assert count(db, Product) == 0
 
 
-def test_a_failure_while_embedding_rolls_back_the_whole_import(db, tmp_path):
+def test_a_failure_while_embedding_keeps_the_products_and_a_rerun_embeds_them(db, tmp_path):
+    """Embedding is its own stage: rows stay committed (lexically searchable), vectors land on the next run."""
+
     def broken(texts):
         raise RuntimeError("embedding engine crashed")
 
     with pytest.raises(RuntimeError, match="crashed"):
         import_file(db, write_jsonl(tmp_path / "a.jsonl", ROWS), broken)
-    assert count(db, Product) == 0 and count(db, ProductEmbedding) == 0
+    assert count(db, Product) == 6 and count(db, ProductEmbedding) == 0
+    embed = CountingEmbedder()
+    assert embed_catalog(db, LocalEmbedding(embed)).embedded == 6 and len(embed.texts) == 6
+    assert count(db, ProductEmbedding) == 6
+    assert embed_catalog(db, LocalEmbedding(embed)).embedded == 0
 
 
 def test_non_utf8_and_csv_header_problems_are_reported(tmp_path):
@@ -134,7 +126,7 @@ def test_non_utf8_and_csv_header_problems_are_reported(tmp_path):
     with pytest.raises(CatalogFileError) as caught:
         read_catalog(header)
     message = " ".join(caught.value.errors[0].problems)
-    assert "missing column(s) price" in message and "unknown column(s) cost" in message
+    assert "missing column(s) price" in message and "cost" not in message  # extra columns only warn
 
 
 def test_cli_imports_with_progress_and_rejects_bad_files(tmp_path):

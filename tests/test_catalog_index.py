@@ -17,17 +17,16 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from reranking.passages import PASSAGE_FORMAT_VERSION
 from shoprank import migrate
 from shoprank.catalog.models import Product, ProductEmbedding
 from shoprank.catalog.removal import delete_products
 from shoprank.db import Database, utcnow
 from shoprank.search.embeddings import (
+    DENSE_TEXT_VERSION,
     EMBEDDING_DIM,
     EMBEDDING_MODEL_ID,
+    dense_hash,
     embedder,
-    embedding_text,
-    text_hash,
     vector_to_bytes,
 )
 from shoprank.search.filters import PriceBound, SearchFilters
@@ -57,15 +56,16 @@ def add_products(db: Database, specs: list[dict], rng: np.random.Generator) -> N
             session.add(product)
             session.flush()
             vector = rng.normal(size=EMBEDDING_DIM).astype(np.float32)
-            mapping = {"title": product.title, "description": product.description, "brand": product.brand,
-                       "category": product.category, "price": product.price, "currency": product.currency,
-                       "attributes": {}}  # fmt: skip
+            product.dense_hash = dense_hash(
+                {"title": product.title, "description": product.description, "brand": product.brand,
+                 "category": product.category, "attributes": {}}
+            )  # fmt: skip
             session.add(
                 ProductEmbedding(
                     product_id=product.id,
                     model_id=EMBEDDING_MODEL_ID,
-                    passage_format_version=PASSAGE_FORMAT_VERSION,
-                    text_hash=text_hash(embedding_text(mapping)),
+                    passage_format_version=DENSE_TEXT_VERSION,
+                    text_hash=product.dense_hash,
                     dim=EMBEDDING_DIM,
                     vector=vector_to_bytes(vector / np.linalg.norm(vector)),
                 )
@@ -114,6 +114,7 @@ def test_catalog_changes_reach_searches_within_seconds_without_a_rebuild(catalog
     # vectors are random here, so let words decide the fused order
     index = CatalogIndex(catalog_db, embedder(), tmp_path / "index", poll_interval=0.2, lexical_weight=4.0)
     version = index.state.version.name
+    assert index.state.version.manifest["with_vector"] == 300  # stored vectors are current: none embedded here
     cheap = SearchFilters.of(max_price=PriceBound(Decimal("20"), "EUR"))
     assert "S0010" in skus(index, "lamp model 10", cheap)  # 15.00 EUR
 

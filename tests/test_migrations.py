@@ -24,6 +24,8 @@ TABLES = {
     "users",
     "unit_day_rollups",
     "ranking_defaults",
+    "categories",
+    "import_jobs",
 }
 
 
@@ -73,6 +75,7 @@ def test_step_by_step_downgrade_and_upgrade(tmp_path):
     for expected in (
         "0010_analytics",
         "0009_impression_delivery",
+        "0008_catalog_feeds",
         "0007_session_revocation",
         "0006_login_lockout",
         "0005_experiments",

@@ -66,12 +66,22 @@ def delete_prefixed_keys(redis_url: str, prefix: str) -> int:
 
 
 class WorkerProcess:
-    """``python -m shoprank worker ARGS`` in its own process group, with its log in a file."""
+    """``python -m shoprank worker ARGS`` (or another ``command``) in its own process group, log in a file."""
 
-    def __init__(self, args: Sequence[str], env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        command: str = "worker",
+        registry_namespace: str = "",
+    ) -> None:
         self.args = list(args)
         self.env = dict(env)
         self.log_path = Path(log_path)
+        self.command = command
+        #: Appended to the queue prefix for readiness: embed workers advertise under ``<prefix>embed:``.
+        self.registry_namespace = registry_namespace
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -84,7 +94,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "shoprank", "worker", *self.args],
+                [sys.executable, "-m", "shoprank", self.command, *self.args],
                 env=self.env,
                 cwd=REPO_ROOT,
                 stdout=log,
@@ -100,7 +110,7 @@ class WorkerProcess:
         """Block until ``processes`` model processes of this node advertise themselves."""
         assert self.process is not None and self.node, "start() with --hostname first"
         settings = settings_for(self.env)
-        registry = WorkerRegistry.from_url(settings.redis_url or "", settings.queue_prefix)
+        registry = WorkerRegistry.from_url(settings.redis_url or "", settings.queue_prefix + self.registry_namespace)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -1,4 +1,4 @@
-"""Catalog tables: products and the stored first-stage embedding of each product's passage."""
+"""Catalog tables: products, the stored first-stage embedding of each, category names, import jobs."""
 
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ class Product(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    #: sha256 of ``shoprank.search.embeddings.dense_text`` at import; a vector with the same hash is current.
+    dense_hash: Mapped[str | None] = mapped_column(String(64))
 
     embedding: Mapped[ProductEmbedding | None] = relationship(
         back_populates="product", cascade="all, delete-orphan", passive_deletes=True
@@ -67,3 +69,42 @@ class ProductTombstone(Base):
     product_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     sku: Mapped[str] = mapped_column(String(64))
     deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Category(Base):
+    """Display name (and path) of a category slug, as the feed named it; pages show ``name``."""
+
+    __tablename__ = "categories"
+
+    slug: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str | None] = mapped_column(String(1000))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImportJob(Base):
+    """One run of ``shoprank catalog import`` over one file: what a re-run resumes from, and what was kept.
+
+    ``rows_done`` counts the file's records (in file order) whose chunk is committed; a
+    re-run of the same file (same ``fingerprint``) skips them. ``status`` is ``writing``
+    while chunks are being committed, ``done`` or ``failed`` at the end.
+    """
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    format: Mapped[str] = mapped_column(String(32))
+    mode: Mapped[str] = mapped_column(String(16))  # full | delta
+    status: Mapped[str] = mapped_column(String(16))
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0)
+    inserted: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy import select
 
 from shoprank import migrate
+from shoprank.catalog.feeds import FORMATS
 from shoprank.config import ConfigError, Settings
 
 
@@ -61,52 +63,163 @@ def catalog_group() -> None:
     """Product catalog."""
 
 
-def run_import(settings: Settings, path: Path, fmt: str | None, *, quiet: bool = False) -> None:
-    """Shared by ``catalog import`` and ``serve --demo``: validate, upsert, embed with a progress bar."""
-    from shoprank.catalog.importer import CatalogFileError, import_records, read_catalog
-    from shoprank.db import Database
+class BarProgress:
+    """tqdm bars for the import stages (checking, writing, embedding): one bar per stage."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def stage(self, name: str, total: int | None) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        unit = "row" if name != "embedding" else "product"
+        self.bar = tqdm(total=total, unit=unit, desc=name, disable=self.quiet, leave=False, mininterval=0.5)
+
+    def advance(self, count: int) -> None:
+        if self.bar is not None and count:
+            self.bar.update(count)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _embedding_backend(settings: Settings, embed_on: str) -> tuple[Any, str]:
+    """Celery embed workers when asked for (or, with ``auto``, when any is alive); else this process."""
+    from shoprank.catalog.embedding import LocalEmbedding
     from shoprank.search.embeddings import embedder
 
-    try:
-        records = read_catalog(path, fmt)
-    except CatalogFileError as exc:
-        for error in exc.errors[:50]:
-            click.echo(f"{path}: {error}", err=True)
-        if len(exc.errors) > 50:
-            click.echo(f"… and {len(exc.errors) - 50} more", err=True)
-        raise click.ClickException(str(exc)) from None
-    except (ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
+    if embed_on != "local" and settings.redis_url:
+        from workers.embed_client import CeleryEmbedding, live_embed_processes
 
+        processes = live_embed_processes(settings)
+        if processes:
+            return CeleryEmbedding.from_settings(settings, processes), f"{processes} embed worker process(es)"
+        if embed_on == "workers":
+            raise click.ClickException("no live embed worker (start one: shoprank embed-worker)")
+    elif embed_on == "workers":
+        raise click.ClickException("--embed-on workers needs SHOPRANK_REDIS_URL (the broker and worker registry)")
+    return LocalEmbedding(embedder().passages), "this process"
+
+
+def run_embed(
+    settings: Settings, embed_on: str = "auto", *, limit: int | None = None, progress: BarProgress | None = None
+) -> str:
+    """Embed every product whose stored vector is not current; returns a one-line summary."""
+    from shoprank.catalog.embedding import embed_catalog
+    from shoprank.db import Database
+
+    backend, where = _embedding_backend(settings, embed_on)
     db = Database.from_settings(settings)
-    _require_schema(settings.resolved_database_url)
-    from tqdm import tqdm
-
-    progress = tqdm(total=0, unit="product", desc="embedding", disable=quiet, leave=False)
-
-    def start(total: int) -> None:
-        progress.reset(total=total)
-
+    progress = progress or BarProgress()
     try:
-        report = import_records(db, records, embedder().passages, on_embed_start=start, on_progress=progress.update)
+        report = embed_catalog(db, backend, limit=limit, progress=progress)
     finally:
         progress.close()
         db.dispose()
-    click.echo(f"imported {path.name}: {report.summary()}")
+        if hasattr(backend, "close"):
+            backend.close()
+    return f"{report.embedded} embedded on {where} in {report.seconds:.1f} s ({report.per_second:.1f}/s)"
+
+
+def run_import(
+    settings: Settings,
+    path: Path,
+    fmt: str | None,
+    *,
+    quiet: bool = False,
+    options: Any = None,
+    embed: bool = True,
+    embed_on: str = "auto",
+) -> None:
+    """Shared by ``catalog import`` and ``serve --demo``: check, commit in chunks, then embed, with progress bars."""
+    from shoprank.catalog.importer import CatalogFileError, ImportOptions, import_feed
+    from shoprank.db import Database
+
+    options = options or ImportOptions(fmt=fmt)
+    _require_schema(settings.resolved_database_url)
+    db = Database.from_settings(settings)
+    progress = BarProgress(quiet)
+    try:
+        report = import_feed(db, path, options, progress)
+    except CatalogFileError as exc:
+        for error in exc.errors[:50]:
+            click.echo(f"{path}: {error}", err=True)
+        if exc.count > 50:
+            click.echo(f"… and {exc.count - 50} more", err=True)
+        raise click.ClickException(str(exc)) from None
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        progress.close()
+        db.dispose()
+    for warning in report.warnings:
+        click.echo(f"{path}: warning: {warning}", err=True)
+    for error in report.errors[:50]:
+        click.echo(f"{path}: skipped {error}", err=True)
+    click.echo(f"imported {path.name} ({report.fmt}): {report.summary()}")
+    if embed:
+        click.echo(f"embedding: {run_embed(settings, embed_on, progress=BarProgress(quiet))}")
+    else:
+        click.echo("not embedded (--no-embed): searchable lexically now; run `shoprank catalog embed` for dense search")
     from shoprank.cli.index_commands import build_index
 
-    build_index(settings, quiet=quiet)
+    build_index(settings, quiet=quiet)  # a new index version: running servers switch to it within a second
+
+
+_EMBED_ON = click.Choice(["auto", "local", "workers"])
 
 
 @catalog_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file extension.")
-def catalog_import(file: Path, fmt: str | None) -> None:
-    """Validate FILE (JSONL or CSV), upsert its products by sku and precompute their embeddings.
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), help="Default: from the extension and header.")
+@click.option("--language", help="Language of every product, for feeds without one (Merchant Center, Shopify).")
+@click.option("--currency", help="Currency of every price, for feeds without one (Shopify).")
+@click.option("--delta", is_flag=True, help="Price/stock/availability only: never touches text or vectors.")
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows and list the invalid ones.")
+@click.option("--chunk-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--no-embed", is_flag=True, help="Skip the embedding stage (run `shoprank catalog embed` later).")
+@click.option(
+    "--embed-on", type=_EMBED_ON, default="auto", show_default=True, help="auto: embed workers when any is alive."
+)
+def catalog_import(
+    file: Path,
+    fmt: str | None,
+    language: str | None,
+    currency: str | None,
+    delta: bool,
+    skip_invalid: bool,
+    chunk_size: int,
+    no_embed: bool,
+    embed_on: str,
+) -> None:
+    """Check FILE, upsert its products by sku in committed chunks, then embed what changed.
 
-    Nothing is written unless every row is valid; all problems are listed with their line.
+    A file with invalid rows is refused whole (every problem listed with its line) unless
+    --skip-invalid. An interrupted import leaves whole chunks committed; running it again resumes.
     """
-    run_import(_settings(), file, fmt)
+    from shoprank.catalog.importer import ImportOptions
+
+    options = ImportOptions(
+        fmt=fmt, language=language, currency=currency, delta=delta, skip_invalid=skip_invalid, chunk_size=chunk_size
+    )
+    run_import(_settings(), file, fmt, options=options, embed=not (no_embed or delta), embed_on=embed_on)
+
+
+@catalog_group.command("embed")
+@click.option("--embed-on", type=_EMBED_ON, default="auto", show_default=True, help="auto: workers when any is alive.")
+@click.option("--limit", type=click.IntRange(1), help="Embed at most this many products (then stop).")
+def catalog_embed(embed_on: str, limit: int | None) -> None:
+    """Compute the vector of every product whose stored vector is missing or stale; resumable."""
+    settings = _settings()
+    _require_schema(settings.resolved_database_url)
+    click.echo(f"embedding: {run_embed(settings, embed_on, limit=limit)}")
+    from shoprank.cli.index_commands import build_index
+
+    build_index(settings)  # fold the new vectors into an index version instead of every process's delta
 
 
 @click.group("apikey")

@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from shoprank import migrate
-from shoprank.cli.data_commands import _require_schema, _settings, run_import
+from shoprank.cli.data_commands import _require_schema, _settings, run_embed, run_import
+from shoprank.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +22,18 @@ def _demo_catalog_path(configured: str) -> Path:
     if not path.exists():
         raise click.ClickException(f"demo catalog {configured} not found (set SHOPRANK_DEMO_CATALOG)")
     return path
+
+
+def _stale_vectors(settings: Settings) -> int:
+    from shoprank.catalog.embedding import count_stale
+    from shoprank.db import Database
+
+    db = Database.from_settings(settings)
+    try:
+        with db.session() as session:
+            return count_stale(session)
+    finally:
+        db.dispose()
 
 
 def _catalog_is_empty(url: str) -> bool:
@@ -82,6 +95,11 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
         migrate.upgrade(url)
         if _catalog_is_empty(url):
             run_import(settings, _demo_catalog_path(settings.demo_catalog), None)
+        elif _stale_vectors(settings):  # e.g. vectors stored before the dense text dropped the price
+            click.echo(f"embedding: {run_embed(settings)}")
+            from shoprank.cli.index_commands import build_index
+
+            build_index(settings)
     else:
         _require_schema(url)
 

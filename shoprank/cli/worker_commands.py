@@ -141,3 +141,16 @@ def worker_status(as_json: bool) -> None:
             f"  {w['node']}: {w['device']} {w['dtype']} {w['model_id']} max_length={w['max_length']} "
             f"processes={w['processes']} jobs_served={w['jobs_served']}"
         )
+
+
+@click.command("embed-worker")
+@click.option("--concurrency", type=click.IntRange(1), default=1, show_default=True, help="Embedding processes.")
+@click.option("--hostname", help="Celery node name [default: embed@<host>].")
+def embed_worker(concurrency: int, hostname: str | None) -> None:
+    """Run a Celery embed worker on the embed.cpu queue (chunks from `shoprank catalog embed` / import)."""
+    from workers.embed_worker import run_embed_worker
+
+    for name in ("workers", "shoprank"):
+        logger = logging.getLogger(name)
+        logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
+    sys.exit(run_embed_worker(_settings(), concurrency, hostname))

@@ -360,7 +360,10 @@ class CatalogIndex:
         row = int(version.rows_of([item.id])[0])
         price_ref = self.fx.to_reference(item.price, item.currency)
         vector_current = embedding is not None and stored_vector_is_current(
-            item.as_mapping(), embedding.model_id, embedding.passage_format_version, embedding.text_hash
+            {**item.as_mapping(), "dense_hash": product.dense_hash},
+            embedding.model_id,
+            embedding.passage_format_version,
+            embedding.text_hash,
         )
         same_text = row >= 0 and int(version.text_hash[row]) == content_hash(text, item.language)
         if same_text and (bool(version.has_vector[row]) or not vector_current):

@@ -175,7 +175,7 @@ def build_version(
     missing_texts: dict[int, str] = {}
     columns = (
         Product.id, Product.title, Product.description, Product.price, Product.currency, Product.category,
-        Product.language, Product.brand, Product.stock, Product.attributes,
+        Product.language, Product.brand, Product.stock, Product.attributes, Product.dense_hash,
         ProductEmbedding.model_id, ProductEmbedding.passage_format_version, ProductEmbedding.text_hash,
         ProductEmbedding.dim, ProductEmbedding.vector,
     )  # fmt: skip
@@ -186,7 +186,7 @@ def build_version(
         for record in result:
             if row >= total:  # rows added while reading reach searches through the delta
                 break
-            (pid, title, description, price, currency, category, language, brand, stock, attributes,
+            (pid, title, description, price, currency, category, language, brand, stock, attributes, dense_hash,
              model_id, format_version, stored_hash, dim, vector) = record  # fmt: skip
             text = lexical_text(title, brand, category, description or "", attributes or {})
             ids.append(pid)
@@ -198,7 +198,8 @@ def build_version(
             hashes.append(content_hash(text, language))
             postings.add(tokenize(text))
             mapping = {"title": title, "description": description or "", "brand": brand, "category": category,
-                       "price": price, "currency": currency, "attributes": attributes or {}}  # fmt: skip
+                       "price": price, "currency": currency, "attributes": attributes or {},
+                       "dense_hash": dense_hash}  # fmt: skip
             usable = vector is not None and stored_vector_is_current(mapping, model_id, format_version, stored_hash)
             if usable:
                 raw[row] = vector_from_bytes(vector, dim)

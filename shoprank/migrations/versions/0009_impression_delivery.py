@@ -1,7 +1,7 @@
 """impression delivery (rerank status, scorer, depth, server time) and shipped ranking defaults
 
 Revision ID: 0009_impression_delivery
-Revises: 0007_session_revocation
+Revises: 0008_catalog_feeds
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_impression_delivery"
-down_revision = "0007_session_revocation"
+down_revision = "0008_catalog_feeds"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,124 @@
+"""Feed parsers: one module per file format, each yielding the same normalised rows.
+
+A parser turns its format's columns into our field names (``sku``, ``title``,
+``price`` — possibly ``"19.99 USD"`` —, ``category`` — possibly a display path —, …),
+puts the columns it knows but we do not model into ``attributes``, and passes
+columns it does not know through under their own names (validation keeps those as
+attributes and the importer lists them once as a warning). Every parser streams:
+memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("jsonl", "csv", "merchant-tsv", "merchant-xml", "shopify")
+#: Formats that carry no per-product language (or currency): the file needs ``--language`` (``--currency``).
+NEEDS_LANGUAGE = frozenset({"merchant-tsv", "merchant-xml", "shopify"})
+NEEDS_CURRENCY = frozenset({"shopify"})
+
+
+@dataclass(slots=True)
+class FeedRow:
+    """One product from a feed: ``fields`` to validate, or ``problems`` found while parsing it."""
+
+    line: int  # line number (item number for XML feeds)
+    fields: dict[str, Any] | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class FeedError(ValueError):
+    """The file cannot be read further (bad encoding, broken XML, unusable header)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def decoded_lines(path: Path) -> Iterator[str]:
+    """The file's lines as text, one at a time; ``FeedError`` names the first line that is not UTF-8."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise FeedError(number, f"not UTF-8 (byte {exc.start} of the line)") from None
+            yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def blank_to_none(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: (None if isinstance(value, str) and not value.strip() else value) for key, value in row.items()}
+
+
+def table_rows(
+    path: Path, required: Sequence[str], delimiter: str = ",", column: Callable[[str], str] = str.strip
+) -> Iterator[FeedRow]:
+    """Rows of a CSV/TSV file as ``{column(header name): cell or None}``; header and cell-count problems as rows.
+
+    ``required`` is checked against the renamed header once, so a file missing a column
+    gets one message instead of one per row.
+    """
+    try:
+        reader = csv.reader(decoded_lines(path), delimiter=delimiter)
+        header = list(dict.fromkeys(column(name) for name in next(reader, [])))
+        missing = [name for name in required if name not in header]
+        if missing:
+            yield FeedRow(1, problems=[f"header: missing column(s) {', '.join(missing)}"])
+            return
+        for cells in reader:
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) > len(header):
+                yield FeedRow(reader.line_num, problems=[f"{len(cells) - len(header)} more cell(s) than the header"])
+                continue
+            yield FeedRow(reader.line_num, blank_to_none(dict(zip(header, cells, strict=False))))
+    except FeedError as exc:
+        yield FeedRow(exc.line, problems=[str(exc)])
+
+
+def _first_line(path: Path) -> str:
+    with path.open("rb") as handle:
+        return handle.readline(65536).decode("utf-8", "replace").removeprefix("\ufeff")
+
+
+def detect_format(path: Path, fmt: str | None = None) -> str:
+    """``fmt`` when given, else from the extension and (for ``.csv``) the header: Shopify has ``Handle``."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    if suffix in (".xml", ".rss", ".atom"):
+        return "merchant-xml"
+    if suffix in (".tsv", ".txt"):
+        return "merchant-tsv"
+    if suffix == ".csv":
+        header = _first_line(path)
+        return "shopify" if "Handle" in header and "Variant Price" in header else "csv"
+    raise ValueError(f"{path.name}: cannot tell the format from the extension; pass --format ({', '.join(FORMATS)})")
+
+
+def feed_rows(path: Path, fmt: str, delta: bool = False) -> Iterator[FeedRow]:
+    """The rows of ``path`` in format ``fmt``, normalised to our field names.
+
+    ``delta``: a price/stock feed, whose header needs only the product key column.
+    """
+    return _parser(fmt)(path, delta)
+
+
+def _parser(fmt: str) -> Callable[[Path, bool], Iterator[FeedRow]]:
+    from shoprank.catalog.feeds import merchant, ours, shopify
+
+    return {
+        "jsonl": ours.jsonl_rows,
+        "csv": ours.csv_rows,
+        "merchant-tsv": merchant.tsv_rows,
+        "merchant-xml": merchant.xml_rows,
+        "shopify": shopify.csv_rows,
+    }[fmt]
