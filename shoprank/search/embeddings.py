@@ -140,15 +140,5 @@ def stored_vector_is_current(product: Mapping[str, Any], model_id: str, format_v
     return is_current(model_id, format_version, stored_hash, expected)
 
 
-def embedding_text(product: Mapping[str, Any]) -> str:
-    """The text the first stage embeds for ``product``."""
-    return product_passage(product)
-
-
-def stored_vector_is_current(product: Mapping[str, Any], model_id: str, format_version: int, stored_hash: str) -> bool:
-    """Whether a stored vector still describes ``product`` (same model, format and embedded text)."""
-    return is_current(model_id, format_version, stored_hash, text_hash(embedding_text(product)))
-
-
 def embedder() -> E5Embedder:
     return shared_embedder()
