@@ -17,7 +17,7 @@ from shoprank.search.suggest import Suggestion
 from webapp import services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, json_body, visitor_id
-from webapp.i18n import UI_LANGUAGES, category_label
+from webapp.i18n import UI_LANGUAGES, catalog_category_names, category_label
 from webapp.presenters import applied_filters_json, converted_price, facets_json, hit_json
 from webapp.search_params import parse_search_params
 
@@ -49,6 +49,7 @@ def search_json(page: ShopPage, locale: str | None, fx: FxRates) -> dict[str, An
     """Today's fields plus the page, facets and applied filters (DESIGN.md §7)."""
     result = page.result
     ui = locale if locale in UI_LANGUAGES else "en"
+    names = catalog_category_names()
     return {
         "query": result.query,
         "language": result.language,
@@ -68,7 +69,7 @@ def search_json(page: ShopPage, locale: str | None, fx: FxRates) -> dict[str, An
         "per_page": page.per_page,
         "sort": page.sort,
         "currency": page.currency,
-        "facets": facets_json(page.facets, lambda slug: category_label(slug, ui), lambda code: language_name(code, ui)),
+        "facets": facets_json(page.facets, lambda s: category_label(s, ui, names), lambda c: language_name(c, ui)),
         "applied_filters": applied_filters_json(page),
     }
 
@@ -124,7 +125,7 @@ def suggest() -> Any:
     limit = _suggest_limit(request.args.get("limit"))
     ui = language if language in UI_LANGUAGES else "en"
     suggestions = app.suggester.suggest(
-        typed, language, limit=limit, category_label=lambda slug: category_label(slug, ui)
+        typed, language, limit=limit, category_label=lambda slug: category_label(slug, ui, catalog_category_names())
     )
     return {
         "query": typed,
