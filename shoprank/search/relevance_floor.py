@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,8 @@ NONSENSE_PROBES: tuple[str, ...] = (
 PROBE_DEPTH = 20
 #: The lexical retriever's best hits kept even below the floor: the query's words are in them.
 LEXICAL_EVIDENCE = 10
+#: After a catalog change, how often a failed background recalibration is retried.
+RETRY_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +67,35 @@ class RelevanceFloor:
         self._probes = tuple(probes)
         self._margin = margin
         self._floor: Floor | None = None
+        self._attempted_at = 0.0
         self._lock = threading.Lock()
 
     def current(self) -> Floor | None:
-        """The floor for the current catalog snapshot, calibrating it on first use (None when that failed)."""
+        """The floor for the current catalog snapshot (None when calibration failed).
+
+        The first calibration runs in the calling search (a few rerank calls, once per process); after a catalog
+        change the previous floor keeps serving while a background thread recalibrates, so no shopper waits.
+        """
         snapshot = self._service.index.snapshot
         floor = self._floor
         if floor is not None and floor.fingerprint == snapshot.fingerprint:
             return floor
+        if floor is not None:
+            due = time.monotonic() - self._attempted_at >= RETRY_SECONDS
+            if due and self._lock.acquire(blocking=False):
+                self._attempted_at = time.monotonic()
+                threading.Thread(target=self._recalibrate, args=(snapshot,), daemon=True).start()
+            return floor
         with self._lock:
-            if self._floor is not None and self._floor.fingerprint == snapshot.fingerprint:
-                return self._floor
-            self._floor = self._calibrate(snapshot)
+            if self._floor is None or self._floor.fingerprint != snapshot.fingerprint:
+                self._floor = self._calibrate(snapshot) or self._floor
             return self._floor
+
+    def _recalibrate(self, snapshot: Any) -> None:
+        try:
+            self._floor = self._calibrate(snapshot) or self._floor
+        finally:
+            self._lock.release()
 
     def _calibrate(self, snapshot: Any) -> Floor | None:
         tops: list[float] = []
@@ -110,6 +129,7 @@ class RelevanceFloor:
         floor = self.current()
         if floor is None or (result.scorer or {}).get("model_id") != floor.model_id:
             return list(result.hits)
+
         def lexical(hit: SearchHit) -> bool:
             return hit.retriever_ranks.get("lexical", LEXICAL_EVIDENCE + 1) <= LEXICAL_EVIDENCE
 
