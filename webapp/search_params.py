@@ -11,7 +11,7 @@ from werkzeug.datastructures import MultiDict
 
 from shoprank.languages import is_known_language
 from shoprank.search.filters import FxRates, PriceBound, SearchFilters
-from shoprank.search.shop_search import SORTS
+from shoprank.search.shop_search import SORTS, ShopQuery
 from webapp.errors import ApiError
 
 MAX_PAGE = 1000
@@ -27,6 +27,24 @@ class SearchParams:
     sort: str
     page: int
     per_page: int
+
+    def query(
+        self, text: str, *, language: str | None, unit_id: str | None, request_id: str, surface: str, market: str | None
+    ) -> ShopQuery:
+        """The search these parameters ask for, with the words as typed and who is asking."""
+        return ShopQuery(
+            text=text,
+            currency=self.currency,
+            language=language,
+            filters=self.filters,
+            sort=self.sort,
+            page=self.page,
+            per_page=self.per_page,
+            unit_id=unit_id,
+            request_id=request_id,
+            surface=surface,
+            market=market,
+        )
 
 
 def _values(args: MultiDict, name: str) -> list[str]:

@@ -11,7 +11,7 @@ from shoprank.languages import is_known_language, language_name
 from shoprank.observability import metrics
 from shoprank.search.filters import FxRates
 from shoprank.search.service import SearchInputError
-from shoprank.search.shop_search import ShopPage, ShopQuery
+from shoprank.search.shop_search import ShopPage
 from shoprank.search.shopper_currency import shopper_currency
 from shoprank.search.suggest import Suggestion
 from webapp import services
@@ -94,18 +94,8 @@ def search() -> Any:
     query = request.args.get("q", "")
     try:
         page = app.shop_search.search(
-            ShopQuery(
-                text=query,
-                currency=params.currency,
-                language=language,
-                filters=params.filters,
-                sort=params.sort,
-                page=params.page,
-                per_page=params.per_page,
-                unit_id=user,
-                request_id=current_request_id(),
-                surface="api",
-                market=market,
+            params.query(
+                query, language=language, unit_id=user, request_id=current_request_id(), surface="api", market=market
             ),
             depth=settings.search_max_limit,
         )

@@ -12,7 +12,6 @@ from markupsafe import escape
 from werkzeug.datastructures import MultiDict
 
 from shoprank.search.service import SearchInputError
-from shoprank.search.shop_search import ShopQuery
 from shoprank.search.shopper_currency import shopper_currency
 from webapp import services
 from webapp.errors import ApiError
@@ -163,14 +162,9 @@ def search() -> Any:
         return render_template("search.html", query="", page=None, error=translate(language, "empty_query"))
     try:
         page = app.shop_search.search(
-            ShopQuery(
-                text=raw_query,
-                currency=params.currency,
+            params.query(
+                raw_query,
                 language=language,
-                filters=params.filters,
-                sort=params.sort,
-                page=params.page,
-                per_page=params.per_page,
                 unit_id=ensure_visitor_id(),
                 request_id=current_request_id(),
                 surface="shop",
