@@ -16,10 +16,12 @@ from tests.test_browser import browser, live_shop  # noqa: F401  (pytest fixture
 from webapp.i18n import UI_LANGUAGES
 
 FX = FxRates()
-CARD_PRICES = """() => Array.from(document.querySelectorAll('#results article.card')).map(card => {
-  const buy = card.querySelector('button.btn-buy');
-  return [buy.getAttribute('data-price'), buy.getAttribute('data-currency')];
-})"""
+CARD_PRICES = """(inStockOnly) => Array.from(document.querySelectorAll('#results article.card'))
+  .filter(card => !inStockOnly || !card.querySelector('button.btn-buy').disabled)
+  .map(card => {
+    const buy = card.querySelector('button.btn-buy');
+    return [buy.getAttribute('data-price'), buy.getAttribute('data-currency')];
+  })"""
 OVERFLOWING_BUTTONS = """() => {
   const bad = [];
   document.querySelectorAll('article.card').forEach(card => {
@@ -41,8 +43,8 @@ def _shots(tmp_path: Path) -> Path:
     return folder
 
 
-def _prices_in(page, currency: str) -> list[float]:
-    return [FX.convert(Decimal(price), code, currency) for price, code in page.evaluate(CARD_PRICES)]
+def _prices_in(page, currency: str, in_stock_only: bool = False) -> list[float]:
+    return [FX.convert(Decimal(price), code, currency) for price, code in page.evaluate(CARD_PRICES, in_stock_only)]
 
 
 def test_shopper_tasks(browser, live_shop, tmp_path):  # noqa: F811
@@ -83,8 +85,10 @@ def test_shopper_tasks(browser, live_shop, tmp_path):  # noqa: F811
     page.goto(f"{base}/search?q=headphones&lang=en")
     with page.expect_navigation():
         page.select_option("#sort", "price_asc")
-    prices = _prices_in(page, "USD")
+    prices = _prices_in(page, "USD", in_stock_only=True)  # out-of-stock products follow the ones in stock
     assert len(prices) > 3 and prices == sorted(prices)
+    buyable = page.locator("#results article.card button.btn-buy").evaluate_all("bs => bs.map(b => !b.disabled)")
+    assert buyable == sorted(buyable, reverse=True)
     page.screenshot(path=str(shots / "search-en.png"), full_page=True)
 
     # 4. page 2 continues where page 1 ended, and its impression is logged with those positions

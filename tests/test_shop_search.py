@@ -69,7 +69,9 @@ def test_limit_still_sets_the_page_size(client):
 @pytest.mark.parametrize("sort", ["price_asc", "price_desc"])
 def test_price_sorts_compare_converted_prices(client, sort):
     body = client.get(f"/api/search?q=headphones&sort={sort}&per_page=100").get_json()
-    prices = [_usd(r) for r in body["results"]]
+    stock = [r["stock"] > 0 for r in body["results"]]
+    assert stock == sorted(stock, reverse=True) and not all(stock)  # what cannot be bought comes last
+    prices = [_usd(r) for r in body["results"] if r["stock"] > 0]
     assert len(prices) > 5 and len({r["currency"] for r in body["results"]}) > 1
     assert prices == sorted(prices, reverse=sort == "price_desc")
     assert body["sort"] == sort

@@ -11,7 +11,8 @@ page adds around it, shared by ``/search`` and ``/api/search`` so both say the s
 - Out of stock: in relevance order, a product that cannot be bought moves down ``OUT_OF_STOCK_DEMOTION``
   places, so it stays above in-stock products ranked much lower but below the in-stock ones of similar
   relevance (rank positions, not scores: the same rule for every reranker and for first-stage order).
-- Price sorts compare prices converted to one currency; ties keep the relevance order.
+- Price sorts compare prices converted to one currency, out-of-stock products after the ones that can be
+  bought (else "lowest price first" opens with things nobody can buy); ties keep the relevance order.
 - With no words left (only filters, or only "under 50 €"), the page lists every product matching the filters.
 """
 
@@ -120,7 +121,9 @@ def _sorted(hits: list[SearchHit], sort: str, fx: FxRates) -> list[SearchHit]:
         return _demote_out_of_stock(hits)
     prices = [fx.to_reference(hit.item.price, hit.item.currency) for hit in hits]
     sign = 1 if sort == "price_asc" else -1
-    order = sorted(range(len(hits)), key=lambda i: (prices[i] is None, sign * (prices[i] or 0.0), i))
+    order = sorted(
+        range(len(hits)), key=lambda i: (hits[i].item.stock <= 0, prices[i] is None, sign * (prices[i] or 0.0), i)
+    )
     return [hits[i] for i in order]
 
 
