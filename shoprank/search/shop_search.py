@@ -22,10 +22,9 @@ import dataclasses
 import math
 import uuid
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from shoprank.search.catalog_browse import items_matching
-from shoprank.search.filters import FxRates, PriceBound, SearchFilters
+from shoprank.search.filters import FxRates, SearchFilters
 from shoprank.search.query_price import ParsedQuery, PriceConstraint, parse_query
 from shoprank.search.relevance_floor import RelevanceFloor
 from shoprank.search.service import SearchHit, SearchInputError, SearchResult, SearchService, clean_query
@@ -254,7 +253,3 @@ class ShopSearch:
             impression_id=str(uuid.uuid4()),
         )
         return result, hits
-
-
-def price_bound(amount: Decimal | None, currency: str) -> PriceBound | None:
-    return None if amount is None else PriceBound(amount, currency)
