@@ -11,6 +11,13 @@ alternative, 1 = related, plus keyword-trap products that must not come first):
 - trap@1: how often a keyword-trap accessory is the top result,
 - cross-lingual hit@10: non-English queries with a grade-3 product in another language in the top 10.
 
+Price-capped queries (``data/catalog/demo_price_queries.jsonl``, 11 languages: "auriculares inalámbricos por
+menos de 100 euros", "无线降噪耳机 1000元以下", ...) reuse a labelled query's judgements, keeping only the products
+whose converted price is within the limit. They compare the query as typed (the limit's words and number go to
+retrieval) with the query understood (limit cut out, applied as a price filter inside the first stage), by nDCG@10
+and out_of_range@10 (share of the top 10 outside the limit). The labelled queries also go through the price
+parser, which must find no limit in any of them (their metrics are then exactly today's).
+
 The reranker is whatever ``load_scorer`` finds (``--model``); without weights that is the
 e5 bi-encoder fallback, reported as such. Prints JSON, then one summary line.
 """
@@ -24,6 +31,7 @@ import math
 import sys
 import tempfile
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,10 +70,63 @@ def evaluate(rankings: dict[str, list[str]], queries: list[dict], languages: dic
     }
 
 
+def price_capped(index, products: list[dict], reranker, labelled: list[dict], path: Path, top_k: int) -> dict:
+    """Price-capped queries, typed as-is versus understood (limit cut out and applied inside the first stage)."""
+    from shoprank.search.filters import FxRates, SearchFilters
+    from shoprank.search.query_price import parse_query
+    from shoprank.search.shopper_currency import LANGUAGE_CURRENCY
+
+    fx = FxRates()
+    base = {q["id"]: q for q in labelled}
+    cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    systems: dict[str, dict[str, list[float]]] = {"typed": {}, "understood": {}}
+    recognised, skipped = 0, []
+    for case in cases:
+        parsed = parse_query(case["query"], language=case["language"], currency=LANGUAGE_CURRENCY[case["language"]])
+        if parsed.price is None:
+            skipped.append(case["id"])
+            continue
+        recognised += 1
+        filters = SearchFilters.of(min_price=parsed.price.min_price, max_price=parsed.price.max_price)
+        in_range = {
+            p["sku"]
+            for p in products
+            if filters.matches(
+                category=p["category"],
+                brand=p.get("brand"),
+                language=p["language"],
+                stock=int(p.get("stock", 1)),
+                reference_price=fx.to_reference(Decimal(str(p["price"])), p["currency"]),
+                fx=fx,
+            )  # fmt: skip
+        }
+        judgements = {sku: int(g) for sku, g in base[case["base"]]["relevant"].items() if sku in in_range}
+        if not any(g >= 2 for g in judgements.values()):
+            skipped.append(case["id"])  # nothing good within the limit: nDCG is undefined
+            continue
+        for name, text, limit in (("typed", case["query"], None), ("understood", parsed.text, filters)):
+            first_stage = index.first_stage(text, top_k, limit)
+            fused = [h.sku for h in first_stage.hits]
+            outcome = reranker.rerank(text, [first_stage.items[s].passage for s in fused])
+            ranked = [fused[r.index] for r in outcome.results]
+            metrics = systems[name]
+            metrics.setdefault("ndcg@10", []).append(ndcg_at(ranked, judgements))
+            top = ranked[:10]
+            metrics.setdefault("out_of_range@10", []).append(sum(s not in in_range for s in top) / max(len(top), 1))
+    return {
+        "queries": len(cases),
+        "recognised": recognised,
+        "languages": sorted({c["language"] for c in cases}),
+        "skipped": skipped,
+        **{name: {k: round(sum(v) / len(v), 4) for k, v in m.items()} for name, m in systems.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", type=Path, default=REPO / "data" / "catalog" / "demo_products.jsonl")
     parser.add_argument("--queries", type=Path, default=REPO / "data" / "catalog" / "demo_queries.jsonl")
+    parser.add_argument("--price-queries", type=Path, default=REPO / "data" / "catalog" / "demo_price_queries.jsonl")
     parser.add_argument("--model", default=None, help="cross-encoder hub id or directory (default: settings)")
     parser.add_argument("--top-k", type=int, default=100)
     args = parser.parse_args()
@@ -79,6 +140,7 @@ def main() -> None:
     from shoprank.db import Database
     from shoprank.search.embeddings import embedder
     from shoprank.search.index import CatalogIndex
+    from shoprank.search.query_price import parse_query
 
     queries = [json.loads(line) for line in args.queries.read_text(encoding="utf-8").splitlines() if line.strip()]
     spec = Settings.from_env({}).scorer_spec(allow_download=False, **({"model": args.model} if args.model else {}))
@@ -95,7 +157,8 @@ def main() -> None:
             scorer.use_centering(index.centering)
 
         catalog_lines = args.catalog.read_text(encoding="utf-8").splitlines()
-        languages = {p["sku"]: p["language"] for p in (json.loads(line) for line in catalog_lines if line.strip())}
+        catalog = [json.loads(line) for line in catalog_lines if line.strip()]
+        languages = {p["sku"]: p["language"] for p in catalog}
         systems: dict[str, dict[str, list[str]]] = {}
         for q in queries:
             first_stage = index.first_stage(q["query"], args.top_k)
@@ -108,10 +171,15 @@ def main() -> None:
             systems.setdefault("reranked", {})[q["id"]] = [fused[r.index] for r in outcome.results]
         products = index.size
         centering = index.centering
+        price = price_capped(index, catalog, reranker, queries, args.price_queries, args.top_k)
         db.dispose()
+
+    misread = [q["query"] for q in queries if parse_query(q["query"], language=q["language"], currency="USD").price]
 
     report = {
         "queries": len(queries),
+        "price_limits_found_in_labelled_queries": misread,
+        "price_capped": price,
         "products": products,
         "top_k": args.top_k,
         "lexical_weight": index.lexical_weight,
@@ -125,7 +193,10 @@ def main() -> None:
         f"nDCG@10 first stage {fused['ndcg@10']:.3f} -> reranked {reranked['ndcg@10']:.3f} "
         f"({scorer.info.kind}); trap@1 {fused['trap@1']:.2f} -> {reranked['trap@1']:.2f}; "
         f"cross-lingual hit@10 {fused['cross_lingual_hit@10']:.2f} -> {reranked['cross_lingual_hit@10']:.2f}; "
-        f"recall@{args.top_k} {fused[f'recall@{args.top_k}']:.2f} over {len(queries)} queries"
+        f"recall@{args.top_k} {fused[f'recall@{args.top_k}']:.2f} over {len(queries)} queries; "
+        f"price-capped ({price['queries']} queries, {len(price['languages'])} languages, reranked): nDCG@10 "
+        f"{price['typed']['ndcg@10']:.3f} typed -> {price['understood']['ndcg@10']:.3f} understood, out of range@10 "
+        f"{price['typed']['out_of_range@10']:.2f} -> {price['understood']['out_of_range@10']:.2f}"
     )
 
 

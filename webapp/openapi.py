@@ -94,6 +94,70 @@ _COHERE_RESPONSE = {
     },
 }
 
+_FACET_VALUES: dict[str, Any] = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"value": {"type": "string"}, "label": {"type": "string"}, "count": {"type": "integer"}},
+    },
+}
+_SEARCH_FACETS: dict[str, Any] = {
+    "type": "object",
+    "description": "Counts over every matching product (all pages); prices in the shopper's currency",
+    "properties": {
+        "category": _FACET_VALUES,
+        "brand": _FACET_VALUES,
+        "language_of_listing": _FACET_VALUES,
+        "in_stock": {"type": "object", "properties": {"count": {"type": "integer"}}},
+        "price": {
+            "type": "object",
+            "properties": {
+                "currency": {"type": "string"},
+                "min": {"type": ["number", "null"]},
+                "max": {"type": ["number", "null"]},
+                "buckets": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "min": {"type": ["number", "null"]},
+                            "max": {"type": ["number", "null"]},
+                            "count": {"type": "integer"},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+_MONEY: dict[str, Any] = {
+    "type": ["object", "null"],
+    "properties": {"amount": {"type": "number"}, "currency": {"type": "string"}},
+}
+_APPLIED_FILTERS: dict[str, Any] = {
+    "type": "object",
+    "description": "What narrowed the results, including a price limit recognised in the query text",
+    "properties": {
+        "query_text": {"type": "string", "description": "The words retrieval and the reranker saw"},
+        "category": {"type": "array", "items": {"type": "string"}},
+        "brand": {"type": "array", "items": {"type": "string"}},
+        "language_of_listing": {"type": "array", "items": {"type": "string"}},
+        "in_stock": {"type": "boolean"},
+        "min_price": _MONEY,
+        "max_price": _MONEY,
+        "price_from_query": {
+            "type": ["object", "null"],
+            "properties": {
+                "text": {"type": "string"},
+                "language": {"type": "string"},
+                "min_price": _MONEY,
+                "max_price": _MONEY,
+            },
+        },
+        "sort": {"type": "string"},
+        "currency": {"type": "string"},
+    },
+}
 _PRODUCT_RESULT = {
     "type": "object",
     "properties": {
@@ -107,6 +171,12 @@ _PRODUCT_RESULT = {
         "price": {"type": "number"},
         "currency": {"type": "string"},
         "price_display": {"type": "string"},
+        "price_converted": {
+            "type": ["object", "null"],
+            "description": "Approximate price in the shopper's currency (one static FX table, SHOPRANK_FX_RATES); "
+            "null when the listing is in it",
+            "properties": {"amount": {"type": "number"}, "currency": {"type": "string"}, "display": {"type": "string"}},
+        },
         "image": {"type": ["string", "null"]},
         "stock": {"type": "integer"},
         "attributes": {"type": "object"},
@@ -326,6 +396,8 @@ def openapi_document() -> dict[str, Any]:
                 "ProductResult": _PRODUCT_RESULT,
                 "SearchResponse": _SEARCH_RESPONSE,
                 "RankRequest": _RANK_REQUEST,
+                "SearchFacets": _SEARCH_FACETS,
+                "AppliedFilters": _APPLIED_FILTERS,
                 "Event": _EVENT,
             },
         },
@@ -334,9 +406,53 @@ def openapi_document() -> dict[str, Any]:
                 "get": {
                     "summary": "Search the catalog (first stage + rerank with deadline fallback)",
                     "parameters": [
-                        {"name": "q", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 1000}},
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "schema": {"type": "string", "maxLength": 1000},
+                            "description": "Words; a price limit in them ('under $100', '500元以下') becomes a "
+                            "price filter. May be empty when a filter is given (browse).",
+                        },
                         {"name": "lang", "in": "query", "schema": {"type": "string"}, "description": "ISO 639-1"},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 20}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "default": 20},
+                            "description": "Older name of per_page",
+                        },
+                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                        {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 20}},
+                        {"name": "sort", "in": "query", "schema": {"enum": ["relevance", "price_asc", "price_desc"]}},
+                        {"name": "min_price", "in": "query", "schema": {"type": "number", "minimum": 0}},
+                        {"name": "max_price", "in": "query", "schema": {"type": "number", "minimum": 0}},
+                        {
+                            "name": "currency",
+                            "in": "query",
+                            "schema": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
+                            "description": "ISO 4217: of min_price/max_price and of price_converted; default from "
+                            "lang/market",
+                        },
+                        {
+                            "name": "category",
+                            "in": "query",
+                            "schema": {"type": "array", "items": {"type": "string"}},
+                            "style": "form",
+                            "explode": True,
+                        },
+                        {
+                            "name": "brand",
+                            "in": "query",
+                            "schema": {"type": "array", "items": {"type": "string"}},
+                            "style": "form",
+                            "explode": True,
+                        },
+                        {
+                            "name": "language_of_listing",
+                            "in": "query",
+                            "schema": {"type": "array", "items": {"type": "string"}},
+                            "description": "ISO 639-1 of the product listing",
+                        },
+                        {"name": "in_stock", "in": "query", "schema": {"type": "boolean", "default": False}},
                         {"name": "user", "in": "query", "schema": {"type": "string"}, "description": "Unit id"},
                         {
                             "name": "market",
@@ -346,7 +462,63 @@ def openapi_document() -> dict[str, Any]:
                         },
                     ],
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/SearchResponse"}),
+                        "200": _json(
+                            {
+                                "allOf": [
+                                    {"$ref": "#/components/schemas/SearchResponse"},
+                                    {
+                                        "type": "object",
+                                        "properties": {
+                                            "total": {
+                                                "type": "integer",
+                                                "description": "Matching products above the relevance floor",
+                                            },
+                                            "page": {"type": "integer"},
+                                            "per_page": {"type": "integer"},
+                                            "sort": {"enum": ["relevance", "price_asc", "price_desc"]},
+                                            "currency": {"type": "string"},
+                                            "facets": {"$ref": "#/components/schemas/SearchFacets"},
+                                            "applied_filters": {"$ref": "#/components/schemas/AppliedFilters"},
+                                        },
+                                    },
+                                ]
+                            }
+                        ),
+                        **_error_responses(400),
+                    },
+                }
+            },
+            "/api/suggest": {
+                "get": {
+                    "summary": "Autocomplete: past searches, categories, brands and product titles, shopper's "
+                    "language first",
+                    "parameters": [
+                        {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}},
+                        {"name": "lang", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 20}},
+                    ],
+                    "responses": {
+                        "200": _json(
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "query": {"type": "string"},
+                                    "suggestions": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "kind": {"enum": ["search", "category", "brand", "product"]},
+                                                "text": {"type": "string"},
+                                                "value": {"type": "string"},
+                                                "language": {"type": ["string", "null"]},
+                                                "url": {"type": "string"},
+                                            },
+                                        },
+                                    },
+                                },
+                            }
+                        ),
                         **_error_responses(400),
                     },
                 }

@@ -42,7 +42,7 @@ SECURITY_HEADERS = {
 }
 HSTS = "max-age=31536000; includeSubDomains"
 #: The shop's unauthenticated JSON endpoints, limited per client IP.
-PUBLIC_RATE_LIMITED_ENDPOINTS = frozenset({"api.search", "api.events", "rank.rank"})
+PUBLIC_RATE_LIMITED_ENDPOINTS = frozenset({"api.search", "api.suggest", "api.events", "rank.rank"})
 PUBLIC_LIMITER = "shoprank_public_limiter"
 LOGIN_LIMITER = "shoprank_login_limiter"
 

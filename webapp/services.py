@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from experiments.store.currency import parse_rates
+from experiments.store.search_log import popular_queries
 from reranking import MemoryScoreCache, RedisScoreCache, Reranker, load_scorer
 from reranking.dispatch import InProcessDispatcher, RerankDispatcher
 from reranking.scorers.bi_encoder import E5FallbackScorer
@@ -26,6 +27,8 @@ from shoprank.search.filters import FxRates
 from shoprank.search.index import CatalogIndex
 from shoprank.search.ranking import RankingConfig, VariantResolver
 from shoprank.search.service import SearchService
+from shoprank.search.shop_search import ShopSearch
+from shoprank.search.suggest import Suggester
 from webapp.ratelimit import RateLimiter, build_limiter
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,19 @@ class AppServices:
     started_at: float = field(default_factory=time.time)
     #: Recent searches for the ops page (Redis-backed when configured, so every web process sees all).
     window: SearchWindow | None = None
+    #: The shopper's search around ``search`` (query understanding, floor, facets, pages) and autocomplete.
+    shop_search: ShopSearch | None = None
+    suggester: Suggester | None = None
+
+    def __post_init__(self) -> None:
+        if self.shop_search is None:
+            self.shop_search = ShopSearch(self.search)
+        if self.suggester is None:
+            self.suggester = Suggester(self.index, self._past_searches)
+
+    def _past_searches(self) -> list[tuple[str, str | None, int]]:
+        with self.db.session() as session:
+            return popular_queries(session)
 
     def scorer_info(self) -> dict[str, Any] | None:
         """The default scorer's description, from whatever the dispatcher reports."""

@@ -4,34 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, request, url_for
 
 from experiments.store import EventValidationError, IngestResult, ingest_events, parse_events
 from experiments.store.screening import IgnoredEvent, screen_events
 from shoprank.db import run_retrying_conflicts
-from shoprank.languages import is_known_language
+from shoprank.languages import is_known_language, language_name
 from shoprank.observability import metrics
+from shoprank.search.filters import FxRates
 from shoprank.search.service import SearchInputError, SearchResult
+from shoprank.search.shop_search import ShopPage
+from shoprank.search.shopper_currency import shopper_currency
+from shoprank.search.suggest import Suggestion
 from webapp import services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, json_body, reject_unstorable, visitor_id
-from webapp.presenters import hit_json
+from webapp.i18n import UI_LANGUAGES, catalog_category_names, category_label
+from webapp.presenters import applied_filters_json, converted_price, facets_json, hit_json
+from webapp.search_params import parse_search_params
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_LIMIT = 20
-
-
-def parse_limit(raw: str | None, maximum: int) -> int:
-    if raw is None or raw == "":
-        return min(DEFAULT_LIMIT, maximum)
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_limit", f"limit must be a whole number, got {raw[:20]!r}") from None
-    if limit < 1 or limit > maximum:
-        raise ApiError(400, "invalid_limit", f"limit must be between 1 and {maximum}, got {limit}")
-    return limit
 
 
 def parse_language(raw: str | None, status: int = 400) -> str | None:
@@ -54,7 +48,8 @@ def parse_market(raw: str | None, status: int = 400) -> str | None:
     return raw.upper()
 
 
-def search_json(result: SearchResult, locale: str | None) -> dict[str, Any]:
+def result_json(result: SearchResult, locale: str | None) -> dict[str, Any]:
+    """What every ranked answer carries (``/api/search`` and ``POST /api/rank``)."""
     return {
         "query": result.query,
         "language": result.language,
@@ -73,30 +68,93 @@ def search_json(result: SearchResult, locale: str | None) -> dict[str, Any]:
     }
 
 
+def search_json(page: ShopPage, locale: str | None, fx: FxRates) -> dict[str, Any]:
+    """``result_json`` for the page's hits plus the page, facets and applied filters (DESIGN.md §7)."""
+    ui = locale if locale in UI_LANGUAGES else "en"
+    names = catalog_category_names()
+    return {
+        **result_json(page.result, locale),
+        "results": [hit_json(hit, locale, converted_price(hit.item, page.currency, fx, locale)) for hit in page.hits],
+        "total": page.total,
+        "page": page.page,
+        "per_page": page.per_page,
+        "sort": page.sort,
+        "currency": page.currency,
+        "facets": facets_json(page.facets, lambda s: category_label(s, ui, names), lambda c: language_name(c, ui)),
+        "applied_filters": applied_filters_json(page),
+    }
+
+
 @bp.get("/search")
 def search() -> Any:
     app = services()
     settings = app.settings
-    limit = parse_limit(request.args.get("limit"), settings.search_max_limit)
     language = parse_language(request.args.get("lang"))
     user = request.args.get("user") or visitor_id()
     if user is not None and len(user) > 128:
         raise ApiError(400, "invalid_user", "user must be at most 128 characters")
     reject_unstorable([("user", user or "")], "query parameter")  # the exposure log stores it
     market = parse_market(request.args.get("market"))
+    fx = app.search.fx
+    params = parse_search_params(
+        request.args,
+        fx=fx,
+        default_currency=shopper_currency(language, market, fx),
+        default_per_page=min(DEFAULT_LIMIT, settings.search_max_limit),
+        max_per_page=settings.search_max_limit,
+    )
+    query = request.args.get("q", "")
     try:
-        result = app.search.search(
-            request.args.get("q", ""),
-            limit=limit,
-            language=language,
-            unit_id=user,
-            request_id=current_request_id(),
-            surface="api",
-            market=market,
+        page = app.shop_search.search(
+            params.query(
+                query, language=language, unit_id=user, request_id=current_request_id(), surface="api", market=market
+            ),
+            depth=settings.search_max_limit,
         )
     except SearchInputError as exc:
         raise ApiError(400, exc.code, exc.message) from None
-    return search_json(result, language)
+    return search_json(page, language, fx)
+
+
+@bp.get("/suggest")
+def suggest() -> Any:
+    """Autocomplete: ``q`` (what was typed so far), ``lang``; past searches, categories, brands, product titles."""
+    app = services()
+    typed = request.args.get("q", "")
+    if len(typed) > 100:
+        raise ApiError(400, "invalid_q", "q must be at most 100 characters for suggestions")
+    language = parse_language(request.args.get("lang"))
+    limit = _suggest_limit(request.args.get("limit"))
+    ui = language if language in UI_LANGUAGES else "en"
+    suggestions = app.suggester.suggest(
+        typed, language, limit=limit, category_label=lambda slug: category_label(slug, ui, catalog_category_names())
+    )
+    return {
+        "query": typed,
+        "suggestions": [
+            {"kind": s.kind, "text": s.text, "value": s.value, "language": s.language, "url": suggestion_url(s)}
+            for s in suggestions
+        ],
+    }
+
+
+def _suggest_limit(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 8
+    if not raw.isdigit() or not 1 <= int(raw) <= 20:
+        raise ApiError(400, "invalid_limit", f"limit must be between 1 and 20, got {raw[:20]!r}")
+    return int(raw)
+
+
+def suggestion_url(suggestion: Suggestion) -> str:
+    """Where choosing a suggestion leads: a search, a category or brand listing, or the product page."""
+    if suggestion.kind == "product":
+        return url_for("shop.product", sku=suggestion.value)
+    if suggestion.kind == "category":
+        return url_for("shop.search", category=suggestion.value)
+    if suggestion.kind == "brand":
+        return url_for("shop.search", brand=suggestion.value)
+    return url_for("shop.search", q=suggestion.value)
 
 
 @bp.post("/events")

@@ -15,7 +15,7 @@ from flask import Blueprint
 from shoprank.search.service import SearchInputError
 from shoprank.search.supplied import InlineProduct, resolve_candidates
 from webapp import services
-from webapp.blueprints.api import parse_language, parse_market, search_json
+from webapp.blueprints.api import parse_language, parse_market, result_json
 from webapp.errors import ApiError
 from webapp.http import current_request_id, json_object, visitor_id
 from webapp.rank_schema import parse_rank_request
@@ -49,7 +49,7 @@ def rank() -> Any:
         )
     except SearchInputError as exc:
         raise ApiError(422, exc.code, exc.message) from None
-    body = search_json(result, language)
+    body = result_json(result, language)
     index_of = resolved.index_of()
     inline = {c.sku: c for c in req.candidates if isinstance(c, InlineProduct)}
     for entry in body["results"]:

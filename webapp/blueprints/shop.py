@@ -5,20 +5,30 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, g, render_template, request, url_for
 from markupsafe import escape
+from werkzeug.datastructures import MultiDict
 
 from shoprank.catalog import browse
 from shoprank.search.index import item_from_row
 from shoprank.search.service import SearchInputError
+from shoprank.search.shopper_currency import shopper_currency
 from webapp import services
+from webapp.errors import ApiError
 from webapp.http import current_request_id, ensure_visitor_id
-from webapp.i18n import translate, ui_language
+from webapp.i18n import format_locale, translate, ui_language
+from webapp.presenters import converted_price
+from webapp.search_params import parse_search_params
 
 bp = Blueprint("shop", __name__)
 
 PAGE_SIZE = 24
+MAX_PAGE_SIZE = 96
+CURRENCY_COOKIE = "sr_cur"
+#: Offered in the currency switcher (any currency with a rate also works as ``?currency=``).
+SHOP_CURRENCIES = ("USD", "EUR", "GBP", "CNY", "JPY", "KRW", "RUB", "SAR", "AED", "BRL")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _IMPRESSION = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 
@@ -53,23 +63,107 @@ def home() -> Any:
     return render_template("home.html", featured=featured, categories=_categories())
 
 
+def page_currency() -> str:
+    """The shopper's currency: ``?currency=`` (remembered in a cookie), else the cookie, else from language/market."""
+    if "page_currency" in g:
+        return g.page_currency
+    fx = services().search.fx
+    requested = request.args.get("currency", "").strip().upper()
+    remembered = request.cookies.get(CURRENCY_COOKIE, "")
+    if requested and fx.knows(requested) and len(requested) == 3:
+        currency = requested
+        if remembered != requested:
+            g.set_currency_cookie = requested
+    elif remembered and len(remembered) == 3 and fx.knows(remembered):
+        currency = remembered
+    else:
+        currency = shopper_currency(ui_language(), _market_for_currency(), fx)
+    g.page_currency = currency
+    return currency
+
+
+def _market_for_currency() -> str | None:
+    """The browser's region counts only when the page is in the browser's language: an en-US browser on the
+    Spanish page thinks in euros, an es-MX browser on it in pesos."""
+    for tag, _quality in request.accept_languages:
+        if tag.replace("_", "-").split("-")[0].lower() == ui_language():
+            return shopper_market()
+        return None
+    return None
+
+
+@bp.after_request
+def remember_currency(response: Response) -> Response:
+    chosen = g.get("set_currency_cookie")
+    if chosen:
+        response.set_cookie(
+            CURRENCY_COOKIE, chosen, max_age=365 * 24 * 3600, httponly=True, samesite="Lax", secure=request.is_secure
+        )
+    return response
+
+
+@bp.app_context_processor
+def shopper_prices() -> dict[str, Any]:
+    """``approx_price(item)``: the listing's price in the shopper's currency ("" when it is already in it)."""
+
+    def approx_price(item: Any) -> str:
+        try:
+            converted = converted_price(item, page_currency(), services().search.fx, format_locale(ui_language()))
+        except Exception:  # a price hint must never break a page
+            return ""
+        return converted["display"] if converted else ""
+
+    return {"approx_price": approx_price, "shop_currencies": SHOP_CURRENCIES}
+
+
+def search_url(remove: tuple[str, str] | None = None, **changes: Any) -> str:
+    """This search with one filter value removed or parameters changed; any change but ``page`` goes to page 1."""
+    args = MultiDict(request.args)
+    if remove is not None:
+        name, value = remove
+        raw = args.getlist(name)
+        values = raw[0].split(",") if len(raw) == 1 and "," in raw[0] else raw
+        args.setlist(name, [v for v in values if v.strip().casefold() != value.casefold()])
+    for key, value in changes.items():
+        if value is None or value == "":
+            args.poplist(key)
+        else:
+            args.setlist(key, [str(value)])
+    if "page" not in changes:
+        args.poplist("page")
+    query = urlencode([(k, v) for k, v in args.items(multi=True) if v != ""])
+    return url_for("shop.search") + ("?" + query if query else "")
+
+
 @bp.get("/search")
 def search() -> Any:
     ensure_visitor_id()
     app = services()
     raw_query = request.args.get("q", "")
     language = ui_language()
-    if not raw_query.strip():
-        return render_template("search.html", query="", result=None, error=translate(language, "empty_query"))
+    currency = page_currency()
     try:
-        result = app.search.search(
-            raw_query,
-            limit=PAGE_SIZE,
-            language=language,
-            unit_id=ensure_visitor_id(),
-            request_id=current_request_id(),
-            surface="shop",
-            market=shopper_market(),
+        params = parse_search_params(
+            request.args,
+            fx=app.search.fx,
+            default_currency=currency,
+            default_per_page=PAGE_SIZE,
+            max_per_page=MAX_PAGE_SIZE,
+        )
+    except ApiError as exc:
+        return render_template("search.html", query=raw_query[:200], page=None, error=exc.message), 400
+    if not raw_query.strip() and params.filters.is_empty():
+        return render_template("search.html", query="", page=None, error=translate(language, "empty_query"))
+    try:
+        page = app.shop_search.search(
+            params.query(
+                raw_query,
+                language=language,
+                unit_id=ensure_visitor_id(),
+                request_id=current_request_id(),
+                surface="shop",
+                market=shopper_market(),
+            )
         )
     except SearchInputError as exc:
         message = (
@@ -77,8 +171,17 @@ def search() -> Any:
             if exc.code == "query_too_long"
             else translate(language, "empty_query")
         )
-        return render_template("search.html", query=raw_query[:200], result=None, error=message), 400
-    return render_template("search.html", query=result.query, result=result, error=None)
+        return render_template("search.html", query=raw_query[:200], page=None, error=message), 400
+    popular = app.suggester.popular(language) if page.total == 0 else []
+    return render_template(
+        "search.html",
+        query=raw_query,
+        page=page,
+        result=page.result,
+        popular=popular,
+        search_url=search_url,
+        error=None,
+    )
 
 
 @bp.get("/c/<slug>")

@@ -12,6 +12,7 @@ else the browser's Accept-Language, else English.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,37 @@ def ui_language() -> str:
     return language
 
 
-def category_label(slug: str, language: str) -> str:
-    labels = catalog(language).get("category_names") or {}
-    return labels.get(slug) or slug.replace("-", " ").replace("_", " ").capitalize()
+def category_label(slug: str, language: str, catalog_names: Mapping[str, Mapping[str, str]] | None = None) -> str:
+    """The merchant's own display name for ``language`` when the catalog has one (``catalog_names``: slug →
+    language → name), else this folder's translation table, else the English table, else the slug in words."""
+    from_catalog = (catalog_names or {}).get(slug) or {}
+    return (
+        from_catalog.get(language)
+        or (catalog(language).get("category_names") or {}).get(slug)
+        or from_catalog.get(DEFAULT_LANGUAGE)
+        or (catalog(DEFAULT_LANGUAGE).get("category_names") or {}).get(slug)
+        or slug.replace("-", " ").replace("_", " ").capitalize()
+    )
+
+
+def attribute_label(key: str, language: str) -> str:
+    """A product attribute's name (``noise_cancelling`` → "Cancelación de ruido"); unknown keys in words."""
+    return (
+        (catalog(language).get("attribute_names") or {}).get(key)
+        or (catalog(DEFAULT_LANGUAGE).get("attribute_names") or {}).get(key)
+        or key.replace("_", " ").capitalize()
+    )
+
+
+def catalog_category_names() -> Mapping[str, Mapping[str, str]]:
+    """Category display names the loaded catalog carries, if its snapshot exposes ``category_names``
+    (slug → language → name, from merchant feeds); none otherwise."""
+    try:
+        from webapp import services
+
+        return getattr(services().index.snapshot, "category_names", None) or {}
+    except Exception:  # the error page renders without a catalog
+        return {}
 
 
 def init_app(app: Flask) -> None:
@@ -95,7 +124,8 @@ def init_app(app: Flask) -> None:
             "ui_languages": [(code, native_name(code)) for code in UI_LANGUAGES],
             "price": lambda amount, currency: display_price(amount, currency, format_locale(language)),
             "language_name": lambda code: language_name(code, language),
-            "category_label": lambda slug: category_label(slug, language),
+            "category_label": lambda slug: category_label(slug, language, catalog_category_names()),
+            "attribute_label": lambda key: attribute_label(key, language),
             "ui_strings": catalog(language),
             "lang_url": lang_url,
         }
