@@ -18,14 +18,15 @@ def _item(n: int) -> CatalogItem:
 
 
 @dataclass
-class Snapshot:
+class Index:
+    """What the floor reads of the index: its fingerprint and a first stage."""
+
     fingerprint: tuple
     items: list = field(default_factory=lambda: [_item(n) for n in range(5)])
 
-    def __post_init__(self) -> None:
-        self.by_sku = {i.sku: i for i in self.items}
+    def first_stage(self, query, top_k, filters=None):
         hits = [SimpleNamespace(sku=i.sku) for i in self.items]
-        self.retriever = SimpleNamespace(retrieve=lambda query, k, allowed=None: SimpleNamespace(hits=hits))
+        return SimpleNamespace(hits=hits, items={i.sku: i for i in self.items})
 
 
 class Dispatcher:
@@ -48,8 +49,7 @@ class Dispatcher:
 
 
 def _service(dispatcher, fingerprint=(1,)):
-    index = SimpleNamespace(snapshot=Snapshot(fingerprint))
-    return SimpleNamespace(index=index, dispatcher=dispatcher, deadline_ms=1000)
+    return SimpleNamespace(index=Index(fingerprint), dispatcher=dispatcher, deadline_ms=1000)
 
 
 def _result(scores, lexical_ranks=None, reranked=True) -> SearchResult:
@@ -89,7 +89,7 @@ def test_a_catalog_change_recalibrates_in_the_background_while_the_old_floor_ser
     old = floor.current()
     calls = dispatcher.calls
     dispatcher.release.clear()  # the recalibration will wait
-    service.index.snapshot = Snapshot((2,))
+    service.index = Index((2,))
     assert floor.current() is old  # served at once, not after the probes
     dispatcher.release.set()
     for _ in range(100):

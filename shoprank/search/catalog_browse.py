@@ -1,39 +1,33 @@
 """Catalog-wide questions the shop asks besides ranked search: the products matching filters alone (browsing a
 category or brand without a query), and the distinct brands and categories (autocomplete).
 
-These are the only places the shop reads the whole catalog; an index that cannot hold every row in memory
-re-implements these three functions over its columns.
+They are answered by the index's columns (``CatalogIndex.browse``, ``category_counts``, ``brand_counts``), never by
+walking the catalog, so they cost the same at a million products.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from shoprank.search.filters import FxRates, SearchFilters
-from shoprank.search.index import CatalogItem, CatalogSnapshot
+from shoprank.search.filters import SearchFilters
+from shoprank.search.index import CatalogIndex, CatalogItem
+
+#: A listing without a query shows at most this many products (sorted, faceted and paged like search results).
+BROWSE_DEPTH = 1000
 
 
 def items_matching(
-    snapshot: CatalogSnapshot, filters: SearchFilters, fx: FxRates, language: str | None
-) -> list[CatalogItem]:
-    """Every product passing ``filters``: in stock first, listings in ``language`` next, then the most stocked."""
-    mask = snapshot.filter_mask(filters, fx)
-    matching = [item for item, keep in zip(snapshot.items, mask, strict=True) if keep]
-    return sorted(matching, key=lambda i: (i.stock <= 0, i.language != language, -min(i.stock, 50), i.id))
+    index: CatalogIndex, filters: SearchFilters, language: str | None, limit: int = BROWSE_DEPTH
+) -> tuple[list[CatalogItem], int]:
+    """Products passing ``filters`` (in stock first, listings in ``language`` next, then the most stocked) and
+    how many match in all."""
+    return index.browse(filters, language, limit)
 
 
-def category_counts(snapshot: CatalogSnapshot) -> Counter[str]:
-    return Counter(item.category for item in snapshot.items)
+def category_counts(index: CatalogIndex) -> Counter[str]:
+    return Counter(dict(index.category_counts()))
 
 
-def brand_counts(snapshot: CatalogSnapshot) -> Counter[str]:
-    """Brands as merchants spell them (the most frequent spelling per case-folded brand)."""
-    spellings: Counter[str] = Counter(
-        item.brand.strip() for item in snapshot.items if item.brand and item.brand.strip()
-    )
-    merged: dict[str, tuple[str, int]] = {}
-    for spelling, count in spellings.most_common():
-        key = spelling.casefold()
-        name, total = merged.get(key, (spelling, 0))
-        merged[key] = (name, total + count)
-    return Counter({name: total for name, total in merged.values()})
+def brand_counts(index: CatalogIndex) -> Counter[str]:
+    """Brands as merchants spell them, with their product counts."""
+    return Counter(index.brand_counts())

@@ -170,6 +170,7 @@ class _Delta:
     deleted: set[int] = field(default_factory=set)
     seen: dict[int, Any] = field(default_factory=dict)  # id -> change stamp already applied
     newest: datetime | None = None
+    generation: int = 0  # bumped by every poll that changed something
     # derived arrays, rebuilt after each poll that changed something
     hidden_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     override_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -211,6 +212,8 @@ class CatalogIndex:
         self._poll_lock = threading.Lock()
         self._polled_at = 0.0
         self._items: LRUCache[tuple[int, Any], CatalogItem] = LRUCache(maxsize=20_000)
+        self._titles: tuple[str, list[tuple[str, str, str, int]]] | None = None
+        self._category_names: tuple[tuple[str, int], dict[str, dict[str, str]]] | None = None
         #: Called with the index after it opens a (new) version, e.g. to share its language centering.
         self.on_refresh: list[Callable[[CatalogIndex], None]] = []
 
@@ -311,6 +314,7 @@ class CatalogIndex:
         if stamps:
             newest = max(stamps)
             delta.newest = newest if delta.newest is None else max(delta.newest, newest)
+        delta.generation += 1
         self._derive(state)
         if len(delta.docs) + len(delta.overrides) > DELTA_BUILD_HINT:
             log.warning("catalog index: %d products changed since %s; run `shoprank index build`",
@@ -400,6 +404,12 @@ class CatalogIndex:
     @property
     def centering(self) -> LanguageCentering | None:
         return self.state.version.centering
+
+    @property
+    def fingerprint(self) -> tuple[str, int]:
+        """Changes whenever what searches see changes (a new version, or a poll that read changes)."""
+        state = self.state
+        return state.version.name, state.delta.generation
 
     def _base_mask(self, state: _State, filters: SearchFilters | None) -> np.ndarray | None:
         """Allowed version rows (None = all): filters column-wise, overrides applied, changed rows hidden."""
@@ -540,6 +550,79 @@ class CatalogIndex:
     def item(self, sku: str) -> CatalogItem | None:
         found = self.get([sku])
         return found[0] if found else None
+
+    def browse(self, filters: SearchFilters, language: str | None, limit: int) -> tuple[list[CatalogItem], int]:
+        """Products passing ``filters`` without a query (a category or brand listing), and how many there are.
+
+        Order: in stock first, listings in ``language`` next, then the most stocked, then oldest; at most
+        ``limit`` products are returned (sorted column-wise over the matching rows, hydrated from the database).
+        """
+        state = self.state
+        version, delta = state.version, state.delta
+        mask = self._base_mask(state, filters)
+        rows = np.arange(version.rows) if mask is None else np.flatnonzero(mask)
+        stock = np.asarray(version.stock)[rows].copy()
+        if len(delta.override_rows):
+            overridden = dict(zip(delta.override_rows.tolist(), delta.override_stock.tolist(), strict=True))
+            for i, row in enumerate(rows.tolist()):
+                if row in overridden:
+                    stock[i] = overridden[row]
+        code = version.languages.index(language) if language in version.languages else -2
+        product_ids = np.asarray(version.product_id)[rows]
+        keys = (product_ids, -np.minimum(stock, 50), np.asarray(version.language)[rows] != code, stock <= 0)
+        order = np.lexsort(keys)[:limit]
+        docs = [d.item for d in delta.docs.values() if self._doc_allowed(d, filters)]
+        by_id = self._hydrate([int(i) for i in product_ids[order]])
+        items = [by_id[int(i)] for i in product_ids[order] if int(i) in by_id] + docs
+        items.sort(key=lambda i: (i.stock <= 0, i.language != language, -min(i.stock, 50), i.id))
+        return items[:limit], len(rows) + len(docs)
+
+    def brand_counts(self) -> dict[str, int]:
+        """Products per brand, as merchants spell it (the version's first spelling of each case-folded brand)."""
+        state = self.state
+        version = state.version
+        codes = np.asarray(version.brand)
+        if len(state.delta.hidden_rows):
+            codes = np.delete(codes, state.delta.hidden_rows)
+        spelled = version.manifest.get("brand_names") or version.brands
+        per_code = np.bincount(codes[codes >= 0], minlength=len(spelled))
+        counts = {spelled[i]: int(n) for i, n in enumerate(per_code) if n}
+        for doc in state.delta.docs.values():
+            if doc.item.brand and doc.item.brand.strip():
+                name = doc.item.brand.strip()
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def title_sample(self, limit: int = 20_000) -> list[tuple[str, str, str, int]]:
+        """``(sku, title, language, stock)`` of up to ``limit`` products, in stock first: what title
+        autocomplete scans by prefix (a bounded list per process, refreshed with each version)."""
+        name = self.state.version.name
+        cached = self._titles
+        if cached is not None and cached[0] == name:
+            return cached[1]
+        with self._db.session() as session:
+            rows = session.execute(
+                select(Product.sku, Product.title, Product.language, Product.stock)
+                .order_by((Product.stock <= 0), Product.id)
+                .limit(limit)
+            ).all()
+        sample = [(r.sku, r.title, r.language, r.stock) for r in rows]
+        self._titles = (name, sample)
+        return sample
+
+    def category_names(self) -> dict[str, dict[str, str]]:
+        """Category display names from merchant feeds (slug → {"en": name}; the feed's name is the fallback
+        every UI language shows when its translation table lacks the slug). Re-read when the catalog changes."""
+        fingerprint = self.fingerprint
+        cached = self._category_names
+        if cached is not None and cached[0] == fingerprint:
+            return cached[1]
+        from shoprank.catalog.categories import category_names
+
+        with self._db.session() as session:
+            names = {slug: {"en": name} for slug, name in category_names(session).items()}
+        self._category_names = (fingerprint, names)
+        return names
 
     def category_counts(self) -> list[tuple[str, int]]:
         """Products per category (version + delta), most first: the navigation bar, without a table scan."""

@@ -173,6 +173,7 @@ def build_version(
     category_codes, brand_codes, language_codes = [], [], []
     postings = lexical_index.PostingsBuilder()
     missing_texts: dict[int, str] = {}
+    brand_spelling: dict[str, str] = {}  # case-folded brand -> the first spelling seen (for pages)
     columns = (
         Product.id, Product.title, Product.description, Product.price, Product.currency, Product.category,
         Product.language, Product.brand, Product.stock, Product.attributes, Product.dense_hash,
@@ -194,6 +195,8 @@ def build_version(
             stocks.append(stock)
             category_codes.append(categories.code(category))
             brand_codes.append(brands.code((brand or "").strip().casefold() or None))
+            if brand and brand.strip():
+                brand_spelling.setdefault(brand.strip().casefold(), brand.strip())
             language_codes.append(languages.code(language))
             hashes.append(content_hash(text, language))
             postings.add(tokenize(text))
@@ -274,6 +277,7 @@ def build_version(
         "built_at": datetime.now(UTC).isoformat(),
         "categories": categories.values,
         "brands": brands.values,
+        "brand_names": [brand_spelling.get(b, b) for b in brands.values],
         "languages": languages.values,
         "reference_currency": "USD",
     }

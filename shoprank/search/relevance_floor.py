@@ -76,33 +76,33 @@ class RelevanceFloor:
         The first calibration runs in the calling search (a few rerank calls, once per process); after a catalog
         change the previous floor keeps serving while a background thread recalibrates, so no shopper waits.
         """
-        snapshot = self._service.index.snapshot
+        fingerprint = self._service.index.fingerprint
         floor = self._floor
-        if floor is not None and floor.fingerprint == snapshot.fingerprint:
+        if floor is not None and floor.fingerprint == fingerprint:
             return floor
         if floor is not None:
             due = time.monotonic() - self._attempted_at >= RETRY_SECONDS
             if due and self._lock.acquire(blocking=False):
                 self._attempted_at = time.monotonic()
-                threading.Thread(target=self._recalibrate, args=(snapshot,), daemon=True).start()
+                threading.Thread(target=self._recalibrate, args=(fingerprint,), daemon=True).start()
             return floor
         with self._lock:
-            if self._floor is None or self._floor.fingerprint != snapshot.fingerprint:
-                self._floor = self._calibrate(snapshot) or self._floor
+            if self._floor is None or self._floor.fingerprint != fingerprint:
+                self._floor = self._calibrate(fingerprint) or self._floor
             return self._floor
 
-    def _recalibrate(self, snapshot: Any) -> None:
+    def _recalibrate(self, fingerprint: Any) -> None:
         try:
-            self._floor = self._calibrate(snapshot) or self._floor
+            self._floor = self._calibrate(fingerprint) or self._floor
         finally:
             self._lock.release()
 
-    def _calibrate(self, snapshot: Any) -> Floor | None:
+    def _calibrate(self, fingerprint: Any) -> Floor | None:
         tops: list[float] = []
         model_id = None
         for probe in self._probes:
-            hits = snapshot.retriever.retrieve(probe, PROBE_DEPTH).hits
-            passages = [snapshot.by_sku[hit.sku].passage for hit in hits if hit.sku in snapshot.by_sku]
+            first_stage = self._service.index.first_stage(probe, PROBE_DEPTH)
+            passages = [first_stage.items[hit.sku].passage for hit in first_stage.hits]
             if not passages:
                 continue
             try:
@@ -118,7 +118,7 @@ class RelevanceFloor:
             model_id = (outcome.scorer or {}).get("model_id")
         if not tops:
             return None
-        floor = Floor(max(tops) + self._margin, min(tops) + self._margin, model_id, snapshot.fingerprint)
+        floor = Floor(max(tops) + self._margin, min(tops) + self._margin, model_id, fingerprint)
         log.info("relevance floor for %s: match above %.4f, keep above %.4f", model_id, floor.match, floor.keep)
         return floor
 

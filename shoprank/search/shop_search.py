@@ -211,10 +211,11 @@ class ShopSearch:
                 filters=filters,
             )
             matching = self.floor.keep(result)
+            total = len(matching)
         else:
             if filters.is_empty():
                 raise SearchInputError("empty_query", "the query is empty; type what you are looking for")
-            result, matching = self._browse(query, filters)
+            result, matching, total = self._browse(query, filters)
         ordered = _sorted(matching, query.sort, self.fx)
         start = (query.page - 1) * query.per_page
         page_hits = [
@@ -226,7 +227,7 @@ class ShopSearch:
             filters=filters,
             result=result,
             hits=page_hits,
-            total=len(ordered),
+            total=total,
             page=query.page,
             per_page=query.per_page,
             sort=query.sort,
@@ -234,9 +235,9 @@ class ShopSearch:
             facets=facets_of(ordered, query.currency, self.fx),
         )
 
-    def _browse(self, query: ShopQuery, filters: SearchFilters) -> tuple[SearchResult, list[SearchHit]]:
-        snapshot = self.service.index.refresh_if_changed()
-        items = items_matching(snapshot, filters, self.fx, query.language)
+    def _browse(self, query: ShopQuery, filters: SearchFilters) -> tuple[SearchResult, list[SearchHit], int]:
+        """A listing without a query: the index's browse order, the first ``BROWSE_DEPTH`` products, the true total."""
+        items, total = items_matching(self.service.index.refresh_if_changed(), filters, query.language)
         hits = [SearchHit(item, rank, 0.0, rank, 0.0, None, {}) for rank, item in enumerate(items, start=1)]
         result = SearchResult(
             query="",
@@ -252,4 +253,4 @@ class ShopSearch:
             request_id=query.request_id,
             impression_id=str(uuid.uuid4()),
         )
-        return result, hits
+        return result, hits, total

@@ -84,26 +84,25 @@ class Suggester:
         prefix = fold(typed.strip())
         if not prefix:
             return []
-        snapshot = self._index.snapshot
         found: dict[str, list[Suggestion]] = {kind: [] for kind in (*_QUOTAS, "product")}
 
         searches = sorted(self.past_searches(), key=lambda r: (r[1] != language, -r[2]))
         for query, lang, _count in searches:
             if matches(prefix, query) and fold(query) != prefix:
                 found["search"].append(Suggestion("search", query, query, lang))
-        for slug, _count in category_counts(snapshot).most_common():
+        for slug, _count in category_counts(self._index).most_common():
             label = category_label(slug)
             if matches(prefix, label) or matches(prefix, slug.replace("-", " ")):
                 found["category"].append(Suggestion("category", label, slug, language))
-        for brand, _count in brand_counts(snapshot).most_common():
+        for brand, _count in brand_counts(self._index).most_common():
             if matches(prefix, brand):
                 found["brand"].append(Suggestion("brand", brand, brand, None))
-        items = sorted(snapshot.items, key=lambda i: (i.language != language, i.stock <= 0, i.id))
-        for item in items:
+        titles = sorted(self._index.title_sample(), key=lambda t: (t[2] != language, t[3] <= 0))
+        for sku, title, title_language, _stock in titles:
             if len(found["product"]) >= limit:
                 break
-            if matches(prefix, item.title):
-                found["product"].append(Suggestion("product", item.title, item.sku, item.language))
+            if matches(prefix, title):
+                found["product"].append(Suggestion("product", title, sku, title_language))
 
         chosen: list[Suggestion] = []
         seen: set[str] = set()

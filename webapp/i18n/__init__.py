@@ -93,12 +93,11 @@ def attribute_label(key: str, language: str) -> str:
 
 
 def catalog_category_names() -> Mapping[str, Mapping[str, str]]:
-    """Category display names the loaded catalog carries, if its snapshot exposes ``category_names``
-    (slug → language → name, from merchant feeds); none otherwise."""
+    """Category display names the catalog carries (slug → language → name, from merchant feeds); none otherwise."""
     try:
         from webapp import services
 
-        return getattr(services().index.snapshot, "category_names", None) or {}
+        return services().index.category_names()
     except Exception:  # the error page renders without a catalog
         return {}
 
