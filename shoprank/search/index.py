@@ -39,7 +39,14 @@ from shoprank.db import Database
 from shoprank.search import index_files
 from shoprank.search.embeddings import product_passage, stored_vector_is_current, vector_from_bytes
 from shoprank.search.filters import FxRates, SearchFilters
-from shoprank.search.index_files import BuildReport, build_version, content_hash, current_version, lexical_text
+from shoprank.search.index_files import (
+    BuildReport,
+    build_version,
+    content_hash,
+    current_version,
+    lexical_text,
+    stamp_us,
+)
 from shoprank.search.lexical_index import LexicalIndex
 from shoprank.search.retrieval import DEFAULT_LEXICAL_WEIGHT, RRF_K, FusedHit, Hit, rrf_fuse
 from shoprank.search.tokenize import tokenize
@@ -127,6 +134,7 @@ class IndexVersion:
         self.price_ref, self.stock = load("price_ref"), load("stock")
         self.category, self.brand, self.language = load("category"), load("brand"), load("language")
         self.has_vector, self.text_hash = load("has_vector"), load("text_hash")
+        self.changed_us = load("changed_us")
         self._ids_sorted, self._ids_sorted_row = load("ids_sorted"), load("ids_sorted_row")
         self.centering: LanguageCentering | None = index_files.load_centering(path)
         self.categories: list[str] = self.manifest["categories"]
@@ -296,6 +304,16 @@ class CatalogIndex:
         since = (delta.newest - CHANGE_MARGIN) if delta.newest else None
         changed_ids, deleted = self._changed_since(since)
         fresh = {pid: stamp for pid, stamp in changed_ids.items() if delta.seen.get(pid) != stamp}
+        # Rows the version already holds as they are now: re-read only because of the margin. Skipping them keeps
+        # a freshly built version's delta empty, whatever was written in the seconds before the build.
+        if fresh:
+            ids = list(fresh)
+            rows = version.rows_of(ids)
+            built = np.where(rows >= 0, np.asarray(version.changed_us)[np.maximum(rows, 0)], -1)
+            for pid, row_changed in zip(ids, built.tolist(), strict=True):
+                untouched = pid not in delta.docs and pid not in delta.overrides and pid not in delta.deleted
+                if row_changed >= stamp_us(fresh[pid]) and untouched:
+                    delta.seen[pid] = fresh.pop(pid)
         fresh_deleted = {pid for pid in deleted if pid not in delta.deleted}
         if not fresh and not fresh_deleted:
             return

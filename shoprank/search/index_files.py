@@ -10,7 +10,7 @@ Layout of ``SHOPRANK_INDEX_DIR`` (one directory per database by default)::
         ivf_centroids.npy, ivf_offsets.npy
         lex_*.npy, lex_stats.json        BM25 postings (shoprank.search.lexical_index)
         product_id.npy, price_ref.npy, stock.npy, category.npy, brand.npy, language.npy,
-        has_vector.npy, text_hash.npy    one value per row, for filters and change detection
+        has_vector.npy, text_hash.npy, changed_us.npy   one value per row, for filters and change detection
         ids_sorted.npy, ids_sorted_row.npy   product id → row by binary search
         centering.npz           language centroids (shoprank.search dense space)
 
@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,14 @@ def _watermark(db: Database) -> datetime | None:
     return max(stamps) if stamps else None
 
 
+def stamp_us(stamp: datetime | None) -> int:
+    """A change stamp as integer microseconds since the epoch (UTC); 0 for none. What the delta compares with."""
+    if stamp is None:
+        return 0
+    stamp = _aware(stamp)
+    return (stamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
 def _aware(stamp: datetime) -> datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
@@ -168,7 +176,7 @@ def build_version(
     raw = np.lib.format.open_memmap(
         staging / "raw_vectors.npy", mode="w+", dtype=np.float32, shape=(total, EMBEDDING_DIM)
     )
-    ids, prices, stocks, has_vector, hashes = [], [], [], [], []
+    ids, prices, stocks, has_vector, hashes, changed = [], [], [], [], [], []
     categories, brands, languages = _Codes(), _Codes(), _Codes()
     category_codes, brand_codes, language_codes = [], [], []
     postings = lexical_index.PostingsBuilder()
@@ -176,7 +184,8 @@ def build_version(
     brand_spelling: dict[str, str] = {}  # case-folded brand -> the first spelling seen (for pages)
     columns = (
         Product.id, Product.title, Product.description, Product.price, Product.currency, Product.category,
-        Product.language, Product.brand, Product.stock, Product.attributes, Product.dense_hash,
+        Product.language, Product.brand, Product.stock, Product.attributes, Product.dense_hash, Product.updated_at,
+        ProductEmbedding.updated_at,
         ProductEmbedding.model_id, ProductEmbedding.passage_format_version, ProductEmbedding.text_hash,
         ProductEmbedding.dim, ProductEmbedding.vector,
     )  # fmt: skip
@@ -188,7 +197,8 @@ def build_version(
             if row >= total:  # rows added while reading reach searches through the delta
                 break
             (pid, title, description, price, currency, category, language, brand, stock, attributes, dense_hash,
-             model_id, format_version, stored_hash, dim, vector) = record  # fmt: skip
+             product_changed, vector_changed, model_id, format_version, stored_hash, dim, vector) = record  # fmt: skip
+            changed.append(max(stamp_us(product_changed), stamp_us(vector_changed)))
             text = lexical_text(title, brand, category, description or "", attributes or {})
             ids.append(pid)
             prices.append(fx.to_reference(Decimal(price), currency))
@@ -256,6 +266,7 @@ def build_version(
         "language": language_column[order],
         "has_vector": has[order],
         "text_hash": np.asarray(hashes, dtype=np.int64)[order],
+        "changed_us": np.asarray(changed, dtype=np.int64)[order],
     }
     for name, values in columns_out.items():
         np.save(staging / f"{name}.npy", values)
