@@ -62,6 +62,7 @@ def search_json(result: SearchResult, locale: str | None) -> dict[str, Any]:
         "interleaved": result.interleaved,
         "reranked": result.reranked,
         "rerank_status": result.rerank_status,
+        "rerank_depth": result.rerank_depth,
         "scorer": result.scorer,
         "candidates": result.candidates,
         "timings_ms": result.timings_ms,
