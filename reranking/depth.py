@@ -103,14 +103,16 @@ def choose_depth(
     seconds_left: float,
     pairs_per_second: float | None,
     backlog_pairs: int = 0,
+    min_depth: int | None = None,
 ) -> DepthDecision:
     """The largest head (≤ ``candidates``) whose scores can be back within ``seconds_left``.
 
     ``pairs_per_second`` is the pool's measured throughput (None: not measured yet, so
     the full depth is tried and the first jobs measure it); ``backlog_pairs`` is the
-    work already queued ahead of this job on the same pool.
+    work already queued ahead of this job on the same pool; ``min_depth`` (the job's)
+    overrides the policy's floor.
     """
-    floor = min(policy.min_depth, candidates)
+    floor = min(policy.min_depth if min_depth is None else min_depth, candidates)
     if pairs_per_second is None or pairs_per_second <= 0:
         return DepthDecision(candidates, False, None, backlog_pairs, 0.0, "throughput not measured yet")
     wait = backlog_pairs / pairs_per_second

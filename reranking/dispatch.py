@@ -84,6 +84,9 @@ class RerankDispatcher(Protocol):
     def describe(self) -> dict[str, Any]:
         """What answers rerank jobs now (for ``/ready`` and the ops page)."""
 
+    def warm(self, query: str, passages: list[str], model: str | None = None) -> None:
+        """Score ``passages`` into the pair-score cache at low priority, never ahead of a live job."""
+
 
 def execute_job(reranker: Reranker, job: RerankJob) -> DispatchResult:
     """Score one job with a loaded reranker; shared by the in-process path and the workers."""
@@ -147,6 +150,7 @@ class InProcessDispatcher:
                 seconds_left=expires - started,
                 pairs_per_second=self.meter.pairs_per_second,
                 backlog_pairs=self._backlog_pairs,
+                min_depth=job.min_depth,
             )
             if decision.shed:
                 raise RerankShed(f"shed: {decision.reason} before the deadline")
@@ -161,7 +165,7 @@ class InProcessDispatcher:
                 if time.monotonic() > expires:  # the caller gave up but cancel() lost the race
                     self._count("skipped_expired")
                     raise RerankTimeout("deadline passed while queued")
-                return score_prefix(
+                prefix = score_prefix(
                     reranker,
                     job.query,
                     passages,
@@ -170,6 +174,9 @@ class InProcessDispatcher:
                     stop=cancelled.is_set,
                     adaptive=adaptive,
                 )
+                if not prefix.complete:
+                    self._count("stopped_jobs")
+                return prefix
             finally:
                 self._add_backlog(-len(passages))
 
@@ -194,7 +201,6 @@ class InProcessDispatcher:
     ) -> DispatchResult:
         raw = prefix.scored.raw_scores
         if not prefix.complete:
-            self._count("stopped_jobs")
             if len(raw) < max(1, job.min_depth or 0):
                 raise RerankTimeout(f"the deadline stopped scoring after {len(raw)} passages")
         normalized = reranker.scorer.normalize(raw)

@@ -154,7 +154,7 @@ class CeleryDispatcher:
         if job.min_depth is not None and job.passages:
             decision = self._choose_depth(job, queue, deadline_at - time.time())
             depth = max(decision.depth, len(cached))
-            if depth < max(1, min(job.min_depth, len(job.passages))):
+            if decision.shed and len(cached) < max(1, min(job.min_depth, len(job.passages))):
                 raise RerankShed(f"shed on {queue}: {decision.reason} before the deadline")
             if scorer is not None and len(cached) >= depth:  # the head the pool could afford is cached already
                 return self._answer_from_cache(cached, scorer, routing, queue, started, decision)
@@ -229,6 +229,7 @@ class CeleryDispatcher:
             seconds_left=seconds_left,
             pairs_per_second=self.pool_throughput(queue),
             backlog_pairs=backlog,
+            min_depth=job.min_depth,
         )
 
     def _cached_head(self, job: RerankJob, queue: str) -> tuple[ScorerInfo | None, np.ndarray]:

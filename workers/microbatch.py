@@ -276,7 +276,7 @@ class MicroBatcher:
         while True:
             with self._cond:
                 live = [job for job in self._active if not job.background]
-                while not self._pending and not live and not self._background and not self._stopping:
+                while not self._pending and not self._active and not self._background and not self._stopping:
                     self._cond.wait()
                 if self._stopping and not self._pending and not live:
                     return None

@@ -168,11 +168,9 @@ class SearchService:
             configs.append(assignment.interleave_with)
         timings: dict[str, float] = {}
 
-        snapshot = self.index.refresh_if_changed()
-        first_stage = snapshot.retriever.retrieve(query, max(config.first_stage_top_k for config in configs))
+        first_stage, candidates = self._first_stage(query, max(config.first_stage_top_k for config in configs))
         timings["first_stage"] = sum(first_stage.timings_ms.values())
         timings.update({f"first_stage_{name}": ms for name, ms in first_stage.timings_ms.items()})
-        candidates = [(hit, snapshot.by_sku[hit.sku]) for hit in first_stage.hits if hit.sku in snapshot.by_sku]
 
         mark = time.perf_counter()
         passages = [item.passage for _, item in candidates]
@@ -244,6 +242,16 @@ class SearchService:
             except Exception:  # observability must never fail a search
                 log.exception("search observer %r failed", observe)
         return result
+
+    def head_passages(self, query: str, depth: int) -> list[str]:
+        """The passages a search for ``query`` would send to the reranker, head first (for cache warming)."""
+        _, candidates = self._first_stage(clean_query(query, self.max_query_chars), depth)
+        return [item.passage for _, item in candidates[:depth]]
+
+    def _first_stage(self, query: str, top_k: int) -> tuple[Any, list[tuple[Any, CatalogItem]]]:
+        snapshot = self.index.refresh_if_changed()
+        first_stage = snapshot.retriever.retrieve(query, top_k)
+        return first_stage, [(hit, snapshot.by_sku[hit.sku]) for hit in first_stage.hits if hit.sku in snapshot.by_sku]
 
     def _rank(
         self,
