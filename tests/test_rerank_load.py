@@ -16,7 +16,7 @@ import pytest
 from conftest import REDIS_URL, service_missing
 
 from reranking.cache import RedisScoreCache, pair_cache_keys
-from reranking.dispatch import RerankJob
+from reranking.dispatch import RerankJob, RerankShed
 from shoprank.search.ranking import NoExperiment, RankingConfig
 from shoprank.search.service import SearchService
 from workers.celery_app import QUEUE_CPU, RERANK_TASK_NAME
@@ -73,8 +73,8 @@ def _redis() -> None:
 
 @pytest.fixture
 def slow_pool(tiny_model_dir, tmp_path) -> Iterator[Pool]:
-    """A worker whose model scores about 50 pairs/s, whatever the machine."""
-    with Pool(tiny_model_dir, tmp_path, **{TEST_PAIR_DELAY_ENV: "0.02"}) as pool:
+    """A worker whose model scores at most 25 pairs/s, whatever the machine (fewer when the machine is busy)."""
+    with Pool(tiny_model_dir, tmp_path, **{TEST_PAIR_DELAY_ENV: "0.04"}) as pool:
         yield pool
 
 
@@ -110,19 +110,17 @@ def test_an_expired_job_is_never_scored(tiny_model_dir, tmp_path):
 def test_a_slow_worker_gets_smaller_depths(tiny_model_dir, tmp_path, slow_pool):
     job = RerankJob("wireless headphones", passages("depth", 100), min_depth=10)
     with Pool(tiny_model_dir, tmp_path) as fast_pool:
-        fast = fast_pool.dispatcher.dispatch(job, deadline_seconds=1.0)
-    slow = slow_pool.dispatcher.dispatch(job, deadline_seconds=1.0)
+        fast = fast_pool.dispatcher.dispatch(job, deadline_seconds=3.0)
+    slow = slow_pool.dispatcher.dispatch(job, deadline_seconds=3.0)
     fast_rate = fast.extra["depth_decision"]["pairs_per_second"]
     slow_rate = slow.extra["depth_decision"]["pairs_per_second"]
-    assert slow_rate < 60 < fast_rate  # each measured its own throughput and advertised it
-    assert len(fast.raw_scores) == 100 and not fast.partial
-    # ~50 pairs/s, 1 s: (1 - 0.15 s overhead) x 0.7 safety x 50 = 29 pairs, scored completely in time.
-    assert 10 <= len(slow.raw_scores) == slow.extra["depth_decision"]["depth"] <= 40
-    assert not slow.partial
+    assert slow_rate <= 25 and slow_rate < fast_rate  # each measured its own throughput and advertised it
+    # At most 25 pairs/s and 3 s: (3 - 0.15 s overhead) x 0.7 safety x 25 = 49 pairs, scored completely in time.
+    assert 10 <= len(slow.raw_scores) == slow.extra["depth_decision"]["depth"] <= 50
+    assert len(slow.raw_scores) < len(fast.raw_scores)
+    assert not slow.partial and not fast.partial
     # A deadline that not even the minimum depth fits is shed at once, nothing queued.
     started = time.monotonic()
-    from reranking.dispatch import RerankShed
-
     with pytest.raises(RerankShed):
         slow_pool.dispatcher.dispatch(RerankJob("wireless headphones", passages("shed", 100), min_depth=30), 0.5)
     assert time.monotonic() - started < 0.3
@@ -144,7 +142,7 @@ def test_a_partial_result_is_used_and_labelled(slow_pool, shop_services):
     assert [hit.first_stage_rank for hit in rest] == list(range(depth + 1, len(result.hits) + 1))
     scores = [hit.rerank_score for hit in head]
     assert scores == sorted(scores, reverse=True)
-    assert result.timings_ms["total"] < 1200 + 300
+    assert result.timings_ms["rerank"] < 1200 + 300
     # What was scored is cached; what was not, is not.
     texts = search.head_passages("wireless headphones", result.candidates)
     cached = slow_pool.cached("wireless headphones", texts)
@@ -153,21 +151,21 @@ def test_a_partial_result_is_used_and_labelled(slow_pool, shop_services):
 
 def test_warming_never_delays_a_live_job(slow_pool):
     warm_query = "warm head query"
-    warm_texts = passages("warm", 300)  # 6 s of model work at 50 pairs/s
+    warm_texts = passages("warm", 150)  # 6 s of model work or more at 25 pairs/s
     WarmQueue.from_url(REDIS_URL, slow_pool.settings.queue_prefix).push(QUEUE_CPU, [(warm_query, warm_texts)])
     deadline = time.monotonic() + 15
     while not any(slow_pool.cached(warm_query, warm_texts[:16])) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert any(slow_pool.cached(warm_query, warm_texts[:16])), "the worker never started warming"
     started = time.monotonic()
-    live = slow_pool.dispatcher.dispatch(RerankJob("live query", passages("live", 20), min_depth=10), 3.0)
+    live = slow_pool.dispatcher.dispatch(RerankJob("live query", passages("live", 20), min_depth=10), 5.0)
     waited = time.monotonic() - started
     assert len(live.raw_scores) == 20 and not live.partial
-    # 20 pairs take 0.4 s; behind the warming it would wait for up to 6 s. At most one small warming step.
-    assert waited < 1.5, f"the live job took {waited:.2f} s"
-    assert live.extra["batch_wait_seconds"] < 0.6
+    # 20 pairs take about 0.8 s; behind the warming they would wait for 5 s more. At most one warming step.
+    assert waited < 3.0, f"the live job took {waited:.2f} s"
+    assert live.extra["batch_wait_seconds"] < 1.0
     assert not all(slow_pool.cached(warm_query, warm_texts))  # the warming was still under way
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     while not all(slow_pool.cached(warm_query, warm_texts[-10:])) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert all(slow_pool.cached(warm_query, warm_texts))  # and it finished afterwards
