@@ -12,7 +12,9 @@ alternative, 1 = related, plus keyword-trap products that must not come first):
 - cross-lingual hit@10: non-English queries with a grade-3 product in another language in the top 10.
 
 The reranker is whatever ``load_scorer`` finds (``--model``); without weights that is the
-e5 bi-encoder fallback, reported as such. Prints JSON, then one summary line.
+e5 bi-encoder fallback, reported as such. ``--depths 10,20,50`` adds ``reranked_depth_N``:
+only the first N first-stage candidates reranked, the rest kept below in first-stage order
+(what deadline-aware depth serves under load). Prints JSON, then one summary line.
 """
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=REPO / "data" / "catalog" / "demo_queries.jsonl")
     parser.add_argument("--model", default=None, help="cross-encoder hub id or directory (default: settings)")
     parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument("--depths", default="", help="comma-separated rerank depth caps, e.g. 10,20,30,50")
     args = parser.parse_args()
+    depths = sorted({int(d) for d in args.depths.split(",") if d.strip()})
     logging.basicConfig(level=logging.WARNING)
 
     from reranking import Reranker, load_scorer
@@ -106,6 +110,10 @@ def main() -> None:
         systems.setdefault("first_stage_fused", {})[q["id"]] = fused
         outcome = reranker.rerank(q["query"], [snapshot.by_sku[s].passage for s in fused])
         systems.setdefault("reranked", {})[q["id"]] = [fused[r.index] for r in outcome.results]
+        score_of = {r.index: r.score for r in outcome.results}
+        for depth in depths:
+            head = sorted(range(min(depth, len(fused))), key=lambda i: -score_of[i])  # stable: ties keep order
+            systems.setdefault(f"reranked_depth_{depth}", {})[q["id"]] = [fused[i] for i in head] + fused[depth:]
 
     report = {
         "queries": len(queries),
@@ -123,6 +131,7 @@ def main() -> None:
         f"({scorer.info.kind}); trap@1 {fused['trap@1']:.2f} -> {reranked['trap@1']:.2f}; "
         f"cross-lingual hit@10 {fused['cross_lingual_hit@10']:.2f} -> {reranked['cross_lingual_hit@10']:.2f}; "
         f"recall@{args.top_k} {fused[f'recall@{args.top_k}']:.2f} over {len(queries)} queries"
+        + "".join(f"; depth {d}: {report['systems'][f'reranked_depth_{d}']['ndcg@10']:.3f}" for d in depths)
     )
 
 
