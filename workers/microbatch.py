@@ -115,16 +115,23 @@ class BatcherStats:
             }
 
 
+@dataclass(frozen=True, slots=True)
+class JobDeadline:
+    """When a job's caller stops waiting, and the shortest head it can use instead of all scores."""
+
+    expires: float  # a time.monotonic() instant
+    min_partial: int | None = None  # None: all or nothing
+
+
 class JobSlot(Protocol):
     def score(
         self,
         query: str,
         passages: Sequence[str],
         timeout: float | None,
-        expires: float | None = None,
-        min_partial: int | None = None,
+        deadline: JobDeadline | None = None,
     ) -> BatchedScore:
-        """Scores for one job (a head of it when the deadline ``expires`` stops it and ``min_partial`` allows).
+        """Scores for one job (a head of it when the deadline stops it and allows a partial answer).
 
         ``RerankTimeout`` when ``timeout`` passes first or the deadline leaves nothing usable.
         """
@@ -211,8 +218,7 @@ class MicroBatcher:
         query: str,
         passages: Sequence[str],
         announced: bool = False,
-        expires: float | None = None,
-        min_partial: int | None = None,
+        deadline: JobDeadline | None = None,
     ) -> Future[BatchedScore]:
         future: Future[BatchedScore] = Future()
         with self._cond:
@@ -220,6 +226,7 @@ class MicroBatcher:
                 raise RuntimeError("the model thread has stopped")
             if announced:
                 self._incoming -= 1
+            expires, min_partial = (deadline.expires, deadline.min_partial) if deadline else (None, None)
             self._pending.append(_Pending(query, passages, future, time.monotonic(), expires, min_partial))
             self._cond.notify_all()
         return future
@@ -239,10 +246,9 @@ class MicroBatcher:
         query: str,
         passages: Sequence[str],
         timeout: float | None = None,
-        expires: float | None = None,
-        min_partial: int | None = None,
+        deadline: JobDeadline | None = None,
     ) -> BatchedScore:
-        return _wait(self.submit(query, passages, expires=expires, min_partial=min_partial), timeout)
+        return _wait(self.submit(query, passages, deadline=deadline), timeout)
 
     @property
     def pending_jobs(self) -> int:
@@ -434,12 +440,11 @@ class _Slot:
         query: str,
         passages: Sequence[str],
         timeout: float | None,
-        expires: float | None = None,
-        min_partial: int | None = None,
+        deadline: JobDeadline | None = None,
     ) -> BatchedScore:
         if self.handed_over:
             raise RuntimeError("a slot scores one job")
-        future = self._batcher.submit(query, passages, announced=True, expires=expires, min_partial=min_partial)
+        future = self._batcher.submit(query, passages, announced=True, deadline=deadline)
         self.handed_over = True
         return _wait(future, timeout)
 
@@ -490,9 +495,9 @@ class UnbatchedScorer:
         query: str,
         passages: Sequence[str],
         timeout: float | None = None,
-        expires: float | None = None,
-        min_partial: int | None = None,
+        deadline: JobDeadline | None = None,
     ) -> BatchedScore:
+        expires, min_partial = (deadline.expires, deadline.min_partial) if deadline else (None, None)
         if expires is not None and time.monotonic() >= expires:
             self.stats.add(expired_jobs=1, skipped_pairs=len(passages))
             raise RerankTimeout("the job's deadline passed before it was scored")
@@ -522,7 +527,6 @@ class _UnbatchedSlot:
         query: str,
         passages: Sequence[str],
         timeout: float | None,
-        expires: float | None = None,
-        min_partial: int | None = None,
+        deadline: JobDeadline | None = None,
     ) -> BatchedScore:
-        return self._scorer.score(query, passages, timeout, expires, min_partial)
+        return self._scorer.score(query, passages, timeout, deadline)

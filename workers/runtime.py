@@ -24,7 +24,7 @@ from shoprank.config import Settings
 from workers.backlog import Backlog
 from workers.celery_app import device_family
 from workers.jobs import result_to_payload, validate_job_payload, validate_task_arguments
-from workers.microbatch import MAX_PAIRS_PER_ROUND, BatchedScore, MicroBatcher, UnbatchedScorer
+from workers.microbatch import MAX_PAIRS_PER_ROUND, BatchedScore, JobDeadline, MicroBatcher, UnbatchedScorer
 from workers.registry import Heartbeat, WorkerRegistry
 from workers.warming import WarmFeeder, WarmQueue
 
@@ -184,9 +184,8 @@ class WorkerRuntime:
                 if expires is not None and time.monotonic() >= expires:
                     self.job_scorer.stats.add(expired_jobs=1, skipped_pairs=len(job.passages))
                     raise RerankTimeout("the job's deadline passed before it was scored")
-                batched = slot.score(
-                    job.query, job.passages, timeout=remaining, expires=expires, min_partial=job.min_depth
-                )
+                deadline = None if expires is None else JobDeadline(expires, job.min_depth)
+                batched = slot.score(job.query, job.passages, timeout=remaining, deadline=deadline)
         raw = batched.scored.raw_scores
         normalized = self.reranker.scorer.normalize(raw)
         self.jobs_served += 1
