@@ -14,7 +14,6 @@ dispatcher, the Celery client and the workers:
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -104,27 +103,43 @@ def choose_depth(
     pairs_per_second: float | None,
     backlog_pairs: int = 0,
     min_depth: int | None = None,
+    shared_with: Sequence[int] | None = None,
 ) -> DepthDecision:
     """The largest head (≤ ``candidates``) whose scores can be back within ``seconds_left``.
 
     ``pairs_per_second`` is the pool's measured throughput (None: not measured yet, so
-    the full depth is tried and the first jobs measure it); ``backlog_pairs`` is the
-    work already queued ahead of this job on the same pool; ``min_depth`` (the job's)
-    overrides the policy's floor.
+    the full depth is tried and the first jobs measure it). Work ahead is either
+    ``backlog_pairs`` scored first-come first-served (the in-process thread), or
+    ``shared_with``: the sizes of the jobs in flight on a pool that scores them side by
+    side in steps (the workers), where a job of depth d waits only for ``min(size, d)``
+    of each other job, so a busy pool hands every search a small head instead of full
+    depth to the first and nothing to the rest. ``min_depth`` (the job's) overrides the
+    policy's floor.
     """
-    floor = min(policy.min_depth if min_depth is None else min_depth, candidates)
+    floor = max(1, min(policy.min_depth if min_depth is None else min_depth, candidates))
+    if shared_with is not None:
+        backlog_pairs = sum(shared_with)
     if pairs_per_second is None or pairs_per_second <= 0:
         return DepthDecision(candidates, False, None, backlog_pairs, 0.0, "throughput not measured yet")
-    wait = backlog_pairs / pairs_per_second
-    budget = (seconds_left - policy.overhead_seconds - wait) * policy.safety
-    affordable = math.floor(budget * pairs_per_second) if budget > 0 else 0
-    if affordable < max(1, floor):
-        return DepthDecision(
-            0, True, pairs_per_second, backlog_pairs, wait, f"{affordable} pairs fit, fewer than {floor}"
-        )
-    depth = min(candidates, affordable)
-    reason = "full depth fits" if depth == candidates else f"{affordable} pairs fit"
-    return DepthDecision(depth, False, pairs_per_second, backlog_pairs, wait, reason)
+    fits = (seconds_left - policy.overhead_seconds) * policy.safety * pairs_per_second  # pairs, work ahead included
+
+    def ahead(depth: int) -> int:
+        if shared_with is None:
+            return backlog_pairs
+        return sum(min(size, depth) for size in shared_with)
+
+    low, high = 0, candidates  # the largest depth with ahead(depth) + depth <= fits (monotone in depth)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if ahead(middle) + middle <= fits:
+            low = middle
+        else:
+            high = middle - 1
+    wait = ahead(max(low, floor)) / pairs_per_second
+    if low < floor:
+        return DepthDecision(0, True, pairs_per_second, backlog_pairs, wait, f"{low} pairs fit, fewer than {floor}")
+    reason = "full depth fits" if low == candidates else f"{low} pairs fit"
+    return DepthDecision(low, False, pairs_per_second, backlog_pairs, wait, reason)
 
 
 @dataclass(frozen=True, slots=True)

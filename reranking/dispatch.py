@@ -200,9 +200,8 @@ class InProcessDispatcher:
         self, reranker: Reranker, job: RerankJob, prefix: PrefixScore, started: float, decision: DepthDecision | None
     ) -> DispatchResult:
         raw = prefix.scored.raw_scores
-        if not prefix.complete:
-            if len(raw) < max(1, job.min_depth or 0):
-                raise RerankTimeout(f"the deadline stopped scoring after {len(raw)} passages")
+        if not prefix.complete and len(raw) < max(1, job.min_depth or 0):
+            raise RerankTimeout(f"the deadline stopped scoring after {len(raw)} passages")
         normalized = reranker.scorer.normalize(raw)
         return DispatchResult(
             raw_scores=[float(s) for s in raw],

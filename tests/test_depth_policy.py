@@ -53,8 +53,12 @@ def test_depth_follows_throughput_and_backlog():
     behind = choose_depth(POLICY, candidates=100, seconds_left=3.0, pairs_per_second=30, backlog_pairs=40)
     assert fast.depth == 100
     assert slow.depth == int((3.0 - 0.15) * 0.7 * 30) == 59
-    assert behind.depth == int((3.0 - 0.15 - 40 / 30) * 0.7 * 30) < slow.depth
+    assert behind.depth == int((3.0 - 0.15) * 0.7 * 30) - 40 < slow.depth  # the work ahead comes off the budget
     assert behind.wait_seconds == pytest.approx(40 / 30)
+    # Workers score jobs in flight side by side: a newcomer waits for min(size, its depth) of each, not all of it.
+    shared = choose_depth(POLICY, candidates=100, seconds_left=3.0, pairs_per_second=30, shared_with=[100, 100, 5])
+    assert shared.depth == 18 and shared.wait_seconds == pytest.approx((18 + 18 + 5) / 30)  # 3 x 18 + 5 <= 59.85
+    assert choose_depth(POLICY, candidates=100, seconds_left=3.0, pairs_per_second=30, shared_with=[100] * 6).shed
 
 
 def test_shed_when_not_even_the_minimum_fits():

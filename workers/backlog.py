@@ -33,16 +33,20 @@ class Backlog:
 
     def pairs(self, queue: str, now: float | None = None) -> int:
         """Pairs of the jobs on ``queue`` whose callers still wait (one round trip)."""
+        return sum(self.jobs(queue, now))
+
+    def jobs(self, queue: str, now: float | None = None) -> list[int]:
+        """Pairs per job on ``queue`` whose caller still waits (one round trip)."""
         key = self._prefix + queue
         pipe = self._redis.pipeline(transaction=False)
         pipe.zremrangebyscore(key, "-inf", now if now is not None else time.time())
         pipe.zrange(key, 0, -1)
         _, members = pipe.execute()
-        total = 0
+        sizes = []
         for member in members:
             text = member.decode() if isinstance(member, bytes) else str(member)
             try:
-                total += int(text.rsplit(":", 1)[1])
+                sizes.append(int(text.rsplit(":", 1)[1]))
             except (IndexError, ValueError):
                 continue
-        return total
+        return sizes

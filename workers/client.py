@@ -220,7 +220,7 @@ class CeleryDispatcher:
 
     def _choose_depth(self, job: RerankJob, queue: str, seconds_left: float) -> DepthDecision:
         try:
-            backlog = self.backlog.pairs(queue)
+            in_flight = self.backlog.jobs(queue)
         except self._errors as exc:
             raise self._went_down(f"cannot read the rerank backlog: {type(exc).__name__}: {exc}") from None
         return choose_depth(
@@ -228,8 +228,8 @@ class CeleryDispatcher:
             candidates=len(job.passages),
             seconds_left=seconds_left,
             pairs_per_second=self.pool_throughput(queue),
-            backlog_pairs=backlog,
             min_depth=job.min_depth,
+            shared_with=in_flight,  # workers score jobs in flight side by side, step by step
         )
 
     def _cached_head(self, job: RerankJob, queue: str) -> tuple[ScorerInfo | None, np.ndarray]:
