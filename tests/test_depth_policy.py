@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC
 
 import numpy as np
 import pytest
@@ -241,3 +242,57 @@ def test_concurrent_in_process_searches_share_the_backlog(tiny_scorer_fp32):
         dispatcher.close()
     ordered = [depths[i] for i in range(4)]
     assert ordered[0] == 100 and ordered == sorted(ordered, reverse=True) and ordered[-1] < 50
+
+
+# -- the warm head ----------------------------------------------------------------------------------------
+
+
+def test_head_queries_come_from_recent_impressions_and_warming_keeps_its_budget(tmp_path):
+    from datetime import datetime, timedelta
+
+    from sqlalchemy import text
+
+    from shoprank import migrate
+    from shoprank.db import Database
+    from shoprank.search.warm_head import head_queries, warm_head
+
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    migrate.upgrade(url)
+    db = Database(url)
+    now = datetime.now(UTC)
+    rows = [("wireless headphones", 0)] * 5 + [("wireless  headphones", 0)] * 2 + [("kettle", 0)] * 3
+    rows += [("laptop", 0)] + [("old favourite", 48)] * 9 + [(None, 0)] * 4
+    with db.session() as session:
+        for n, (query, hours_ago) in enumerate(rows):
+            session.execute(
+                text(
+                    "INSERT INTO events (event_id, type, unit_id, occurred_at, received_at, query) "
+                    "VALUES (:id, :type, 'u', :at, :at, :query)"
+                ),
+                {"id": f"e{n}", "type": "impression", "at": now - timedelta(hours=hours_ago), "query": query},
+            )
+        session.execute(
+            text(
+                "INSERT INTO events (event_id, type, unit_id, occurred_at, received_at, sku) "
+                "VALUES ('c1', 'click', 'u', :at, :at, 'sku-1')"
+            ),
+            {"at": now},
+        )
+    head = head_queries(db, since=now - timedelta(hours=24), limit=2)
+    db.dispose()
+    assert head == [("wireless headphones", 7), ("kettle", 3)]  # whitespace variants merged, old ones left out
+
+    warmed: list[tuple[str, int]] = []
+    report = warm_head(
+        [("a", 9), ("b", 5), ("c", 2)],
+        lambda query, depth: [f"{query} {i}" for i in range(depth)],
+        lambda query, passages: warmed.append((query, len(passages))),
+        depth=40,
+        budget_pairs=60,
+    )
+    assert warmed == [("a", 40), ("b", 20)] and report.as_dict() == {
+        "queries": 2,
+        "pairs": 60,
+        "over_budget": 1,
+        "failed": 0,
+    }
