@@ -296,3 +296,23 @@ def test_head_queries_come_from_recent_impressions_and_warming_keeps_its_budget(
         "over_budget": 1,
         "failed": 0,
     }
+
+
+def test_in_process_warming_fills_the_cache_and_yields_to_live_jobs(tiny_scorer_fp32):
+    paced = PacedScorer(tiny_scorer_fp32, 0.005)
+    dispatcher = InProcessDispatcher({"m": Reranker(paced, MemoryScoreCache())}, "m", POLICY)
+    dispatcher.meter.observe(200, 1.0)
+    try:
+        dispatcher.warm("warm", texts(300, "w"))  # 1.5 s of work, in 30-pair steps
+        while not paced.calls:
+            time.sleep(0.005)
+        live = dispatcher.dispatch(RerankJob("live", texts(10, "l"), min_depth=5), deadline_seconds=5.0)
+        assert len(live.raw_scores) == 10
+        assert dispatcher.warm_pairs < 300  # answered between two warming steps, not after the warming
+        deadline = time.monotonic() + 60
+        while dispatcher.warm_pairs < 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        warmed = dispatcher.dispatch(RerankJob("warm", texts(300, "w")), deadline_seconds=5.0)
+        assert warmed.cache_hits == 300 and warmed.cache_misses == 0
+    finally:
+        dispatcher.close()
