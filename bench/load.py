@@ -582,7 +582,11 @@ def main() -> None:
         SHOPRANK_OPS_WINDOW_SIZE="100000",  # every search of the run, for the per-phase cache hit rate
     )
     worker = WorkerProcess(
-        ["--device", "cpu", "--model", str(model), "--hostname", f"load-{run_id}@localhost"], env, logs / "worker.log"
+        # Every search in flight inside the worker (20 shoppers), where the model thread scores them side by side;
+        # with fewer slots the rest would wait in the broker queue, first come first served.
+        ["--device", "cpu", "--model", str(model), "--hostname", f"load-{run_id}@localhost", "--jobs-in-flight", "32"],
+        env,
+        logs / "worker.log",
     )
     web = Gunicorn(env, free_port(), args.web_workers, args.web_threads, logs / "gunicorn.log")
     load_at_start = load_average()
@@ -629,7 +633,7 @@ def main() -> None:
             "stack": {
                 "web": f"gunicorn {args.web_workers} workers x {args.web_threads} threads (gthread), "
                 "webapp:create_app()",
-                "worker": "shoprank worker --device cpu (INT8, cross-request batching), 1 process",
+                "worker": "shoprank worker --device cpu --jobs-in-flight 32 (INT8, cross-request batching), 1 process",
                 "model": "small XLM-R architecture (6 layers, 384 hidden, real XLM-R vocabulary, random weights)",
                 "redis": redis_url,
                 "database": "PostgreSQL (private database, dropped afterwards)",
