@@ -14,10 +14,15 @@ The script starts everything itself and always tears it down:
 Then ``--shoppers`` threads (one ``requests.Session`` each) search the multilingual demo queries through
 ``/api/search`` and send impression/click/add_to_cart/purchase events to ``/api/events`` as the shop's JS does,
 for ``--duration`` seconds: phase ``cold`` starts with an empty score cache; phase ``warm`` repeats exactly the
-searches of the cold phase (same queries, same order per shopper), so the pair scores are cached.
+searches of the cold phase (same queries, same order per shopper), so the pair scores are cached. Phase
+``head_warmed`` empties the pair-score cache, runs ``shoprank warm-head`` (the most frequent queries of the
+impression log so far, scored in the worker's idle time), waits for the worker to finish warming, then sends
+shoppers with fresh scripts (another seed): the cache hit rate it reports is what the warm head buys.
 
 Reported per phase: requests/s, p50/p95/p99 latency (search and events apart), errors (no HTTP answer), 5xx,
-fallback rate (searches answered with ``reranked: false``), events sent vs events stored in PostgreSQL (counted
+fallback rate (searches answered with ``reranked: false``), rerank status and depth (share reranked at depth >= 10),
+score-cache hit rate (from the ops window), the worker's deadline counters (jobs expired/partial/stopped, model
+seconds spent on work that finished after its deadline), events sent vs events stored in PostgreSQL (counted
 in the database at the end; lost must be 0), and the machine's load average before/after.
 
     python bench/load.py                              # 2 phases x 120 s, 20 shoppers; JSON on stdout
@@ -83,6 +88,19 @@ def latency_summary(values_ms: list[float]) -> dict[str, float | int]:
     }
 
 
+def goals(cold: dict[str, Any], phases: list[dict[str, Any]], deadline_ms: int) -> dict[str, Any]:
+    """The issue's targets, checked: cold reranked share, p95 vs deadline, 5xx, lost events, late worker time."""
+    return {
+        "cold_reranked_depth_10_plus >= 0.9": (cold["reranked_depth_10_plus"] or 0) >= 0.9,
+        f"search_p95 <= {deadline_ms + 200} ms": all(
+            p["search_latency"].get("p95_ms", 0) <= deadline_ms + 200 for p in phases
+        ),
+        "no_5xx": all(p["5xx"] == 0 for p in phases),
+        "no_lost_events": all(p["events_lost"] == 0 for p in phases),
+        "late_worker_seconds": round(sum(p["worker"].get("late_seconds", 0) for p in phases), 3),
+    }
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -105,6 +123,7 @@ class PhaseRecord:
     events_refused: int = 0  # events in batches answered with an error status or not answered
     searched: dict[int, int] = field(default_factory=dict)  # searches sent, per shopper
     server_ms: dict[str, list[float]] = field(default_factory=dict)  # the server's own timings_ms, by stage
+    depths: list[int] = field(default_factory=list)  # rerank_depth of every answered search
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -196,6 +215,7 @@ def run_shopper(
                 record.searches_ok += 1
                 record.rerank_statuses[page.get("rerank_status", "?")] += 1
                 record.fallbacks += int(not page.get("reranked"))
+                record.depths.append(int(page.get("rerank_depth") or 0) if page.get("reranked") else 0)
                 for stage in ("first_stage", "rerank", "total"):
                     if stage in page.get("timings_ms", {}):
                         record.server_ms.setdefault(stage, []).append(float(page["timings_ms"][stage]))
@@ -229,9 +249,12 @@ def run_phase(
     duration: float,
     run_id: str,
     db_url: str,
+    stack: StackProbe,
 ) -> tuple[dict[str, Any], dict[int, int]]:
     record = PhaseRecord()
     load_before = load_average()
+    worker_before = stack.worker_counters()
+    phase_started_at = time.time()
     stop_at = time.monotonic() + duration
     threads = [
         threading.Thread(
@@ -248,6 +271,8 @@ def run_phase(
         thread.join()
     wall = time.monotonic() - started
     load_after = load_average()
+    cache = stack.cache_hit_rate(phase_started_at)
+    worker = stack.worker_delta(worker_before)
     stored = count_stored_events(db_url, f"load-{run_id}-{name}-%")
     requests_total = len(record.search_ms) + len(record.events_ms)
     searches = len(record.search_ms)
@@ -269,6 +294,12 @@ def run_phase(
         "5xx": server_errors,
         "fallback_rate": round(record.fallbacks / record.searches_ok, 4) if record.searches_ok else None,
         "rerank_status": dict(record.rerank_statuses),
+        "reranked_depth_10_plus": round(sum(d >= 10 for d in record.depths) / len(record.depths), 4)
+        if record.depths
+        else None,
+        "rerank_depth": depth_summary(record.depths),
+        "score_cache_hit_rate": cache,
+        "worker": worker,
         "events_sent": record.events_sent,
         "events_refused": record.events_refused,
         "events_stored": stored,
@@ -278,7 +309,127 @@ def run_phase(
     }, dict(record.searched)
 
 
+def depth_summary(depths: list[int]) -> dict[str, float | int]:
+    """Depths of reranked searches (0 = not reranked is counted apart)."""
+    reranked = [d for d in depths if d > 0]
+    if not reranked:
+        return {"reranked": 0}
+    return {
+        "reranked": len(reranked),
+        "not_reranked": len(depths) - len(reranked),
+        "p5": percentile(reranked, 5),
+        "p50": percentile(reranked, 50),
+        "mean": round(statistics.fmean(reranked), 1),
+        "full_100": sum(d >= 100 for d in reranked),
+    }
+
+
 # --- the stack -----------------------------------------------------------------------------------------------------
+
+
+#: Worker counters (``batches`` in its heartbeat) that say how the deadline treated its jobs.
+DEADLINE_COUNTERS = ("expired_jobs", "partial_jobs", "stopped_jobs", "skipped_pairs", "late_pairs", "late_seconds")
+
+
+class StackProbe:
+    """Reads what the stack itself recorded: the worker's heartbeat counters and the ops window of searches."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        from workers.registry import HEARTBEAT_INTERVAL_SECONDS
+        from workers.testing import settings_for
+
+        self.settings = settings_for(env)
+        self.heartbeat_seconds = HEARTBEAT_INTERVAL_SECONDS
+        import redis
+
+        self.redis = redis.Redis.from_url(self.settings.redis_url or "")
+
+    def worker_counters(self, fresh: bool = True) -> dict[str, float]:
+        """Summed over live worker processes; ``fresh`` waits one heartbeat so the counters are current."""
+        from workers.registry import WorkerRegistry
+
+        if fresh:
+            time.sleep(self.heartbeat_seconds + 0.5)
+        entries = WorkerRegistry(self.redis, self.settings.queue_prefix).live()
+        totals: dict[str, float] = {}
+        for entry in entries:
+            batches = entry.get("batches") or {}
+            for name in (*DEADLINE_COUNTERS, "pairs", "background_pairs"):
+                totals[name] = totals.get(name, 0) + float(batches.get(name) or 0)
+            totals["model_seconds"] = totals.get("model_seconds", 0) + float(
+                (entry.get("scorer_stats") or {}).get("seconds") or 0
+            )
+            totals["pairs_per_second"] = totals.get("pairs_per_second", 0) + float(entry.get("pairs_per_second") or 0)
+        return totals
+
+    def worker_delta(self, before: dict[str, float]) -> dict[str, float]:
+        after = self.worker_counters()
+        delta = {
+            name: round(after.get(name, 0) - before.get(name, 0), 3) for name in after if name != "pairs_per_second"
+        }
+        delta["pairs_per_second_now"] = round(after.get("pairs_per_second", 0), 1)
+        model = delta.get("model_seconds", 0)
+        delta["late_share_of_model_time"] = round(delta.get("late_seconds", 0) / model, 4) if model else None
+        return delta
+
+    def cache_hit_rate(self, since: float) -> dict[str, Any]:
+        """Pair scores served from the cache / all pair scores the phase's searches needed (ops window records)."""
+        from shoprank.observability.window import SearchRecord
+
+        raws = self.redis.lrange(f"{self.settings.queue_prefix}shoprank:ops:searches", 0, -1)
+        records = [SearchRecord.from_json(raw) for raw in raws]
+        mine = [r for r in records if r.at >= since]
+        hits, misses = sum(r.cache_hits for r in mine), sum(r.cache_misses for r in mine)
+        return {
+            "searches": len(mine),
+            "hits": hits,
+            "misses": misses,
+            "rate": round(hits / (hits + misses), 4) if hits + misses else None,
+        }
+
+    def clear_pair_cache(self) -> int:
+        deleted = 0
+        for key in self.redis.scan_iter(match=f"{self.settings.cache_key_prefix}shoprank:pair:*", count=1000):
+            deleted += self.redis.delete(key)
+        return deleted
+
+    def background_pairs(self) -> float:
+        return self.worker_counters(fresh=False).get("background_pairs", 0)
+
+    def wait_for_warming(self, baseline: float, pairs: int, timeout: float) -> dict[str, float]:
+        """Until the worker has scored ``pairs`` background pairs more than ``baseline`` (or ``timeout``)."""
+        started = time.monotonic()
+        done = 0.0
+        while time.monotonic() - started < timeout:
+            done = self.background_pairs() - baseline
+            if done >= pairs:
+                break
+            time.sleep(1.0)
+        return {"pairs_warmed": done, "seconds_waited": round(time.monotonic() - started, 1)}
+
+
+def warm_head_cli(env: dict[str, str], top: int, budget_pairs: int) -> dict[str, int]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shoprank",
+            "warm-head",
+            "--top",
+            str(top),
+            "--budget-pairs",
+            str(budget_pairs),
+            "--json",
+        ],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"shoprank warm-head failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def free_port() -> int:
@@ -406,6 +557,8 @@ def main() -> None:
     parser.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--model-cache", type=Path, help="directory to keep the generated small model in")
+    parser.add_argument("--warm-top", type=int, default=50, help="head queries the head_warmed phase warms")
+    parser.add_argument("--warm-budget", type=int, default=5000, help="pair budget of the warm-head run")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args()
 
@@ -426,9 +579,14 @@ def main() -> None:
         SHOPRANK_PUBLIC_RATE_LIMIT_PER_MINUTE="0",
         SHOPRANK_API_RATE_LIMIT_PER_MINUTE="0",
         SHOPRANK_SECRET_KEY=uuid.uuid4().hex,
+        SHOPRANK_OPS_WINDOW_SIZE="100000",  # every search of the run, for the per-phase cache hit rate
     )
     worker = WorkerProcess(
-        ["--device", "cpu", "--model", str(model), "--hostname", f"load-{run_id}@localhost"], env, logs / "worker.log"
+        # Every search in flight inside the worker (20 shoppers), where the model thread scores them side by side;
+        # with fewer slots the rest would wait in the broker queue, first come first served.
+        ["--device", "cpu", "--model", str(model), "--hostname", f"load-{run_id}@localhost", "--jobs-in-flight", "32"],
+        env,
+        logs / "worker.log",
     )
     web = Gunicorn(env, free_port(), args.web_workers, args.web_threads, logs / "gunicorn.log")
     load_at_start = load_average()
@@ -442,12 +600,28 @@ def main() -> None:
         worker.wait_ready(timeout=600)
         web.wait_ready()
         setup_s = time.monotonic() - setup_started
+        stack = StackProbe(env)
         scripts = [shopper_script(queries, n, args.seed) for n in range(args.shoppers)]
-        cold, searched = run_phase("cold", web.url, scripts, args.duration, run_id, database.url)
+        cold, searched = run_phase("cold", web.url, scripts, args.duration, run_id, database.url, stack)
         # Warm: each shopper repeats its own cold-phase searches in order (cycling through them when it gets
         # further): every (query, product) pair it asks for was scored in the cold phase and is in the cache.
         warm_scripts = [(script[: max(1, searched.get(n, 1))] * 10_000)[:10_000] for n, script in enumerate(scripts)]
-        warm, _ = run_phase("warm", web.url, warm_scripts, args.duration, run_id, database.url)
+        warm, _ = run_phase("warm", web.url, warm_scripts, args.duration, run_id, database.url, stack)
+        # Head warmed: an empty pair cache, then the warm-head job from the impression log so far, then new shoppers.
+        phases = [cold, warm]
+        try:
+            cleared = stack.clear_pair_cache()
+            baseline = stack.background_pairs()
+            warm_started = time.monotonic()
+            warming = warm_head_cli(env, args.warm_top, args.warm_budget)
+            warming.update(stack.wait_for_warming(baseline, warming["pairs"], timeout=600), cache_keys_cleared=cleared)
+            warming["seconds_total"] = round(time.monotonic() - warm_started, 1)
+            head_scripts = [shopper_script(queries, n, args.seed + 1) for n in range(args.shoppers)]
+            head, _ = run_phase("head_warmed", web.url, head_scripts, args.duration, run_id, database.url, stack)
+            head["warm_head"] = warming
+            phases.append(head)
+        except Exception as exc:  # report the cold and warm phases even so
+            print(f"head_warmed phase failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         report = {
             "benchmark": "load",
             "machine": {
@@ -459,7 +633,7 @@ def main() -> None:
             "stack": {
                 "web": f"gunicorn {args.web_workers} workers x {args.web_threads} threads (gthread), "
                 "webapp:create_app()",
-                "worker": "shoprank worker --device cpu (INT8, cross-request batching), 1 process",
+                "worker": "shoprank worker --device cpu --jobs-in-flight 32 (INT8, cross-request batching), 1 process",
                 "model": "small XLM-R architecture (6 layers, 384 hidden, real XLM-R vocabulary, random weights)",
                 "redis": redis_url,
                 "database": "PostgreSQL (private database, dropped afterwards)",
@@ -468,7 +642,8 @@ def main() -> None:
                 "rerank_deadline_ms": 3000,
                 "setup_s": round(setup_s, 1),
             },
-            "phases": [cold, warm],
+            "phases": phases,
+            "goals": goals(cold, phases, 3000),
         }
         output = json.dumps(report, indent=2, ensure_ascii=False)
         print(output)
@@ -480,9 +655,10 @@ def main() -> None:
             f"{p['search_latency'].get('p50_ms')}/{p['search_latency'].get('p95_ms')}/"
             f"{p['search_latency'].get('p99_ms')} ms, events p50/p95/p99 {p['events_latency'].get('p50_ms')}/"
             f"{p['events_latency'].get('p95_ms')}/{p['events_latency'].get('p99_ms')} ms, "
-            f"fallback {p['fallback_rate']}, errors {p['errors']}, 5xx {p['5xx']}, "
-            f"events {p['events_sent']} sent / {p['events_stored']} stored"
-            for p in (cold, warm)
+            f"fallback {p['fallback_rate']}, depth>=10 {p['reranked_depth_10_plus']}, "
+            f"cache hits {p['score_cache_hit_rate']['rate']}, late worker s {p['worker'].get('late_seconds')}, "
+            f"errors {p['errors']}, 5xx {p['5xx']}, events {p['events_sent']} sent / {p['events_stored']} stored"
+            for p in phases
         )
         print(
             f"load ({args.shoppers} shoppers, {args.duration:.0f} s/phase, load {load_at_start}): {summary}",

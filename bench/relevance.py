@@ -19,7 +19,9 @@ and out_of_range@10 (share of the top 10 outside the limit). The labelled querie
 parser, which must find no limit in any of them (their metrics are then exactly today's).
 
 The reranker is whatever ``load_scorer`` finds (``--model``); without weights that is the
-e5 bi-encoder fallback, reported as such. Prints JSON, then one summary line.
+e5 bi-encoder fallback, reported as such. ``--depths 10,20,50`` adds ``reranked_depth_N``:
+only the first N first-stage candidates reranked, the rest kept below in first-stage order
+(what deadline-aware depth serves under load). Prints JSON, then one summary line.
 """
 
 from __future__ import annotations
@@ -129,7 +131,9 @@ def main() -> None:
     parser.add_argument("--price-queries", type=Path, default=REPO / "data" / "catalog" / "demo_price_queries.jsonl")
     parser.add_argument("--model", default=None, help="cross-encoder hub id or directory (default: settings)")
     parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument("--depths", default="", help="comma-separated rerank depth caps, e.g. 10,20,30,50")
     args = parser.parse_args()
+    depths = sorted({int(d) for d in args.depths.split(",") if d.strip()})
     logging.basicConfig(level=logging.WARNING)
 
     from reranking import Reranker, load_scorer
@@ -169,6 +173,10 @@ def main() -> None:
             systems.setdefault("first_stage_fused", {})[q["id"]] = fused
             outcome = reranker.rerank(q["query"], [first_stage.items[s].passage for s in fused])
             systems.setdefault("reranked", {})[q["id"]] = [fused[r.index] for r in outcome.results]
+            score_of = {r.index: r.score for r in outcome.results}
+            for depth in depths:
+                head = sorted(range(min(depth, len(fused))), key=lambda i: -score_of[i])  # stable: ties keep order
+                systems.setdefault(f"reranked_depth_{depth}", {})[q["id"]] = [fused[i] for i in head] + fused[depth:]
         products = index.size
         centering = index.centering
         price = price_capped(index, catalog, reranker, queries, args.price_queries, args.top_k)
@@ -197,6 +205,7 @@ def main() -> None:
         f"price-capped ({price['queries']} queries, {len(price['languages'])} languages, reranked): nDCG@10 "
         f"{price['typed']['ndcg@10']:.3f} typed -> {price['understood']['ndcg@10']:.3f} understood, out of range@10 "
         f"{price['typed']['out_of_range@10']:.2f} -> {price['understood']['out_of_range@10']:.2f}"
+        + "".join(f"; depth {d}: {report['systems'][f'reranked_depth_{d}']['ndcg@10']:.3f}" for d in depths)
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import make_url
 
+from reranking.depth import DepthPolicy
 from reranking.loading import BACKENDS, ScorerSpec
 from reranking.model_source import DEFAULT_MODEL
 
@@ -88,6 +89,12 @@ class Settings:
     rerank_max_documents: int = _env("RERANK_MAX_DOCUMENTS", 1000, int)
     max_query_chars: int = _env("MAX_QUERY_CHARS", 1000, int)
     first_stage_top_k: int = _env("FIRST_STAGE_TOP_K", 100, int)
+    #: Deadline-aware rerank depth (README, Scaling): most and fewest first-stage candidates a search reranks,
+    #: the share of the time left that planned scoring may fill, and a job's fixed cost besides scoring.
+    rerank_max_depth: int = _env("RERANK_MAX_DEPTH", 100, int)
+    rerank_min_depth: int = _env("RERANK_MIN_DEPTH", 10, int)
+    rerank_depth_safety: float = _env("RERANK_DEPTH_SAFETY", 0.7, float)
+    rerank_overhead_ms: int = _env("RERANK_OVERHEAD_MS", 150, int)
     #: Weight of BM25 hits relative to dense hits in reciprocal-rank fusion (see shoprank.search.retrieval).
     first_stage_lexical_weight: float = _env("LEXICAL_WEIGHT", 0.25, float)
     # Index versions (shoprank.search.index_files); default: one directory per database under instance_dir.
@@ -164,6 +171,8 @@ class Settings:
             "rerank_max_documents",
             "max_query_chars",
             "first_stage_top_k",
+            "rerank_max_depth",
+            "rerank_min_depth",
             "reranker_max_length",
             "search_max_limit",
             "rerank_api_deadline_ms",
@@ -173,6 +182,10 @@ class Settings:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be positive")
+        if not 0 < self.rerank_depth_safety <= 1 or self.rerank_overhead_ms < 0:
+            raise ConfigError(
+                f"{ENV_PREFIX}RERANK_DEPTH_SAFETY must be in (0, 1] and {ENV_PREFIX}RERANK_OVERHEAD_MS not negative"
+            )
         if self.experiments_refresh_seconds < 0:
             raise ConfigError(f"{ENV_PREFIX}EXPERIMENTS_REFRESH_SECONDS must not be negative")
         self._validate_operations_settings()
@@ -249,6 +262,13 @@ class Settings:
     @property
     def resolved_broker_url(self) -> str | None:
         return self.broker_url or self.redis_url
+
+    def depth_policy(self) -> DepthPolicy:
+        return DepthPolicy(
+            min_depth=self.rerank_min_depth,
+            safety=self.rerank_depth_safety,
+            overhead_seconds=self.rerank_overhead_ms / 1000,
+        )
 
     def scorer_spec(self, **overrides: Any) -> ScorerSpec:
         return ScorerSpec(

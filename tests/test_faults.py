@@ -35,7 +35,7 @@ QUERIES = [
     ("casque sans fil", "fr"),
     ("наушники беспроводные", "ru"),
 ]
-FALLBACK_STATUSES = {"timeout", "unavailable", "rejected", "error"}
+FALLBACK_STATUSES = {"timeout", "unavailable", "rejected", "error", "shed"}  # DESIGN §7; shed: the pool was full
 
 
 # --- a real server and a small background load ------------------------------------------------------------------

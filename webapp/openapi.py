@@ -212,15 +212,23 @@ _SEARCH_RESPONSE = {
         "rerank_status": {
             "enum": [
                 "ok",
-                "disabled",
-                "no_candidates",
+                "partial",
+                "shed",
                 "timeout",
                 "unavailable",
                 "rejected",
                 "error",
-            ]
+                "disabled",
+                "no_candidates",
+            ],
+            "description": "partial: the deadline stopped the reranker after rerank_depth candidates; shed: skipped "
+            "at once, the pool could not score even the minimum depth in time",
         },
-        "rerank_depth": {"type": "integer", "description": "How many candidates the reranker scored"},
+        "rerank_depth": {
+            "type": "integer",
+            "description": "First-stage candidates the reranker scored (the head); the rest follow in first-stage "
+            "order",
+        },
         "scorer": {"type": ["object", "null"]},
         "candidates": {"type": "integer"},
         "timings_ms": {"type": "object", "additionalProperties": {"type": "number"}},

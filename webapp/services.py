@@ -49,7 +49,9 @@ def build_in_process_dispatcher(settings: Settings) -> InProcessDispatcher:
         info.dtype,
         f" -- FALLBACK: {info.fallback_reason}" if info.fallback_reason else "",
     )
-    return InProcessDispatcher({settings.reranker_model: Reranker(scorer, cache)}, settings.reranker_model)
+    return InProcessDispatcher(
+        {settings.reranker_model: Reranker(scorer, cache)}, settings.reranker_model, settings.depth_policy()
+    )
 
 
 def share_language_centering(dispatcher: RerankDispatcher, index: CatalogIndex) -> None:
@@ -157,6 +159,8 @@ def build_services(
         deadline_ms=settings.rerank_deadline_ms,
         max_query_chars=settings.max_query_chars,
         fx=fx,
+        max_rerank_depth=settings.rerank_max_depth,
+        min_rerank_depth=settings.rerank_min_depth,
     )
     window = SearchWindow(settings.ops_window_size, settings.redis_url, settings.queue_prefix)
     search.observers.append(SearchObserver(window, dispatcher))

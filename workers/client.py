@@ -9,6 +9,12 @@ A popular query costs no queue round trip: when every (query, passage) pair is
 already in the Redis score cache, under the cache namespace the routed workers
 advertise, the answer is read here and no job is sent.
 
+How much to rerank: a search job (``min_depth`` set) is cut to the head the pool can
+score before the deadline, from the workers' own measured pairs/s (in the registry)
+and the pairs already queued ahead (``workers.backlog``); when not even ``min_depth``
+fits, it is shed at once (``RerankShed``) instead of queued. A cached head of any
+length is served from the cache. Every job carries its absolute deadline.
+
 Failure is always typed and always fast: an invalid job is ``RerankRejected`` before
 anything is sent; no live worker, a dead broker or a dead Redis is
 ``RerankUnavailable`` within about a second (and for the next few seconds without
@@ -26,26 +32,31 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import numpy as np
 from celery import Celery
 from celery import states as celery_states
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.exceptions import OperationalError
 
-from reranking.cache import RedisScoreCache, cached_scores
+from reranking.cache import RedisScoreCache, pair_cache_keys
+from reranking.depth import DepthDecision, choose_depth, longest_cached_prefix
 from reranking.dispatch import (
     DispatchResult,
     RerankError,
     RerankJob,
     RerankRejected,
+    RerankShed,
     RerankTimeout,
     RerankUnavailable,
 )
 from reranking.scorers.base import ScorerInfo, sigmoid
 from shoprank.config import Settings
+from workers.backlog import Backlog
 from workers.celery_app import QUEUE_CPU, QUEUE_FOR_DEVICE, QUEUE_GPU, RERANK_TASK_NAME, create_celery_app
 from workers.jobs import result_from_payload, validate_job_payload
 from workers.ops import queue_depths, summarize_workers
 from workers.registry import WorkerRegistry
+from workers.warming import WarmQueue
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +98,10 @@ class CeleryDispatcher:
         score_cache: RedisScoreCache | None = None,
     ) -> None:
         self.app = app
+        self.policy = settings.depth_policy()
+        redis_url = settings.redis_url or ""
+        self.backlog = Backlog.from_url(redis_url, settings.queue_prefix)
+        self.warm_queue = WarmQueue.from_url(redis_url, settings.queue_prefix)
         self.registry = registry
         self.settings = settings
         #: The workers' pair-score cache (same Redis, same key prefix); None disables the short-circuit.
@@ -120,6 +135,9 @@ class CeleryDispatcher:
         validate_job_payload(payload, self.settings.rerank_max_documents, self.settings.max_query_chars)
         if deadline_seconds <= 0:
             raise RerankTimeout("deadline already passed")
+        deadline_at = time.time() + deadline_seconds
+        if job.deadline_at is not None:
+            deadline_at = min(deadline_at, job.deadline_at)
         self._fail_fast_if_down()
         try:
             queue, routing = self.choose_queue(job)
@@ -129,21 +147,33 @@ class CeleryDispatcher:
             raise self._went_down(f"cannot read the worker registry: {type(exc).__name__}: {exc}") from None
         except Exception as exc:  # e.g. a corrupt registry entry: never fail the search with it
             raise RerankError(f"cannot route the rerank job: {type(exc).__name__}: {exc}") from None
-        from_cache = self._answer_from_cache(job, queue, routing, started)
-        if from_cache is not None:
-            return from_cache
+        scorer, cached = self._cached_head(job, queue)
+        if scorer is not None and len(cached) == len(job.passages) and job.passages:
+            return self._answer_from_cache(cached, scorer, routing, queue, started)
+        decision = None
+        if job.min_depth is not None and job.passages:
+            decision = self._choose_depth(job, queue, deadline_at - time.time())
+            depth = max(decision.depth, len(cached))
+            if decision.shed and len(cached) < max(1, min(job.min_depth, len(job.passages))):
+                raise RerankShed(f"shed on {queue}: {decision.reason} before the deadline")
+            if scorer is not None and len(cached) >= depth:  # the head the pool could afford is cached already
+                return self._answer_from_cache(cached, scorer, routing, queue, started, decision)
+            payload["passages"] = payload["passages"][:depth]
+        payload["deadline_at"] = deadline_at
+        task_id = str(uuid.uuid4())
         try:
+            self.backlog.add(queue, task_id, len(payload["passages"]), deadline_at + EXPIRY_GRACE_SECONDS)
             result = self.app.send_task(
                 RERANK_TASK_NAME,
                 kwargs={"job": payload, "enqueued_at": time.time()},
                 queue=queue,
-                task_id=str(uuid.uuid4()),
+                task_id=task_id,
                 expires=deadline_seconds + EXPIRY_GRACE_SECONDS,
                 retry=False,
                 # Celery would otherwise repr() the whole job into the message headers: slow for
                 # 100 passages, and shoppers' queries do not belong in monitoring tools.
                 argsrepr="()",
-                kwargsrepr=f"{{job: {len(job.passages)} passages, request_id={job.request_id!r}}}",
+                kwargsrepr=f"{{job: {len(payload['passages'])} passages, request_id={job.request_id!r}}}",
             )
         except self._errors as exc:
             raise self._went_down(f"cannot enqueue rerank job: {type(exc).__name__}: {exc}") from None
@@ -170,23 +200,63 @@ class CeleryDispatcher:
             except (TypeError, ValueError) as exc:
                 raise RerankError(f"malformed answer from the worker: {exc}") from None
             client_seconds = time.monotonic() - started
-            return dataclasses.replace(
-                answer, extra={**answer.extra, "routing": routing, "client_seconds": client_seconds}
-            )
+            extra = {**answer.extra, "routing": routing, "client_seconds": client_seconds}
+            if decision is not None:
+                extra["depth_decision"] = decision.as_dict()
+            return dataclasses.replace(answer, extra=extra)
         if state == celery_states.REVOKED:
             raise RerankTimeout("the job expired before a worker took it")
         raise _as_rerank_error(value, queue)
 
-    def _answer_from_cache(self, job: RerankJob, queue: str, routing: str, started: float) -> DispatchResult | None:
-        """Scores straight from the workers' cache when every pair is there, keyed as the routed workers key them."""
+    def pool_throughput(self, queue: str) -> float | None:
+        """Pairs/s the live workers on ``queue`` measured on their own work (None: none has measured yet)."""
+        family = next(device for device, name in QUEUE_FOR_DEVICE.items() if name == queue)
+        rates = [
+            float(entry["pairs_per_second"])
+            for entry in self._live
+            if entry.get("device_family") == family and isinstance(entry.get("pairs_per_second"), int | float)
+        ]
+        return sum(rates) if rates else None
+
+    def _choose_depth(self, job: RerankJob, queue: str, seconds_left: float) -> DepthDecision:
+        try:
+            in_flight = self.backlog.jobs(queue)
+        except self._errors as exc:
+            raise self._went_down(f"cannot read the rerank backlog: {type(exc).__name__}: {exc}") from None
+        return choose_depth(
+            self.policy,
+            candidates=len(job.passages),
+            seconds_left=seconds_left,
+            pairs_per_second=self.pool_throughput(queue),
+            min_depth=job.min_depth,
+            shared_with=in_flight,  # workers score jobs in flight side by side, step by step
+        )
+
+    def _cached_head(self, job: RerankJob, queue: str) -> tuple[ScorerInfo | None, np.ndarray]:
+        """Raw scores of the longest head of ``job`` in the workers' cache, keyed as the routed workers key them."""
+        empty = np.empty(0, dtype=np.float32)
         if self.score_cache is None or not job.passages:
-            return None
+            return None, empty
         scorer = _advertised_scorer(self._live, queue, job.model)
         if scorer is None or scorer.kind != "cross-encoder":
-            return None
-        raw = cached_scores(self.score_cache, scorer.cache_namespace, job.query, job.passages)
-        if raw is None:
-            return None
+            return None, empty
+        values = self.score_cache.get_many(pair_cache_keys(scorer.cache_namespace, job.query, job.passages))
+        head = longest_cached_prefix(values)
+        return scorer, np.asarray(values[:head], dtype=np.float32)
+
+    def _answer_from_cache(
+        self,
+        raw: np.ndarray,
+        scorer: ScorerInfo,
+        routing: str,
+        queue: str,
+        started: float,
+        decision: DepthDecision | None = None,
+    ) -> DispatchResult:
+        """Scores straight from the workers' cache: no job is sent."""
+        extra: dict[str, Any] = {"routing": routing, "would_queue": queue}
+        if decision is not None:
+            extra["depth_decision"] = decision.as_dict()
         return DispatchResult(
             raw_scores=[float(s) for s in raw],
             normalized_scores=[float(s) for s in sigmoid(raw)],
@@ -196,8 +266,14 @@ class CeleryDispatcher:
             served_by="score-cache",
             compute_seconds=time.monotonic() - started,
             queue=None,
-            extra={"routing": routing, "would_queue": queue},
+            extra=extra,
         )
+
+    def warm(self, query: str, passages: list[str], model: str | None = None) -> None:
+        """Queue cache warming for idle workers (a Redis list beside the Celery queues; never ahead of live jobs)."""
+        job = RerankJob(query, passages, model=model)
+        queue, _ = self.choose_queue(job)
+        self.warm_queue.push(queue, [(query, passages)])
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {
@@ -314,7 +390,7 @@ def _as_rerank_error(value: Any, queue: str) -> RerankError:
     """The worker's exception (rebuilt by Celery from JSON) as the matching typed error."""
     if isinstance(value, RerankError):
         return value
-    by_name = {cls.__name__: cls for cls in (RerankRejected, RerankUnavailable, RerankTimeout, RerankError)}
+    by_name = {cls.__name__: cls for cls in (RerankRejected, RerankUnavailable, RerankTimeout, RerankShed, RerankError)}
     name = type(value).__name__
     if name in by_name:
         return by_name[name](str(value))

@@ -45,12 +45,22 @@ def validate_job_payload(payload: Any, max_documents: int, max_query_chars: int)
     preference = payload.get("device_preference")
     if preference not in DEVICE_PREFERENCES:
         raise RerankRejected(f"job.device_preference must be 'cpu', 'cuda' or null, got {preference!r}")
+    deadline_at = payload.get("deadline_at")
+    if deadline_at is not None and (
+        isinstance(deadline_at, bool) or not isinstance(deadline_at, int | float) or not math.isfinite(deadline_at)
+    ):
+        raise RerankRejected("job.deadline_at must be a number of seconds since the epoch or null")
+    min_depth = payload.get("min_depth")
+    if min_depth is not None and (isinstance(min_depth, bool) or not isinstance(min_depth, int) or min_depth < 0):
+        raise RerankRejected("job.min_depth must be a non-negative integer or null")
     return RerankJob(
         query=query,
         passages=list(passages),
         model=payload.get("model"),
         request_id=payload.get("request_id"),
         device_preference=preference,
+        deadline_at=None if deadline_at is None else float(deadline_at),
+        min_depth=min_depth,
     )
 
 

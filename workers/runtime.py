@@ -19,18 +19,26 @@ import numpy as np
 
 from reranking import RedisScoreCache, Reranker, ScoredRequest, ScorerSpec, load_scorer
 from reranking.cache import cached_scores
-from reranking.dispatch import DispatchResult, RerankTimeout, RerankUnavailable
+from reranking.dispatch import DispatchResult, RerankJob, RerankTimeout, RerankUnavailable
 from shoprank.config import Settings
+from workers.backlog import Backlog
 from workers.celery_app import device_family
 from workers.jobs import result_to_payload, validate_job_payload, validate_task_arguments
-from workers.microbatch import MAX_PAIRS_PER_ROUND, BatchedScore, MicroBatcher, UnbatchedScorer
+from workers.microbatch import MAX_PAIRS_PER_ROUND, BatchedScore, JobDeadline, MicroBatcher, UnbatchedScorer
 from workers.registry import Heartbeat, WorkerRegistry
+from workers.warming import WarmFeeder, WarmQueue
 
 log = logging.getLogger(__name__)
 
 #: Fault injection for the redelivery tests: hold every job this long before scoring it.
 #: Honoured only when SHOPRANK_ENV=test, and announced loudly at start-up.
 TEST_JOB_DELAY_ENV = "SHOPRANK_TEST_JOB_DELAY_SECONDS"
+#: Fault injection for the depth-policy tests: a slow model, this many seconds per pair scored (test env only).
+TEST_PAIR_DELAY_ENV = "SHOPRANK_TEST_PAIR_DELAY_SECONDS"
+#: The worker's scores must reach the caller before its deadline: result write and the client's polling.
+RETURN_MARGIN_SECONDS = 0.08
+#: Calibration at start-up: pairs of about this many words, so the first heartbeat already carries a throughput.
+CALIBRATION_PAIRS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,8 @@ class WorkerRuntime:
         settings: Settings,
         reranker: Reranker,
         registry: WorkerRegistry | None = None,
+        backlog: Backlog | None = None,
+        warm_queue: WarmQueue | None = None,
     ) -> None:
         self.plan = plan
         self.settings = settings
@@ -81,7 +91,11 @@ class WorkerRuntime:
         else:
             self.job_scorer = UnbatchedScorer(reranker)
         self.heartbeat = Heartbeat(registry, self.entry_id, self.advertisement) if registry is not None else None
-        self.test_delay = _test_delay(settings)
+        self.test_delay = _test_delay(settings, TEST_JOB_DELAY_ENV, "every job is held %.3f s before scoring")
+        self.backlog = backlog
+        self.warm_feeder: WarmFeeder | None = None
+        if warm_queue is not None and isinstance(self.job_scorer, MicroBatcher):
+            self.warm_feeder = WarmFeeder(self.job_scorer, warm_queue, plan.queue, settings.rerank_max_documents)
 
     @classmethod
     def load(cls, plan: WorkerPlan, settings: Settings) -> WorkerRuntime:
@@ -91,6 +105,7 @@ class WorkerRuntime:
             scorer = load_scorer(spec)
             if scorer.info.kind != "cross-encoder":
                 raise ModelLoadError(f"{spec.model} loaded as {scorer.info.kind}, not a cross-encoder")
+            _slow_down_for_tests(scorer, settings)
             scorer.warm_up()
         except ModelLoadError:
             raise
@@ -99,27 +114,65 @@ class WorkerRuntime:
         cache = RedisScoreCache(
             settings.redis_url, ttl_seconds=settings.score_cache_ttl_seconds, key_prefix=settings.cache_key_prefix
         )
-        registry = WorkerRegistry.from_url(settings.redis_url, settings.queue_prefix) if settings.redis_url else None
-        return cls(plan, settings, Reranker(scorer, cache), registry)
+        registry = backlog = warm_queue = None
+        if settings.redis_url:
+            registry = WorkerRegistry.from_url(settings.redis_url, settings.queue_prefix)
+            backlog = Backlog.from_url(settings.redis_url, settings.queue_prefix)
+            warm_queue = WarmQueue.from_url(settings.redis_url, settings.queue_prefix)
+        runtime = cls(plan, settings, Reranker(scorer, cache), registry, backlog, warm_queue)
+        runtime.calibrate()
+        return runtime
+
+    def calibrate(self) -> None:
+        """Measure pairs/s on shop-sized pairs (~100 tokens), so routing sees a throughput before the first job.
+
+        Two passes: the first pays one-off kernel set-up for these shapes and is not counted.
+        """
+        words = " ".join(f"word{i}" for i in range(30))
+        pairs = [
+            (f"calibration query {i}", f"Title: product {i}\nDescription: {words}") for i in range(CALIBRATION_PAIRS)
+        ]
+        self.reranker.scorer.score_pairs(pairs)
+        started = time.monotonic()
+        self.reranker.scorer.score_pairs(pairs)
+        self.job_scorer.meter.observe(len(pairs), time.monotonic() - started)
 
     def start_heartbeat(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.start()
+        if self.warm_feeder is not None:
+            self.warm_feeder.start()
 
     def close(self) -> None:
+        if self.warm_feeder is not None:
+            self.warm_feeder.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()
         self.job_scorer.stop()
 
     # -- serving ------------------------------------------------------------------------------------
 
-    def run_job(self, args: Any, kwargs: Any, redelivered: bool = False) -> dict[str, Any]:
+    def run_job(self, args: Any, kwargs: Any, redelivered: bool = False, task_id: str | None = None) -> dict[str, Any]:
         """Validate, consult the cache, score the misses (merged with concurrent jobs), answer."""
-        started = time.perf_counter()
-        started_wall = time.time()
-        with self.job_scorer.incoming() as slot:
+        job = None
+        try:
             payload, enqueued_at = validate_task_arguments(args, kwargs)
             job = validate_job_payload(payload, self.settings.rerank_max_documents, self.settings.max_query_chars)
+            return self._serve(job, enqueued_at, redelivered)
+        finally:
+            if job is not None and task_id and self.backlog is not None:
+                try:  # the web tier's depth policy stops counting this job's pairs as queued work
+                    self.backlog.remove(self.plan.queue, task_id, len(job.passages))
+                except Exception as exc:  # the entry expires with the job's deadline anyway
+                    log.debug("could not clear backlog entry %s: %s", task_id, exc)
+
+    def _serve(self, job: RerankJob, enqueued_at: float | None, redelivered: bool) -> dict[str, Any]:
+        started = time.perf_counter()
+        started_wall = time.time()
+        expires = None
+        if job.deadline_at is not None:  # the caller's wall-clock deadline, as this process's monotonic instant
+            expires = time.monotonic() + (job.deadline_at - started_wall) - RETURN_MARGIN_SECONDS
+        with self.job_scorer.incoming() as slot:
             self._check_model(job.model)
             if self.test_delay:
                 time.sleep(self.test_delay)
@@ -128,7 +181,11 @@ class WorkerRuntime:
                 remaining = self.settings.rerank_soft_time_limit_seconds - (time.perf_counter() - started)
                 if remaining <= 0:
                     raise RerankTimeout("the worker's soft time limit passed before scoring started")
-                batched = slot.score(job.query, job.passages, timeout=remaining)
+                if expires is not None and time.monotonic() >= expires:
+                    self.job_scorer.stats.add(expired_jobs=1, skipped_pairs=len(job.passages))
+                    raise RerankTimeout("the job's deadline passed before it was scored")
+                deadline = None if expires is None else JobDeadline(expires, job.min_depth)
+                batched = slot.score(job.query, job.passages, timeout=remaining, deadline=deadline)
         raw = batched.scored.raw_scores
         normalized = self.reranker.scorer.normalize(raw)
         self.jobs_served += 1
@@ -141,6 +198,7 @@ class WorkerRuntime:
             served_by=self.plan.node,
             compute_seconds=time.perf_counter() - started,
             queue=self.plan.queue,
+            partial=not batched.complete,
             extra={
                 "pid": os.getpid(),
                 "request_id": job.request_id,
@@ -202,21 +260,36 @@ class WorkerRuntime:
             "heartbeat_at": time.time(),
             "jobs_served": self.jobs_served,
             "batches": self.job_scorer.stats.snapshot(),
+            "pairs_per_second": self.job_scorer.meter.pairs_per_second,
             "scorer_stats": self.reranker.scorer.stats.snapshot(),
             "cache_stats": self.reranker.cache.stats.snapshot(),
         }
 
 
-def _test_delay(settings: Settings) -> float:
-    raw = os.environ.get(TEST_JOB_DELAY_ENV, "").strip()
+def _test_delay(settings: Settings, variable: str, what: str) -> float:
+    raw = os.environ.get(variable, "").strip()
     if not raw:
         return 0.0
     if settings.env != "test":
-        log.warning("%s is set but ignored outside SHOPRANK_ENV=test", TEST_JOB_DELAY_ENV)
+        log.warning("%s is set but ignored outside SHOPRANK_ENV=test", variable)
         return 0.0
     delay = float(raw)
-    log.warning("FAULT INJECTION: every job is held %.1f s before scoring (%s)", delay, TEST_JOB_DELAY_ENV)
+    log.warning("FAULT INJECTION: " + what + " (%s)", delay, variable)
     return delay
+
+
+def _slow_down_for_tests(scorer: Any, settings: Settings) -> None:
+    """A slow model on demand (``SHOPRANK_TEST_PAIR_DELAY_SECONDS``, test env only): the depth policy's tests."""
+    delay = _test_delay(settings, TEST_PAIR_DELAY_ENV, "the model takes %.3f s more per pair")
+    if not delay:
+        return
+    fast = scorer.score_pairs
+
+    def slow(pairs: Any, max_batch_size: int | None = None) -> Any:
+        time.sleep(delay * len(pairs))
+        return fast(pairs, max_batch_size)
+
+    scorer.score_pairs = slow
 
 
 _runtime: WorkerRuntime | None = None

@@ -27,6 +27,7 @@ from workers.runtime import current_runtime
 log = logging.getLogger(__name__)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # the web tier's X-Request-ID rule
 _batches = metrics.ScorerStatsRecorder("worker")
+_deadlines = metrics.DeadlineStatsRecorder()
 
 #: Expected outcomes, logged as one line instead of a traceback.
 EXPECTED_ERRORS = (RerankRejected, RerankUnavailable, RerankTimeout)
@@ -56,12 +57,14 @@ def _run(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:
     delivery = task.request.delivery_info or {}
     started = time.perf_counter()
     try:
-        answer = runtime.run_job(args, kwargs, redelivered=bool(delivery.get("redelivered")))
+        answer = runtime.run_job(args, kwargs, redelivered=bool(delivery.get("redelivered")), task_id=task.request.id)
     except SoftTimeLimitExceeded:
+        _deadlines.record(runtime.job_scorer.stats.snapshot())
         metrics.RERANK_JOBS.labels("timeout").inc()
         log.warning("rerank job %s exceeded the soft time limit", task.request.id)
         raise RerankTimeout("the job exceeded the worker's soft time limit") from None
     except RerankError as exc:
+        _deadlines.record(runtime.job_scorer.stats.snapshot())
         metrics.RERANK_JOBS.labels(type(exc).__name__).inc()
         log.info("rerank job %s not served: %s: %s", task.request.id, type(exc).__name__, exc)
         raise
@@ -70,7 +73,8 @@ def _run(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:
         log.exception("rerank job %s failed", task.request.id)
         # Only the type and message travel back (JSON); the traceback stays in the worker log.
         raise RerankError(f"worker failed: {type(exc).__name__}: {exc}") from exc
-    metrics.RERANK_JOBS.labels("ok").inc()
+    _deadlines.record(runtime.job_scorer.stats.snapshot())
+    metrics.RERANK_JOBS.labels("partial" if answer.get("partial") else "ok").inc()
     metrics.record_cache("worker", int(answer.get("cache_hits") or 0), int(answer.get("cache_misses") or 0))
     _batches.record(id(runtime.reranker.scorer), runtime.reranker.scorer.stats.snapshot())
     log.info(

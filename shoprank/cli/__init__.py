@@ -10,7 +10,7 @@ from shoprank.cli.index_commands import index_group
 from shoprank.cli.model_commands import model_group
 from shoprank.cli.rerank_commands import demo_trap, rerank, score
 from shoprank.cli.serve_command import serve
-from shoprank.cli.worker_commands import embed_worker, worker, worker_health, worker_status
+from shoprank.cli.worker_commands import embed_worker, warm_head_command, worker, worker_health, worker_status
 from shoprank.config import LOG_FORMATS, LOG_LEVELS
 from shoprank.observability.logs import configure_logging, settings_for_logging
 
@@ -44,7 +44,7 @@ cli.add_command(catalog_group)
 cli.add_command(index_group)
 cli.add_command(apikey_group)
 cli.add_command(serve)
-for command in (worker, worker_health, worker_status, embed_worker):
+for command in (worker, worker_health, worker_status, embed_worker, warm_head_command):
     cli.add_command(command)
 cli.add_command(model_group)
 cli.add_command(user_group)

@@ -154,3 +154,50 @@ def embed_worker(concurrency: int, hostname: str | None) -> None:
         logger = logging.getLogger(name)
         logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
     sys.exit(run_embed_worker(_settings(), concurrency, hostname))
+
+
+@click.command("warm-head")
+@click.option("--top", type=click.IntRange(1, 10_000), default=50, show_default=True, help="Head queries to warm.")
+@click.option("--hours", type=click.FloatRange(0.01), default=24.0, show_default=True, help="Impression log window.")
+@click.option(
+    "--depth", type=click.IntRange(1, 1000), default=None, help="Candidates per query [default: RERANK_MAX_DEPTH]."
+)
+@click.option(
+    "--budget-pairs", type=click.IntRange(1), default=5000, show_default=True, help="Most pairs queued in one run."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def warm_head_command(top: int, hours: float, depth: int | None, budget_pairs: int, as_json: bool) -> None:
+    """Queue the most frequent recent queries' first-stage heads for scoring in the workers' idle time.
+
+    Run it periodically (cron); the workers score the pairs at low priority into the shared
+    score cache, so searches for those queries are answered from the cache at full depth.
+    """
+    from shoprank.search.warm_head import head_queries, since_hours, warm_head
+    from webapp.services import build_services
+
+    settings = _settings()
+    if not settings.resolved_broker_url:
+        raise click.ClickException(
+            "warm-head queues work for Celery workers: set SHOPRANK_REDIS_URL (embedded mode warms nothing)"
+        )
+    services = build_services(settings)
+    try:
+        head = head_queries(services.db, since=since_hours(hours), limit=top)
+        report = warm_head(
+            head,
+            services.search.head_passages,
+            services.dispatcher.warm,
+            depth=depth or settings.rerank_max_depth,
+            budget_pairs=budget_pairs,
+        )
+    except Exception as exc:  # unreachable Redis or database
+        raise click.ClickException(f"cannot warm the head: {type(exc).__name__}: {exc}") from None
+    finally:
+        services.close()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), sort_keys=True))
+    else:
+        click.echo(
+            f"queued {report.pairs} pairs for {report.queries} head queries "
+            f"({report.over_budget} over budget, {report.failed} failed)"
+        )

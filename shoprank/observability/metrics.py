@@ -85,6 +85,23 @@ HTTP_RESPONSES = Counter(
     ["method", "endpoint", "status"],
 )
 RERANK_JOBS = Counter("shoprank_rerank_jobs_total", "Rerank jobs a worker finished, by outcome.", ["outcome"])
+RERANK_DEPTH = Histogram(
+    "shoprank_rerank_depth",
+    "First-stage candidates a search's reranker scored (0 = not reranked); the deadline-aware policy picks it.",
+    buckets=(0, 5, 10, 20, 30, 50, 75, 100, 150, 200, 500),
+)
+RERANK_DEADLINE_JOBS = Counter(
+    "shoprank_rerank_deadline_jobs_total",
+    "Worker jobs the deadline cut short: expired (dropped unscored), partial (a head answered), stopped (nothing).",
+    ["outcome"],
+)
+RERANK_SKIPPED_PAIRS = Counter(
+    "shoprank_rerank_skipped_pairs_total", "Pairs a worker never scored because their job's deadline passed."
+)
+RERANK_LATE_SECONDS = Counter(
+    "shoprank_rerank_late_seconds_total",
+    "Model seconds a worker spent on pairs that finished after their job's deadline (work nobody waited for).",
+)
 
 
 def multiprocess_dir() -> str | None:
@@ -167,6 +184,16 @@ class OpsCollector(Collector):
             processes.add_metric([device], workers["processes_per_device"].get(device, 0))
         yield nodes
         yield processes
+        rate = GaugeMetricFamily(
+            "shoprank_worker_pairs_per_second",
+            "Pairs/s each live model process measured on its own work (what the depth policy plans with).",
+            labels=["node", "pid"],
+        )
+        for entry in registry.live():
+            value = entry.get("pairs_per_second")
+            if isinstance(value, int | float):
+                rate.add_metric([str(entry.get("node")), str(entry.get("pid"))], float(value))
+        yield rate
 
 
 def ops_collector_for(settings: Settings) -> OpsCollector | None:
@@ -198,6 +225,26 @@ class ScorerStatsRecorder:
         for _ in range(min(batches, 1000)):
             pair_hist.observe(pairs)
             token_hist.observe(tokens)
+
+
+class DeadlineStatsRecorder:
+    """Turns a worker's cumulative deadline counters (``BatcherStats``) into counter increments."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def record(self, snapshot: Mapping[str, float]) -> None:
+        with self._lock:
+            delta = {name: snapshot.get(name, 0) - self._last.get(name, 0) for name in snapshot}
+            self._last = dict(snapshot)
+        for outcome in ("expired", "partial", "stopped"):
+            if delta.get(f"{outcome}_jobs", 0) > 0:
+                RERANK_DEADLINE_JOBS.labels(outcome).inc(delta[f"{outcome}_jobs"])
+        if delta.get("skipped_pairs", 0) > 0:
+            RERANK_SKIPPED_PAIRS.inc(delta["skipped_pairs"])
+        if delta.get("late_seconds", 0) > 0:
+            RERANK_LATE_SECONDS.inc(delta["late_seconds"])
 
 
 def record_cache(where: str, hits: int, misses: int) -> None:

@@ -37,6 +37,8 @@ class SearchObserver:
         if result.rerank_status not in NOT_FALLBACK:
             metrics.RERANK_FALLBACKS.labels(result.rerank_status).inc()
         metrics.record_cache("search", result.cache_hits, result.cache_misses)
+        if result.rerank_status not in ("disabled", "no_candidates"):
+            metrics.RERANK_DEPTH.observe(result.rerank_depth)
         self._record_in_process_batches()
         self.window.add(
             SearchRecord(
@@ -47,6 +49,7 @@ class SearchObserver:
                 status=result.rerank_status,
                 cache_hits=result.cache_hits,
                 cache_misses=result.cache_misses,
+                rerank_depth=result.rerank_depth,
             )
         )
 

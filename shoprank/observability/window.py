@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 STAGES = ("retrieval", "rerank", "total")
 PERCENTILES = (50, 95, 99)
 #: Rerank statuses that are not a failure: nothing to rerank, or the variant does not rerank.
-NOT_FALLBACK = ("ok", "disabled", "no_candidates")
+NOT_FALLBACK = ("ok", "partial", "disabled", "no_candidates")
 #: After a failed Redis write, records stay in-process this long before Redis is tried again.
 RETRY_AFTER_SECONDS = 5.0
 
@@ -38,17 +38,19 @@ class SearchRecord:
     status: str
     cache_hits: int = 0
     cache_misses: int = 0
+    rerank_depth: int = 0
 
     def to_json(self) -> str:
         rerank = None if self.rerank_ms is None else round(self.rerank_ms, 2)
         values = [round(self.at, 3), round(self.retrieval_ms, 2), rerank, round(self.total_ms, 2), self.status]
-        return json.dumps([*values, self.cache_hits, self.cache_misses], separators=(",", ":"))
+        return json.dumps([*values, self.cache_hits, self.cache_misses, self.rerank_depth], separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> SearchRecord:
-        at, retrieval, rerank, total, status, hits, misses = json.loads(raw)
+        at, retrieval, rerank, total, status, hits, misses, *rest = json.loads(raw)  # rest: depth (newer records)
         rerank_ms = None if rerank is None else float(rerank)
-        return cls(float(at), float(retrieval), rerank_ms, float(total), str(status), int(hits), int(misses))
+        depth = int(rest[0]) if rest else 0
+        return cls(float(at), float(retrieval), rerank_ms, float(total), str(status), int(hits), int(misses), depth)
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -137,6 +139,7 @@ class SearchWindow:
             if r.status not in NOT_FALLBACK:
                 fallbacks[r.status] = fallbacks.get(r.status, 0) + 1
         hits, misses = sum(r.cache_hits for r in records), sum(r.cache_misses for r in records)
+        depths = [r.rerank_depth for r in records if r.status in ("ok", "partial")]
         minutes: dict[int, list[float]] = {}
         for r in records:
             minutes.setdefault(int(r.at // 60), []).append(r.total_ms)
@@ -155,6 +158,13 @@ class SearchWindow:
             "cache_hits": hits,
             "cache_misses": misses,
             "cache_hit_rate": hits / (hits + misses) if hits + misses else None,
+            "rerank_depth": {
+                "p50": percentile(depths, 50),
+                "p5": percentile(depths, 5),
+                "mean": sum(depths) / len(depths) if depths else None,
+                "partial": sum(r.status == "partial" for r in records),
+                "shed": sum(r.status == "shed" for r in records),
+            },
             "series": series,
             "shared": self.shared,
         }

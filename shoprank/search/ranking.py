@@ -23,6 +23,9 @@ class RankingConfig:
     device_preference: str | None = None
     #: Overrides the deployment's rerank deadline for this variant.
     deadline_ms: int | None = None
+    #: Most first-stage candidates this variant reranks (the head); the deadline-aware policy may score fewer.
+    #: None = the deployment's ``SHOPRANK_RERANK_MAX_DEPTH``.
+    rerank_max_depth: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

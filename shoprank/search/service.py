@@ -22,12 +22,13 @@ from reranking.dispatch import (
     RerankError,
     RerankJob,
     RerankRejected,
+    RerankShed,
     RerankTimeout,
     RerankUnavailable,
 )
 from reranking.text import normalize_query
 from shoprank.search.filters import FxRates, SearchFilters
-from shoprank.search.index import CatalogIndex, CatalogItem
+from shoprank.search.index import CatalogIndex, CatalogItem, FirstStage
 from shoprank.search.ranking import Assignment, RankingConfig, SearchContext, VariantResolver
 from shoprank.search.retrieval import RRF_K, FusedHit
 
@@ -78,7 +79,8 @@ class SearchResult:
     experiment: str | None
     variant: str | None
     reranked: bool
-    rerank_status: str  # ok | disabled | no_candidates | timeout | unavailable | rejected | error
+    #: ok | partial | shed | timeout | unavailable | rejected | error | disabled | no_candidates (DESIGN §7)
+    rerank_status: str
     scorer: dict[str, Any] | None
     timings_ms: dict[str, float]
     request_id: str | None
@@ -103,9 +105,9 @@ class SearchStats:
     def record(self, status: str) -> None:
         with self._lock:
             self.searches += 1
-            if status == "ok":
+            if status in RERANKED_STATUSES:
                 self.reranked += 1
-            elif status not in ("disabled", "no_candidates"):
+            elif status not in ("disabled", "no_candidates"):  # shed counts here: visible load shedding
                 self.fallbacks[status] += 1
 
     def snapshot(self) -> dict[str, Any]:
@@ -113,7 +115,13 @@ class SearchStats:
             return {"searches": self.searches, "reranked": self.reranked, "fallbacks": dict(self.fallbacks)}
 
 
+#: Statuses whose results are (at least partly) in reranked order.
+RERANKED_STATUSES = ("ok", "partial")
+
+
 def _fallback_status(exc: BaseException) -> str:
+    if isinstance(exc, RerankShed):
+        return "shed"
     if isinstance(exc, RerankTimeout):
         return "timeout"
     if isinstance(exc, RerankUnavailable):
@@ -133,10 +141,16 @@ class SearchService:
         deadline_ms: int,
         max_query_chars: int = 1000,
         fx: FxRates | None = None,
+        max_rerank_depth: int | None = None,
+        min_rerank_depth: int = 10,
     ) -> None:
         self.index = index
         #: Converts prices for price filters (and, upstream, for display); the experiments' revenue table.
         self.fx = fx or FxRates()
+        #: Deadline-aware depth: the dispatcher reranks a head of between ``min_rerank_depth`` and the variant's
+        #: ``rerank_max_depth`` (else this, else every candidate) first-stage candidates, as the pool allows.
+        self.max_rerank_depth = max_rerank_depth
+        self.min_rerank_depth = min_rerank_depth
         self.dispatcher = dispatcher
         self.resolver = resolver
         self.deadline_ms = deadline_ms
@@ -164,12 +178,9 @@ class SearchService:
         configs = _configs(assignment)
         timings: dict[str, float] = {}
 
-        first_stage = self.index.refresh_if_changed().first_stage(
-            query, max(config.first_stage_top_k for config in configs), filters
-        )
+        first_stage, candidates = self._first_stage(query, max(config.first_stage_top_k for config in configs), filters)
         timings["first_stage"] = sum(first_stage.timings_ms.values())
         timings.update({f"first_stage_{name}": ms for name, ms in first_stage.timings_ms.items()})
-        candidates = [(hit, first_stage.items[hit.sku]) for hit in first_stage.hits]
         return self._after_first_stage(
             query, assignment, candidates, limit, language, unit_id, request_id, timings, started
         )
@@ -275,7 +286,7 @@ class SearchService:
             candidates=len(candidates),
             experiment=assignment.experiment,
             variant=assignment.variant,
-            reranked=status == "ok",
+            reranked=status in RERANKED_STATUSES,
             rerank_status=status,
             scorer=scorer,
             timings_ms={name: round(ms, 2) for name, ms in timings.items()},
@@ -292,6 +303,17 @@ class SearchService:
             except Exception:  # observability must never fail a search
                 log.exception("search observer %r failed", observe)
         return result
+
+    def head_passages(self, query: str, depth: int) -> list[str]:
+        """The passages a search for ``query`` would send to the reranker, head first (for cache warming)."""
+        _, candidates = self._first_stage(clean_query(query, self.max_query_chars), depth)
+        return [item.passage for _, item in candidates[:depth]]
+
+    def _first_stage(
+        self, query: str, top_k: int, filters: SearchFilters | None = None
+    ) -> tuple[FirstStage, list[tuple[FusedHit, CatalogItem]]]:
+        first_stage = self.index.refresh_if_changed().first_stage(query, top_k, filters)
+        return first_stage, [(hit, first_stage.items[hit.sku]) for hit in first_stage.hits]
 
     def _rank(
         self,
@@ -312,17 +334,21 @@ class SearchService:
             return _Ranking(order, None, "no_candidates", None)
         mark = time.perf_counter()
         deadline_ms = config.deadline_ms or self.deadline_ms
+        depth = min(count, config.rerank_max_depth or self.max_rerank_depth or count)
         job = RerankJob(
             query=query,
-            passages=passages[:count],
+            passages=passages[:depth],
             model=config.model,
             request_id=request_id,
             device_preference=config.device_preference,
+            deadline_at=time.time() + deadline_ms / 1000,
+            min_depth=min(self.min_rerank_depth, depth),
         )
         try:
             result = self.dispatcher.dispatch(job, deadline_ms / 1000)
-            if len(result.normalized_scores) != count:
-                raise RerankError(f"{len(result.normalized_scores)} scores for {count} passages")
+            scored = len(result.normalized_scores)
+            if not 0 < scored <= depth or (scored < depth and not result.partial and scored < job.min_depth):
+                raise RerankError(f"{scored} scores for {depth} passages")
             scores = {i: float(score) for i, score in enumerate(result.normalized_scores)}
         except Exception as exc:  # any dispatcher failure, typed or not, keeps first-stage order
             status = _fallback_status(exc)
@@ -330,8 +356,12 @@ class SearchService:
             timings[timing_name] = (time.perf_counter() - mark) * 1000
             return _Ranking(order, None, status, None)
         timings[timing_name] = (time.perf_counter() - mark) * 1000
-        order.sort(key=lambda i: -scores[i])  # stable: ties keep first-stage order
-        return _Ranking(order, scores, "ok", result.scorer, result.cache_hits, result.cache_misses)
+        # The reranked head first (stable: ties keep first-stage order), then the rest in first-stage order.
+        head = sorted(range(scored), key=lambda i: -scores[i])
+        status = "partial" if result.partial else "ok"
+        return _Ranking(
+            head + order[scored:], scores, status, result.scorer, result.cache_hits, result.cache_misses, scored
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,11 +372,7 @@ class _Ranking:
     scorer: dict[str, Any] | None
     cache_hits: int = 0
     cache_misses: int = 0
-
-    @property
-    def depth(self) -> int:
-        """Candidates the reranker scored for this ranking."""
-        return len(self.scores) if self.scores is not None else 0
+    depth: int = 0  # candidates the reranker scored
 
 
 def _configs(assignment: Assignment) -> list[RankingConfig]:
@@ -357,10 +383,11 @@ def _configs(assignment: Assignment) -> list[RankingConfig]:
 
 
 def _combined_status(statuses: list[str]) -> str:
-    """One status for the page: a fallback anywhere wins, then ``ok``, then why nothing was reranked."""
+    """One status for the page: a fallback anywhere wins, then ``partial``, ``ok``, then why nothing was reranked."""
     for status in statuses:
-        if status not in ("ok", "disabled", "no_candidates"):
+        if status not in (*RERANKED_STATUSES, "disabled", "no_candidates"):
             return status
-    if "ok" in statuses:
-        return "ok"
+    for status in ("partial", "ok"):
+        if status in statuses:
+            return status
     return statuses[0]

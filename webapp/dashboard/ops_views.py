@@ -42,6 +42,10 @@ def worker_rows(entries: list[dict[str, Any]], now: float) -> list[dict[str, Any
                 "dtype": entry.get("dtype"),
                 "max_length": entry.get("max_length"),
                 "jobs_served": entry.get("jobs_served"),
+                "pairs_per_second": entry.get("pairs_per_second"),
+                "expired_jobs": (entry.get("batches") or {}).get("expired_jobs"),
+                "partial_jobs": (entry.get("batches") or {}).get("partial_jobs"),
+                "late_seconds": (entry.get("batches") or {}).get("late_seconds"),
                 "heartbeat_age": age,
                 "late": age is not None and age > LATE_HEARTBEAT_SECONDS,
                 "uptime": None if not entry.get("started_at") else now - float(entry["started_at"]),
@@ -69,7 +73,9 @@ def gather_ops(app_services: Any, now: float | None = None) -> dict[str, Any]:
     else:
         described = app_services.dispatcher.describe()
         scorers = described.get("scorers") or {}
-        blank = dict.fromkeys(("host", "pid", "queue", "jobs_served", "heartbeat_age", "uptime"), None)
+        blank = dict.fromkeys(
+            ("host", "pid", "queue", "jobs_served", "heartbeat_age", "uptime", "expired_jobs", "partial_jobs"), None
+        )
         data["workers"] = [
             blank
             | {
@@ -83,6 +89,8 @@ def gather_ops(app_services: Any, now: float | None = None) -> dict[str, Any]:
                 "max_length": info.get("max_length"),
                 "kind": info.get("kind"),
                 "fallback_reason": info.get("fallback_reason"),
+                "pairs_per_second": described.get("pairs_per_second"),
+                "late_seconds": None,
             }
             for info in scorers.values()
         ]

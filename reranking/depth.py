@@ -1,0 +1,205 @@
+"""How many candidates to rerank under a deadline, and scoring that stops when the deadline says so.
+
+Reranking on a CPU is not all-or-nothing: the first-stage head (say the top 20) is
+where the cross-encoder changes what shoppers see, so when the pool cannot score 100
+pairs in time it should score fewer, not none. Three pieces, shared by the in-process
+dispatcher, the Celery client and the workers:
+
+* ``ThroughputMeter``: pairs/s a scorer actually delivers, measured on its own work;
+* ``choose_depth``: the depth that finishes inside the deadline given that throughput
+  and the work already queued ahead (or ``shed`` when even the minimum cannot);
+* ``score_prefix``: scores a job head-first in steps, stopping between steps when the
+  next one would land after the deadline (the prefix scored so far is the partial answer).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from reranking.reranker import Reranker, ScoredRequest
+
+#: Seconds of model work one step should take: the granularity at which a job can stop or a newer job can join.
+STEP_SECONDS = 0.15
+MIN_STEP_PAIRS = 8
+#: Steps for a scorer whose throughput is not measured yet (the first step measures it).
+UNMEASURED_STEP_PAIRS = 32
+
+
+class ThroughputMeter:
+    """Pairs per second of model work, an exponentially weighted mean over recent steps.
+
+    Measured by the process that scores (so a slow or shared machine shows up as
+    such) and only on steps that computed enough pairs for the timing to mean something.
+    """
+
+    def __init__(self, alpha: float = 0.3, min_pairs: int = 4) -> None:
+        self.alpha = alpha
+        self.min_pairs = min_pairs
+        self._value: float | None = None
+        self._lock = threading.Lock()
+
+    def observe(self, pairs: int, seconds: float) -> None:
+        if pairs < self.min_pairs or seconds <= 0:
+            return
+        rate = pairs / seconds
+        with self._lock:
+            self._value = rate if self._value is None else (1 - self.alpha) * self._value + self.alpha * rate
+
+    @property
+    def pairs_per_second(self) -> float | None:
+        with self._lock:
+            return self._value
+
+    def step_pairs(self, step_seconds: float = STEP_SECONDS, ceiling: int = 1024) -> int:
+        """Pairs per step so that one step takes about ``step_seconds``."""
+        rate = self.pairs_per_second
+        if rate is None:
+            return min(UNMEASURED_STEP_PAIRS, ceiling)
+        return max(MIN_STEP_PAIRS, min(ceiling, int(rate * step_seconds)))
+
+
+@dataclass(frozen=True, slots=True)
+class DepthPolicy:
+    """The knobs of deadline-aware depth (``SHOPRANK_RERANK_MIN_DEPTH`` etc., see the README's Scaling section)."""
+
+    #: Fewer scored candidates than this is not worth a rerank: shed instead.
+    min_depth: int = 10
+    #: Fraction of the time left that the planned scoring may fill (the rest absorbs estimate errors).
+    safety: float = 0.7
+    #: Fixed cost of a job besides scoring: enqueue, pick-up, result delivery, polling.
+    overhead_seconds: float = 0.15
+
+
+@dataclass(frozen=True, slots=True)
+class DepthDecision:
+    depth: int  # 0 = shed
+    shed: bool
+    pairs_per_second: float | None
+    backlog_pairs: int
+    wait_seconds: float  # expected wait behind the backlog
+    reason: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "depth": self.depth,
+            "shed": self.shed,
+            "pairs_per_second": None if self.pairs_per_second is None else round(self.pairs_per_second, 1),
+            "backlog_pairs": self.backlog_pairs,
+            "wait_ms": round(self.wait_seconds * 1000, 1),
+            "reason": self.reason,
+        }
+
+
+def choose_depth(
+    policy: DepthPolicy,
+    *,
+    candidates: int,
+    seconds_left: float,
+    pairs_per_second: float | None,
+    backlog_pairs: int = 0,
+    min_depth: int | None = None,
+    shared_with: Sequence[int] | None = None,
+) -> DepthDecision:
+    """The largest head (≤ ``candidates``) whose scores can be back within ``seconds_left``.
+
+    ``pairs_per_second`` is the pool's measured throughput (None: not measured yet, so
+    the full depth is tried and the first jobs measure it). Work ahead is either
+    ``backlog_pairs`` scored first-come first-served (the in-process thread), or
+    ``shared_with``: the sizes of the jobs in flight on a pool that scores them side by
+    side in steps (the workers), where a job of depth d waits only for ``min(size, d)``
+    of each other job, so a busy pool hands every search a small head instead of full
+    depth to the first and nothing to the rest. ``min_depth`` (the job's) overrides the
+    policy's floor.
+    """
+    floor = max(1, min(policy.min_depth if min_depth is None else min_depth, candidates))
+    if shared_with is not None:
+        backlog_pairs = sum(shared_with)
+    if pairs_per_second is None or pairs_per_second <= 0:
+        return DepthDecision(candidates, False, None, backlog_pairs, 0.0, "throughput not measured yet")
+    fits = (seconds_left - policy.overhead_seconds) * policy.safety * pairs_per_second  # pairs, work ahead included
+
+    def ahead(depth: int) -> int:
+        if shared_with is None:
+            return backlog_pairs
+        return sum(min(size, depth) for size in shared_with)
+
+    low, high = 0, candidates  # the largest depth with ahead(depth) + depth <= fits (monotone in depth)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if ahead(middle) + middle <= fits:
+            low = middle
+        else:
+            high = middle - 1
+    wait = ahead(max(low, floor)) / pairs_per_second
+    if low < floor:
+        return DepthDecision(0, True, pairs_per_second, backlog_pairs, wait, f"{low} pairs fit, fewer than {floor}")
+    reason = "full depth fits" if low == candidates else f"{low} pairs fit"
+    return DepthDecision(low, False, pairs_per_second, backlog_pairs, wait, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixScore:
+    """Raw scores of the first ``len(scored.raw_scores)`` passages; ``complete`` when that is all of them."""
+
+    scored: ScoredRequest
+    complete: bool
+    steps: int
+    seconds: float
+
+
+def score_prefix(
+    reranker: Reranker,
+    query: str,
+    passages: Sequence[str],
+    *,
+    meter: ThroughputMeter,
+    expires: float | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    adaptive: bool = True,
+) -> PrefixScore:
+    """Score ``passages`` head-first in steps; stop between steps when asked or when the next would miss ``expires``.
+
+    ``expires`` is a ``time.monotonic()`` instant. A non-adaptive job (all or nothing,
+    such as the rerank API) runs as one step: stopping it half-way would waste the work.
+    Every step goes through the reranker, so what was scored is cached even when the
+    job stops early.
+    """
+    started = time.monotonic()
+    raw: list[np.ndarray] = []
+    hits = misses = steps = done = 0
+    while done < len(passages):
+        if stop():
+            break
+        size = meter.step_pairs() if adaptive else len(passages)
+        chunk = passages[done : done + size]
+        rate = meter.pairs_per_second
+        if expires is not None and adaptive and rate and time.monotonic() + len(chunk) / rate > expires:
+            break
+        mark = time.monotonic()
+        scored = reranker.score(query, chunk)
+        meter.observe(scored.cache_misses, time.monotonic() - mark)
+        raw.append(scored.raw_scores)
+        hits += scored.cache_hits
+        misses += scored.cache_misses
+        done += len(chunk)
+        steps += 1
+    values = np.concatenate(raw) if raw else np.empty(0, dtype=np.float32)
+    return PrefixScore(
+        ScoredRequest(values, cache_hits=hits, cache_misses=misses),
+        complete=done >= len(passages),
+        steps=steps,
+        seconds=time.monotonic() - started,
+    )
+
+
+def longest_cached_prefix(values: Sequence[float | None]) -> int:
+    """How many leading entries of a cache lookup are hits."""
+    for i, value in enumerate(values):
+        if value is None:
+            return i
+    return len(values)
