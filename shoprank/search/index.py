@@ -54,9 +54,10 @@ from shoprank.search.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
-#: Changes are re-read this far behind the newest one seen: a transaction that commits late, with an older
+#: Each poll re-reads changes this far behind the previous poll: a transaction that commits late, with an older
 #: ``updated_at``, is still picked up. Longer transactions reach searches with the next build.
-CHANGE_MARGIN = timedelta(seconds=30)
+CHANGE_MARGIN = timedelta(seconds=10)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Past this many changed products the delta costs each process real memory: log that a build is due.
 DELTA_BUILD_HINT = 50_000
 
@@ -177,7 +178,9 @@ class _Delta:
     overrides: dict[int, tuple[int, float, int]] = field(default_factory=dict)  # id -> (row, price_ref, stock)
     deleted: set[int] = field(default_factory=set)
     seen: dict[int, Any] = field(default_factory=dict)  # id -> change stamp already applied
-    newest: datetime | None = None
+    #: When the previous poll ran (None: not yet for this version). Polls read from here minus the margin, so a
+    #: bulk write before the build is never re-read once the version has been polled.
+    frontier: datetime | None = None
     generation: int = 0  # bumped by every poll that changed something
     # derived arrays, rebuilt after each poll that changed something
     hidden_rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -256,7 +259,7 @@ class CatalogIndex:
     def _open(self, name: str) -> None:
         started = time.perf_counter()
         version = IndexVersion(self.index_dir / name)
-        state = _State(version, _Delta(newest=version.watermark))
+        state = _State(version, _Delta())
         self._poll_into(state)
         self._state = state
         self._polled_at = time.monotonic()
@@ -301,8 +304,11 @@ class CatalogIndex:
 
     def _poll_into(self, state: _State) -> None:
         delta, version = state.delta, state.version
-        since = (delta.newest - CHANGE_MARGIN) if delta.newest else None
+        polled_at = datetime.now(UTC)
+        # the first poll of a version reads exactly what came after its watermark
+        since = (version.watermark or _EPOCH) if delta.frontier is None else delta.frontier - CHANGE_MARGIN
         changed_ids, deleted = self._changed_since(since)
+        delta.frontier = polled_at
         fresh = {pid: stamp for pid, stamp in changed_ids.items() if delta.seen.get(pid) != stamp}
         # Rows the version already holds as they are now: re-read only because of the margin. Skipping them keeps
         # a freshly built version's delta empty, whatever was written in the seconds before the build.
@@ -328,20 +334,14 @@ class CatalogIndex:
             delta.overrides.pop(pid, None)
             delta.deleted.add(pid)
             delta.seen[pid] = fresh.get(pid)
-        stamps = [s for s in list(changed_ids.values()) + list(deleted.values()) if s is not None]
-        if stamps:
-            newest = max(stamps)
-            delta.newest = newest if delta.newest is None else max(delta.newest, newest)
         delta.generation += 1
         self._derive(state)
         if len(delta.docs) + len(delta.overrides) > DELTA_BUILD_HINT:
             log.warning("catalog index: %d products changed since %s; run `shoprank index build`",
                         len(delta.docs) + len(delta.overrides), version.name)  # fmt: skip
 
-    def _changed_since(self, since: datetime | None) -> tuple[dict[int, Any], dict[int, Any]]:
+    def _changed_since(self, since: datetime) -> tuple[dict[int, Any], dict[int, Any]]:
         """Products (or their vectors) changed after ``since``, and products deleted after it."""
-        if since is None:
-            return {}, {}
         changed: dict[int, Any] = {}
         with self._db.session() as session:
             for pid, stamp in session.execute(select(Product.id, Product.updated_at).where(Product.updated_at > since)):
