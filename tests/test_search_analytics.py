@@ -19,11 +19,24 @@ KEY = "sa-exp"
 PASSWORD = "analytics password!"
 
 
+def _clear_events(services) -> None:
+    """The shared shop database also holds other tests' searches; these counts are of this module's log only."""
+    from sqlalchemy import delete
+
+    from experiments.store.models import Event, ImpressionItem, UnitDayRollup
+
+    with services.db.session() as session:
+        for model in (ImpressionItem, UnitDayRollup, Event):
+            session.execute(delete(model))
+
+
 @pytest.fixture
 def clean(shop_services):
     reset_experiments(shop_services)
+    _clear_events(shop_services)
     yield shop_services
     reset_experiments(shop_services)
+    _clear_events(shop_services)
 
 
 class Log:
