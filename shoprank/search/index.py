@@ -35,7 +35,7 @@ from sqlalchemy import select
 from reranking.language_centering import LanguageCentering
 from reranking.scorers.bi_encoder import E5Embedder
 from shoprank.catalog.models import Product, ProductEmbedding, ProductTombstone
-from shoprank.db import Database
+from shoprank.db import Database, is_database_unavailable
 from shoprank.search import index_files
 from shoprank.search.embeddings import product_passage, stored_vector_is_current, vector_from_bytes
 from shoprank.search.filters import FxRates, SearchFilters
@@ -223,6 +223,7 @@ class CatalogIndex:
         self._poll_lock = threading.Lock()
         self._polled_at = 0.0
         self._items: LRUCache[tuple[int, Any], CatalogItem] = LRUCache(maxsize=20_000)
+        self._last_known: LRUCache[int, CatalogItem] = LRUCache(maxsize=20_000)  # by id, for database outages
         self._titles: tuple[str, list[tuple[str, str, str, int]]] | None = None
         self._category_names: tuple[tuple[str, int], dict[str, dict[str, str]]] | None = None
         #: Called with the index after it opens a (new) version, e.g. to share its language centering.
@@ -525,18 +526,26 @@ class CatalogIndex:
         return FirstStage(hits, items, timings, matching)
 
     def _hydrate(self, ids: list[int]) -> dict[int, CatalogItem]:
+        """The current rows of these products; while the database is unreachable, the last ones this process
+        read (searches keep answering through an outage, as the ops promise says; unseen products are left out)."""
         if not ids:
             return {}
-        with self._db.session() as session:
-            rows = session.execute(select(Product).where(Product.id.in_(ids))).scalars().all()
-            out: dict[int, CatalogItem] = {}
-            for product in rows:
-                key = (product.id, product.updated_at)
-                item = self._items.get(key)
-                if item is None:
-                    item = self._items[key] = item_from_row(product)
-                out[product.id] = item
-        return out
+        try:
+            with self._db.session() as session:
+                rows = session.execute(select(Product).where(Product.id.in_(ids))).scalars().all()
+                out: dict[int, CatalogItem] = {}
+                for product in rows:
+                    key = (product.id, product.updated_at)
+                    item = self._items.get(key)
+                    if item is None:
+                        item = self._items[key] = item_from_row(product)
+                    out[product.id] = self._last_known[product.id] = item
+            return out
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            log.warning("catalog database unreachable (%s); serving the products this process last read", exc)
+            return {pid: self._last_known[pid] for pid in ids if pid in self._last_known}
 
     def _share_vectors(self, state: _State, items: list[CatalogItem]) -> None:
         """Seed the e5 fallback scorer's cache with the stored vectors of these passages (never embed them live)."""
