@@ -41,8 +41,8 @@ RUN pip install . && python -c "import torch, gunicorn, prometheus_client; print
 
 FROM ${PYTHON_IMAGE} AS runtime
 RUN useradd --create-home --uid 10001 shoprank \
- && mkdir -p /models /home/shoprank/.cache/huggingface \
- && chown -R shoprank /home/shoprank/.cache
+ && mkdir -p /models /home/shoprank/.cache/huggingface /home/shoprank/index \
+ && chown -R shoprank /home/shoprank/.cache /home/shoprank/index
 COPY --from=build /opt/venv /opt/venv
 # NVIDIA_DRIVER_CAPABILITIES is read by the NVIDIA container toolkit on GPU hosts; inert elsewhere.
 ENV PATH=/opt/venv/bin:$PATH \
