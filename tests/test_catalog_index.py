@@ -132,6 +132,9 @@ def test_catalog_changes_reach_searches_within_seconds_without_a_rebuild(catalog
     with catalog_db.session() as session:
         session.execute(update(Product).where(Product.sku == "S0011").values(stock=0, updated_at=utcnow()))
     wait_until(lambda: "S0011" not in skus(index, "kettle model 11", SearchFilters.of(in_stock=True)))
+    # a listing without a query sorts by the overridden stock too: sold out, S0011 leaves the first five
+    listed, total = index.browse(SearchFilters.of(categories=["outdoor"]), "en", 5)
+    assert "S0011" not in [item.sku for item in listed] and total == 100
 
     # text: a renamed product is found by its new words
     with catalog_db.session() as session:

@@ -41,6 +41,7 @@ from shoprank.search.embeddings import product_passage, stored_vector_is_current
 from shoprank.search.filters import FxRates, SearchFilters
 from shoprank.search.index_files import (
     BuildReport,
+    aware,
     build_version,
     content_hash,
     current_version,
@@ -222,8 +223,8 @@ class CatalogIndex:
         self._open_lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._polled_at = 0.0
-        self._items: LRUCache[tuple[int, Any], CatalogItem] = LRUCache(maxsize=20_000)
-        self._last_known: LRUCache[int, CatalogItem] = LRUCache(maxsize=20_000)  # by id, for database outages
+        #: id -> (updated_at, item): rows last read, re-used while unchanged and served while the database is down
+        self._items: LRUCache[int, tuple[Any, CatalogItem]] = LRUCache(maxsize=20_000)
         self._titles: tuple[str, list[tuple[str, str, str, int]]] | None = None
         self._category_names: tuple[tuple[str, int], dict[str, dict[str, str]]] | None = None
         #: Called with the index after it opens a (new) version, e.g. to share its language centering.
@@ -346,15 +347,15 @@ class CatalogIndex:
         changed: dict[int, Any] = {}
         with self._db.session() as session:
             for pid, stamp in session.execute(select(Product.id, Product.updated_at).where(Product.updated_at > since)):
-                changed[pid] = _aware(stamp)
+                changed[pid] = aware(stamp)
             for pid, stamp in session.execute(
                 select(ProductEmbedding.product_id, ProductEmbedding.updated_at).where(
                     ProductEmbedding.updated_at > since
                 )
             ):
-                changed[pid] = max(changed.get(pid, _aware(stamp)), _aware(stamp))
+                changed[pid] = max(changed.get(pid, aware(stamp)), aware(stamp))
             deleted = {
-                pid: _aware(stamp)
+                pid: aware(stamp)
                 for pid, stamp in session.execute(
                     select(ProductTombstone.product_id, ProductTombstone.deleted_at).where(
                         ProductTombstone.deleted_at > since
@@ -417,7 +418,7 @@ class CatalogIndex:
     @property
     def size(self) -> int:
         state = self.state
-        new_docs = sum(1 for pid in state.delta.docs if state.version.rows_of([pid])[0] < 0)
+        new_docs = int((state.version.rows_of(list(state.delta.docs)) < 0).sum())
         return state.version.rows - len(state.delta.deleted) + new_docs
 
     @property
@@ -535,17 +536,16 @@ class CatalogIndex:
                 rows = session.execute(select(Product).where(Product.id.in_(ids))).scalars().all()
                 out: dict[int, CatalogItem] = {}
                 for product in rows:
-                    key = (product.id, product.updated_at)
-                    item = self._items.get(key)
-                    if item is None:
-                        item = self._items[key] = item_from_row(product)
-                    out[product.id] = self._last_known[product.id] = item
+                    cached = self._items.get(product.id)
+                    if cached is None or cached[0] != product.updated_at:
+                        cached = self._items[product.id] = (product.updated_at, item_from_row(product))
+                    out[product.id] = cached[1]
             return out
         except Exception as exc:
             if not is_database_unavailable(exc):
                 raise
             log.warning("catalog database unreachable (%s); serving the products this process last read", exc)
-            return {pid: self._last_known[pid] for pid in ids if pid in self._last_known}
+            return {pid: self._items[pid][1] for pid in ids if pid in self._items}
 
     def _share_vectors(self, state: _State, items: list[CatalogItem]) -> None:
         """Seed the e5 fallback scorer's cache with the stored vectors of these passages (never embed them live)."""
@@ -589,11 +589,10 @@ class CatalogIndex:
         mask = self._base_mask(state, filters)
         rows = np.arange(version.rows) if mask is None else np.flatnonzero(mask)
         stock = np.asarray(version.stock)[rows].copy()
-        if len(delta.override_rows):
-            overridden = dict(zip(delta.override_rows.tolist(), delta.override_stock.tolist(), strict=True))
-            for i, row in enumerate(rows.tolist()):
-                if row in overridden:
-                    stock[i] = overridden[row]
+        if len(delta.override_rows) and len(rows):  # rows is sorted: place each override by binary search
+            at = np.minimum(np.searchsorted(rows, delta.override_rows), len(rows) - 1)
+            listed = rows[at] == delta.override_rows
+            stock[at[listed]] = delta.override_stock[listed]
         code = version.languages.index(language) if language in version.languages else -2
         product_ids = np.asarray(version.product_id)[rows]
         keys = (product_ids, -np.minimum(stock, 50), np.asarray(version.language)[rows] != code, stock <= 0)
@@ -684,9 +683,3 @@ def keep_best_lexical(fused: list[FusedHit], top_k: int) -> list[FusedHit]:
     if not missing:
         return head
     return head[: top_k - len(missing)] + sorted(missing, key=lambda h: h.ranks["lexical"])
-
-
-def _aware(stamp: Any) -> Any:
-    if isinstance(stamp, datetime) and stamp.tzinfo is None:
-        return stamp.replace(tzinfo=UTC)
-    return stamp

@@ -114,7 +114,7 @@ def _watermark(db: Database) -> datetime | None:
         newest = session.execute(
             select(func.max(Product.updated_at)).union_all(select(func.max(ProductEmbedding.updated_at)))
         ).scalars()
-        stamps = [_aware(s) for s in newest if s is not None]
+        stamps = [aware(s) for s in newest if s is not None]
     return max(stamps) if stamps else None
 
 
@@ -122,11 +122,12 @@ def stamp_us(stamp: datetime | None) -> int:
     """A change stamp as integer microseconds since the epoch (UTC); 0 for none. What the delta compares with."""
     if stamp is None:
         return 0
-    stamp = _aware(stamp)
+    stamp = aware(stamp)
     return (stamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
-def _aware(stamp: datetime) -> datetime:
+def aware(stamp: datetime) -> datetime:
+    """A stamp as UTC-aware (SQLite hands back naive datetimes that were written as UTC)."""
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
 
 
@@ -180,7 +181,7 @@ def build_version(
     categories, brands, languages = _Codes(), _Codes(), _Codes()
     category_codes, brand_codes, language_codes = [], [], []
     postings = lexical_index.PostingsBuilder()
-    missing_texts: dict[int, str] = {}
+    missing_texts: dict[int, dict[str, Any]] = {}  # row -> the product's fields, for embed_missing
     brand_spelling: dict[str, str] = {}  # case-folded brand -> the first spelling seen (for pages)
     columns = (
         Product.id, Product.title, Product.description, Product.price, Product.currency, Product.category,
@@ -217,7 +218,7 @@ def build_version(
             if usable:
                 raw[row] = vector_from_bytes(vector, dim)
             else:
-                missing_texts[row] = mapping  # type: ignore[assignment]
+                missing_texts[row] = mapping
             has_vector.append(usable)
             row += 1
             if progress and row % _READ_CHUNK == 0:
@@ -229,7 +230,7 @@ def build_version(
 
         log.warning("%d product(s) have no current stored vector; embedding them for this build", len(missing_texts))
         missing_rows = sorted(missing_texts)
-        fresh = embed_missing([embedding_text(missing_texts[r]) for r in missing_rows])  # type: ignore[arg-type]
+        fresh = embed_missing([embedding_text(missing_texts[r]) for r in missing_rows])
         for r, vector in zip(missing_rows, fresh, strict=True):
             raw[r] = vector
         has[missing_rows] = True
