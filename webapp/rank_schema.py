@@ -9,7 +9,6 @@ fields are ignored, as in the rerank APIs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -18,6 +17,7 @@ from typing import Any
 from shoprank.catalog.validation import MAX_PRICE, known_currencies
 from shoprank.languages import is_known_language
 from shoprank.search.supplied import Candidate, CatalogRef, InlineProduct, generated_sku
+from shoprank.storable_text import unstorable_character
 from webapp.errors import ApiError
 
 INLINE_FIELDS = (
@@ -39,8 +39,6 @@ MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTE_CHARS = 1000
 MAX_USER_CHARS = 128
 MAX_REPORTED_PROBLEMS = 100
-#: C0 controls but tab/newline/CR, DEL, and lone surrogates: never in text a person typed; PostgreSQL refuses NUL.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +55,13 @@ def _invalid(code: str, message: str) -> ApiError:
     return ApiError(422, code, message)
 
 
-def control_character(value: str) -> str | None:
-    """``"U+0000"`` for the first character of ``value`` no text field may hold, else None."""
-    found = _CONTROL.search(value)
-    return None if found is None else f"U+{ord(found.group()):04X}"
-
-
 def _optional_string(body: Mapping[str, Any], name: str, code: str) -> str | None:
     value = body.get(name)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
         raise _invalid(code, f"{name} must be a string, got {type(value).__name__}")
-    bad = control_character(value)
+    bad = unstorable_character(value)
     if bad is not None:
         raise _invalid(code, f"{name} contains the control character {bad}")
     return value
@@ -113,7 +105,7 @@ def _text(raw: Mapping[str, Any], name: str, where: str, problems: _Problems, *,
     if len(value) > limit:
         problems.add(f"{where}.{name}", f"has {len(value)} characters; the limit is {limit}")
         return None
-    bad = control_character(value)
+    bad = unstorable_character(value)
     if bad is not None:
         problems.add(f"{where}.{name}", f"contains the control character {bad}")
         return None
@@ -158,7 +150,7 @@ def _attributes(raw: Mapping[str, Any], where: str, problems: _Problems) -> dict
         text = item if isinstance(item, str) else None
         if not isinstance(item, str | int | float) or (text is not None and len(text) > MAX_ATTRIBUTE_CHARS):
             problems.add(f"{where}.attributes.{key:.40}", f"must be a string (<= {MAX_ATTRIBUTE_CHARS}) or a number")
-        elif control_character(key) or (text is not None and control_character(text)):
+        elif unstorable_character(key) or (text is not None and unstorable_character(text)):
             problems.add(f"{where}.attributes.{key:.40}", "contains a control character")
     return dict(value)
 
