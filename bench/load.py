@@ -216,9 +216,8 @@ def run_shopper(
                 record.rerank_statuses[page.get("rerank_status", "?")] += 1
                 record.fallbacks += int(not page.get("reranked"))
                 record.depths.append(int(page.get("rerank_depth") or 0) if page.get("reranked") else 0)
-                for stage in ("first_stage", "rerank", "total"):
-                    if stage in page.get("timings_ms", {}):
-                        record.server_ms.setdefault(stage, []).append(float(page["timings_ms"][stage]))
+                for stage, ms in page.get("timings_ms", {}).items():  # first stage by part, rerank, total
+                    record.server_ms.setdefault(stage, []).append(float(ms))
         if page is None:
             continue
         for batch in events_for(page, unit, language, rng):
