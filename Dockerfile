@@ -33,6 +33,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY reranking ./reranking
 COPY shoprank ./shoprank
+COPY search ./search
+COPY catalog ./catalog
 COPY workers ./workers
 COPY webapp ./webapp
 COPY experiments ./experiments

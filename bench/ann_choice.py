@@ -42,7 +42,7 @@ queries = np.random.default_rng(5).normal(size=(50, dim)).astype(np.float32)
 queries /= np.linalg.norm(queries, axis=1, keepdims=True)
 if engine == "ivf":
     sys.path.insert(0, sys.argv[4])
-    from shoprank.search.vector_index import VectorIndex
+    from search.vector_index import VectorIndex
     before = uss(); index = VectorIndex.open(path)
     search = lambda q: index.search(q, 100)
 elif engine == "hnswlib":
@@ -114,7 +114,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     work = Path(tempfile.mkdtemp(prefix="ann-choice-"))
 
-    from shoprank.search.vector_index import VectorIndex, plan_layout, save
+    from search.vector_index import VectorIndex, plan_layout, save
 
     started = time.perf_counter()
     layout = plan_layout(vectors, lists)

@@ -153,8 +153,8 @@ def write_feeds(directory: Path, rows: int) -> dict[str, Path]:
 
 def _import_child(fmt: str, path: str, url: str) -> dict[str, Any]:
     """Runs in a fresh process: import without embedding; the peak RSS is this process's alone."""
+    from catalog.importer import ImportOptions, import_feed
     from shoprank import migrate
-    from shoprank.catalog.importer import ImportOptions, import_feed
     from shoprank.db import Database
 
     migrate.upgrade(url)
@@ -207,8 +207,8 @@ def run_import(fmt: str, path: Path, kind: str, directory: Path) -> dict[str, An
 
 
 def _sample_database(directory: Path, feed: Path, name: str) -> Any:
+    from catalog.importer import ImportOptions, import_feed
     from shoprank import migrate
-    from shoprank.catalog.importer import ImportOptions, import_feed
     from shoprank.db import Database
 
     url = f"sqlite:///{directory / (name + '.db')}"
@@ -226,8 +226,8 @@ def embedding_rates(directory: Path, sample: int, rounds: int) -> dict[str, Any]
     """
     from conftest import REDIS_URL  # tests/conftest.py: the machine's Redis
 
-    from shoprank.catalog.embedding import LocalEmbedding, embed_catalog
-    from shoprank.search.embeddings import embedder
+    from catalog.embedding import LocalEmbedding, embed_catalog
+    from catalog.vectors import embedder
     from workers.embed_client import CeleryEmbedding
     from workers.testing import WorkerProcess, delete_prefixed_keys, isolated_environment, settings_for
 

@@ -5,7 +5,7 @@ currencies) with *generated* vectors: unit-length points around a centre per (ca
 one of 40 product kinds per category, varying mostly within a 48-dimensional subspace (text embeddings
 have a low intrinsic dimension) plus a little isotropic noise — clustered like real embeddings, without a
 day of e5 inference. Queries for recall are catalog vectors with noise. They are loaded
-with COPY (the database side of an import without embedding), then ``shoprank.search.index_files``
+with COPY (the database side of an import without embedding), then ``search.index_files``
 builds a version. For each size:
 
 - load rows/s (COPY) and index build seconds;
@@ -101,8 +101,8 @@ def generate(count: int, seed: int = 0):
 
 def load(url: str, count: int) -> dict:
     """COPY products and their vectors (as the importer would store them) into a migrated database."""
+    from catalog.vectors import DENSE_TEXT_VERSION, EMBEDDING_MODEL_ID, dense_hash
     from shoprank.db import Database, utcnow
-    from shoprank.search.embeddings import DENSE_TEXT_VERSION, EMBEDDING_MODEL_ID, dense_hash
 
     db = Database(url)
     started = time.perf_counter()
@@ -260,10 +260,10 @@ def visibility(url: str, index_dir: Path, product_id: int) -> dict:
     and a price change (an override, dropped by a price filter)."""
     from sqlalchemy import text
 
+    from catalog.vectors import embedder
+    from search.filters import PriceBound, SearchFilters
+    from search.index import CatalogIndex
     from shoprank.db import Database, utcnow
-    from shoprank.search.embeddings import embedder
-    from shoprank.search.filters import PriceBound, SearchFilters
-    from shoprank.search.index import CatalogIndex
 
     db = Database(url)
     index = CatalogIndex(db, embedder(), index_dir, poll_interval=1.0, build_if_missing=False)
@@ -302,8 +302,8 @@ def visibility(url: str, index_dir: Path, product_id: int) -> dict:
 
 
 def recall(index_dir: Path, queries: int = 100, seed: int = 1) -> dict:
-    from shoprank.search.index import IndexVersion
-    from shoprank.search.index_files import current_version
+    from search.index import IndexVersion
+    from search.index_files import current_version
 
     version = IndexVersion(index_dir / current_version(index_dir))
     vectors = version.vectors
@@ -331,9 +331,9 @@ def recall(index_dir: Path, queries: int = 100, seed: int = 1) -> dict:
 def run_size(count: int, queries: list[str]) -> dict:
     from sqlalchemy import create_engine, make_url, text
 
+    from search.index_files import build_version
     from shoprank import migrate
     from shoprank.db import Database
-    from shoprank.search.index_files import build_version
 
     name = f"bench_scale_{count}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")

@@ -74,9 +74,9 @@ def evaluate(rankings: dict[str, list[str]], queries: list[dict], languages: dic
 
 def price_capped(index, products: list[dict], reranker, labelled: list[dict], path: Path, top_k: int) -> dict:
     """Price-capped queries, typed as-is versus understood (limit cut out and applied inside the first stage)."""
-    from shoprank.search.filters import FxRates, SearchFilters
-    from shoprank.search.query_price import parse_query
-    from shoprank.search.shopper_currency import LANGUAGE_CURRENCY
+    from search.filters import FxRates, SearchFilters
+    from search.query_price import parse_query
+    from search.shopper_currency import LANGUAGE_CURRENCY
 
     fx = FxRates()
     base = {q["id"]: q for q in labelled}
@@ -136,15 +136,15 @@ def main() -> None:
     depths = sorted({int(d) for d in args.depths.split(",") if d.strip()})
     logging.basicConfig(level=logging.WARNING)
 
+    from catalog.importer import import_file
+    from catalog.vectors import embedder
     from reranking import Reranker, load_scorer
     from reranking.scorers.bi_encoder import E5FallbackScorer
+    from search.index import CatalogIndex
+    from search.query_price import parse_query
     from shoprank import migrate
-    from shoprank.catalog.importer import import_file
     from shoprank.config import Settings
     from shoprank.db import Database
-    from shoprank.search.embeddings import embedder
-    from shoprank.search.index import CatalogIndex
-    from shoprank.search.query_price import parse_query
 
     queries = [json.loads(line) for line in args.queries.read_text(encoding="utf-8").splitlines() if line.strip()]
     spec = Settings.from_env({}).scorer_spec(allow_download=False, **({"model": args.model} if args.model else {}))

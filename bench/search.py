@@ -58,11 +58,11 @@ def main() -> None:
         parser.error("--rounds must be at least 2: round 1 is the cold-cache round, later rounds are the repeats")
     logging.basicConfig(level=logging.ERROR)
 
+    from catalog.importer import import_file
+    from catalog.vectors import embedder
     from shoprank import migrate
-    from shoprank.catalog.importer import import_file
     from shoprank.config import Settings
     from shoprank.db import Database
-    from shoprank.search.embeddings import embedder
     from webapp import create_app
 
     catalog = args.catalog if args.catalog.exists() else REPO / "tests" / "fixtures" / "mini_catalog.jsonl"

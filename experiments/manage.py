@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from experiments.assignment import ExperimentDefinition, ExperimentKind, ExperimentStatus, Namespace, Variant
+from experiments.ranking import RankingConfig
 from experiments.store.experiment_models import (
     INTERLEAVED_VARIANT,
     PRIMARY_METRICS,
@@ -33,7 +34,6 @@ from experiments.store.experiment_models import (
     ExperimentVariant,
 )
 from shoprank.db import utcnow
-from shoprank.search.ranking import RankingConfig
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 _VARIANT_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")

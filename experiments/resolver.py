@@ -28,11 +28,11 @@ from sqlalchemy import select
 
 from experiments.assignment import AssignmentReason, ExperimentDefinition, assign
 from experiments.manage import ranking_config, to_definition
+from experiments.ranking import Assignment, RankingConfig, SearchContext
 from experiments.ship import as_config, current_default
 from experiments.store.experiment_models import INTERLEAVED_VARIANT, Experiment
 from experiments.store.exposures import log_exposure
 from shoprank.db import Database
-from shoprank.search.ranking import Assignment, RankingConfig, SearchContext
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from experiments.manage import ExperimentError, ranking_config, stop_experiment
+from experiments.ranking import RankingConfig
 from experiments.store.experiment_models import Experiment, ExperimentAudit, RankingDefault
 from shoprank.db import utcnow
-from shoprank.search.ranking import RankingConfig
 
 MAX_NOTE = 1000
 

@@ -95,9 +95,9 @@ class Settings:
     rerank_min_depth: int = _env("RERANK_MIN_DEPTH", 10, int)
     rerank_depth_safety: float = _env("RERANK_DEPTH_SAFETY", 0.7, float)
     rerank_overhead_ms: int = _env("RERANK_OVERHEAD_MS", 150, int)
-    #: Weight of BM25 hits relative to dense hits in reciprocal-rank fusion (see shoprank.search.retrieval).
+    #: Weight of BM25 hits relative to dense hits in reciprocal-rank fusion (see search.retrieval).
     first_stage_lexical_weight: float = _env("LEXICAL_WEIGHT", 0.25, float)
-    # Index versions (shoprank.search.index_files); default: one directory per database under instance_dir.
+    # Index versions (search.index_files); default: one directory per database under instance_dir.
     index_dir: str | None = _env("INDEX_DIR", None, _optional_str)
     index_poll_seconds: float = _env("INDEX_POLL_SECONDS", 1.0, float)  # how often a process reads catalog changes
     search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return

@@ -1,5 +1,6 @@
 """Every ORM model, imported in one place so ``Base.metadata`` knows all tables (Alembic, drift test)."""
 
+from catalog.models import Category, ImportJob, Product, ProductEmbedding
 from experiments.store.experiment_models import (
     Experiment,
     ExperimentAudit,
@@ -9,7 +10,6 @@ from experiments.store.experiment_models import (
 )
 from experiments.store.models import Event, ImpressionItem, UnitDayRollup
 from shoprank.apikeys import ApiKey
-from shoprank.catalog.models import Category, ImportJob, Product, ProductEmbedding
 from shoprank.db import Base
 from shoprank.users import User
 

@@ -288,9 +288,10 @@ class Simulator:
 
 
 def _without_public_rate_limit(app: Any) -> Any:
-    from webapp import EXTENSION, create_app
+    from webapp import create_app
+    from webapp.context import app_services
 
-    services = app.extensions[EXTENSION]
+    services = app_services(app)
     if services.settings.public_rate_limit_per_minute == 0:
         return app
     return create_app(services.settings.replace(public_rate_limit_per_minute=0), services=services)

@@ -63,10 +63,10 @@ class PostgresFactory:
 
 
 def prepare_shop_database(url: str, catalog: Path | None = None) -> None:
+    from catalog.importer import import_file
+    from catalog.vectors import embedder
     from shoprank import migrate
-    from shoprank.catalog.importer import import_file
     from shoprank.db import Database
-    from shoprank.search.embeddings import embedder
 
     migrate.upgrade(url)
     db = Database(url)
@@ -121,7 +121,7 @@ class CountingEmbedder:
     def __call__(self, texts: Any) -> Any:
         import numpy as np
 
-        from shoprank.search.embeddings import EMBEDDING_DIM
+        from catalog.vectors import EMBEDDING_DIM
 
         self.texts.extend(texts)
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)

@@ -17,8 +17,8 @@ PASSWORD = "browser analytics password"
 
 
 def test_query_page_shows_rankings_side_by_side(browser, live_shop, tmp_path):  # noqa: F811
-    from shoprank.search.ranking import NoExperiment, RankingConfig
-    from shoprank.search.service import SearchService
+    from experiments.ranking import NoExperiment, RankingConfig
+    from search.service import SearchService
     from shoprank.users import create_user
 
     base, services = live_shop

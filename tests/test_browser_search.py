@@ -11,7 +11,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
-from shoprank.search.filters import FxRates
+from search.filters import FxRates
 from tests.test_browser import browser, live_shop  # noqa: F401  (pytest fixtures)
 from webapp.i18n import UI_LANGUAGES
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from shoprank.catalog.validation import FIELDS
+from catalog.validation import FIELDS
 
 CATALOG_DIR = Path(__file__).parents[1] / "data" / "catalog"
 PRODUCTS_PATH = CATALOG_DIR / "demo_products.jsonl"

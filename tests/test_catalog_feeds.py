@@ -15,15 +15,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from catalog.categories import category_name, category_names, parse_category, slugify
+from catalog.embedding import LocalEmbedding, count_stale, embed_catalog, vector_is_current
+from catalog.importer import CatalogFileError, ImportOptions, import_feed, import_file
+from catalog.models import ImportJob, Product, ProductEmbedding
+from catalog.progress import Progress
+from catalog.vectors import dense_text, is_current
 from shoprank import migrate
-from shoprank.catalog.categories import category_name, category_names, parse_category, slugify
-from shoprank.catalog.embedding import LocalEmbedding, count_stale, embed_catalog, vector_is_current
-from shoprank.catalog.importer import CatalogFileError, ImportOptions, import_feed, import_file
-from shoprank.catalog.models import ImportJob, Product, ProductEmbedding
-from shoprank.catalog.progress import Progress
 from shoprank.cli import cli
 from shoprank.db import Database
-from shoprank.search.embeddings import dense_text, is_current
 from tests.shop_support import CountingEmbedder
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
@@ -332,7 +332,7 @@ def test_xml_feeds_stream_in_bounded_memory(tmp_path):
     """Items already read are dropped from the tree: memory does not grow with the number of items."""
     import tracemalloc
 
-    from shoprank.catalog.feeds.merchant import xml_rows
+    from catalog.feeds.merchant import xml_rows
 
     def feed(items: int) -> Path:
         path = tmp_path / f"feed-{items}.xml"
@@ -357,7 +357,7 @@ def test_xml_feeds_stream_in_bounded_memory(tmp_path):
 
 
 def test_stored_vector_is_current_reads_the_products_dense_hash():
-    from shoprank.search.embeddings import DENSE_TEXT_VERSION, EMBEDDING_MODEL_ID, dense_hash, stored_vector_is_current
+    from catalog.vectors import DENSE_TEXT_VERSION, EMBEDDING_MODEL_ID, dense_hash, stored_vector_is_current
 
     product = {"title": "Mug", "category": "mugs", "description": "350 ml", "price": 5}
     digest = dense_hash(product)

@@ -10,13 +10,13 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
+from catalog.embedding import LocalEmbedding, embed_catalog
+from catalog.importer import CatalogFileError, import_file, read_catalog
+from catalog.models import Product, ProductEmbedding
+from catalog.vectors import EMBEDDING_DIM, EMBEDDING_MODEL_ID
 from shoprank import migrate
-from shoprank.catalog.embedding import LocalEmbedding, embed_catalog
-from shoprank.catalog.importer import CatalogFileError, import_file, read_catalog
-from shoprank.catalog.models import Product, ProductEmbedding
 from shoprank.cli import cli
 from shoprank.db import Database
-from shoprank.search.embeddings import EMBEDDING_DIM, EMBEDDING_MODEL_ID
 from tests.shop_support import MINI_CATALOG, CountingEmbedder
 
 ROWS = [json.loads(line) for line in MINI_CATALOG.read_text(encoding="utf-8").splitlines()][:6]

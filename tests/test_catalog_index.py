@@ -17,11 +17,9 @@ import numpy as np
 import pytest
 from sqlalchemy import update
 
-from shoprank import migrate
-from shoprank.catalog.models import Product, ProductEmbedding
-from shoprank.catalog.removal import delete_products
-from shoprank.db import Database, utcnow
-from shoprank.search.embeddings import (
+from catalog.models import Product, ProductEmbedding
+from catalog.removal import delete_products
+from catalog.vectors import (
     DENSE_TEXT_VERSION,
     EMBEDDING_DIM,
     EMBEDDING_MODEL_ID,
@@ -29,10 +27,12 @@ from shoprank.search.embeddings import (
     embedder,
     vector_to_bytes,
 )
-from shoprank.search.filters import PriceBound, SearchFilters
-from shoprank.search.index import CatalogIndex
-from shoprank.search.lexical_index import LexicalIndex, PostingsBuilder
-from shoprank.search.vector_index import VectorIndex, plan_layout, save
+from search.filters import PriceBound, SearchFilters
+from search.index import CatalogIndex
+from search.lexical_index import LexicalIndex, PostingsBuilder
+from search.vector_index import VectorIndex, plan_layout, save
+from shoprank import migrate
+from shoprank.db import Database, utcnow
 
 WORDS = ["lamp", "kettle", "chair", "desk", "mug", "blanket", "tripod", "router", "speaker", "backpack"]
 
@@ -182,7 +182,7 @@ def test_two_processes_share_one_copy_of_the_index_pages(catalog_db, tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, numpy as np
-        from shoprank.search.vector_index import VectorIndex
+        from search.vector_index import VectorIndex
         vectors = VectorIndex.open(__import__("pathlib").Path({str(path)!r}))
         assert float(np.asarray(vectors.vectors).sum()) == float(np.asarray(vectors.vectors).sum())  # touch every page
         print("ready", flush=True)
@@ -270,8 +270,8 @@ def test_bm25_postings_score_like_the_formula_and_outside_documents_compare(tmp_
 
 def test_a_product_only_words_find_reaches_the_candidates():
     """Dense hits fill top_k; the best lexical-only hits still make the candidate list (at its tail)."""
-    from shoprank.search.index import keep_best_lexical
-    from shoprank.search.retrieval import FusedHit
+    from search.index import keep_best_lexical
+    from search.retrieval import FusedHit
 
     dense_only = [FusedHit(f"d{i}", 1 / (61 + i), {"dense": i + 1}) for i in range(100)]
     lexical_only = [FusedHit(f"l{i}", 0.25 / (61 + i), {"lexical": i + 1}) for i in range(30)]

@@ -9,12 +9,12 @@ from datetime import UTC
 import numpy as np
 import pytest
 
+from experiments.ranking import NoExperiment, RankingConfig
 from reranking import MemoryScoreCache, Reranker
 from reranking.depth import DepthPolicy, ThroughputMeter, choose_depth, longest_cached_prefix, score_prefix
 from reranking.dispatch import DispatchResult, InProcessDispatcher, RerankJob, RerankShed, RerankTimeout
+from search.service import SearchService
 from shoprank.observability.window import SearchRecord
-from shoprank.search.ranking import NoExperiment, RankingConfig
-from shoprank.search.service import SearchService
 from workers.microbatch import JobDeadline, MicroBatcher
 
 POLICY = DepthPolicy(min_depth=10, safety=0.7, overhead_seconds=0.15)
@@ -252,9 +252,9 @@ def test_head_queries_come_from_recent_impressions_and_warming_keeps_its_budget(
 
     from sqlalchemy import text
 
+    from search.warm_head import head_queries, warm_head
     from shoprank import migrate
     from shoprank.db import Database
-    from shoprank.search.warm_head import head_queries, warm_head
 
     url = f"sqlite:///{tmp_path / 'events.db'}"
     migrate.upgrade(url)

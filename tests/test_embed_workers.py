@@ -10,12 +10,12 @@ import pytest
 from conftest import REDIS_URL, service_missing
 from sqlalchemy import select
 
+from catalog.embedding import LocalEmbedding, count_stale, embed_catalog
+from catalog.importer import ImportOptions, import_feed
+from catalog.models import Product, ProductEmbedding
+from catalog.vectors import embedder, vector_from_bytes
 from shoprank import migrate
-from shoprank.catalog.embedding import LocalEmbedding, count_stale, embed_catalog
-from shoprank.catalog.importer import ImportOptions, import_feed
-from shoprank.catalog.models import Product, ProductEmbedding
 from shoprank.db import Database
-from shoprank.search.embeddings import embedder, vector_from_bytes
 from workers.embed_client import CeleryEmbedding, live_embed_processes
 from workers.embed_worker import EmbedRejected, validate_texts
 from workers.testing import WorkerProcess, delete_prefixed_keys, isolated_environment, settings_for

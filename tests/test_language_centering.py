@@ -7,7 +7,7 @@ import pytest
 
 from reranking.language_centering import LanguageCentering
 from reranking.scorers.bi_encoder import E5FallbackScorer, shared_embedder
-from shoprank.search.retrieval import Hit, rrf_fuse
+from search.retrieval import Hit, rrf_fuse
 
 PRODUCTS = {
     "en": [

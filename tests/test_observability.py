@@ -146,7 +146,7 @@ def test_json_logs_carry_the_http_request_id_and_fallbacks_are_counted(tmp_path,
     assert lines, "nothing was logged"
     for entry in lines:
         assert {"ts", "level", "logger", "message", "request_id"} <= set(entry)
-    fallback = [e for e in lines if e["logger"] == "shoprank.search.service" and "fallback" in e["message"]]
+    fallback = [e for e in lines if e["logger"] == "search.service" and "fallback" in e["message"]]
     assert fallback and fallback[0]["request_id"] == "trace-json-42" and fallback[0]["level"] == "WARNING"
     logging.getLogger("outside").warning("no request here")
     assert json.loads(json_log.getvalue().splitlines()[-1])["request_id"] == "-"

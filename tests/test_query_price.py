@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from shoprank.search.price_patterns import LANGUAGES
-from shoprank.search.query_price import parse_amount, parse_query
+from search.price_patterns import LANGUAGES
+from search.query_price import parse_amount, parse_query
 
 # (language, query, text left for retrieval, min, max) — amounts as "number CODE"
 RECOGNISED = [

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from experiments.manage import VariantSpec
+from experiments.ranking import NoExperiment, RankingConfig
 from experiments.store import Event
 from experiments.store.aggregate import ab_report, interleaving_report
 from experiments.store.experiment_models import Exposure
 from reranking.dispatch import RerankUnavailable
-from shoprank.search.ranking import NoExperiment, RankingConfig
-from shoprank.search.service import SearchInputError, SearchService
+from search.service import SearchInputError, SearchService
 from tests.experiment_support import ab_spec, follow_up_event, impression_event, reset_experiments, running
 from tests.shop_support import REPO
 

@@ -8,9 +8,9 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 from reranking.dispatch import DispatchResult, RerankUnavailable
-from shoprank.search.index import CatalogItem
-from shoprank.search.relevance_floor import NONSENSE_PROBES, RelevanceFloor
-from shoprank.search.service import SearchHit, SearchResult
+from search.index import CatalogItem
+from search.relevance_floor import NONSENSE_PROBES, RelevanceFloor
+from search.service import SearchHit, SearchResult
 
 
 def _item(n: int) -> CatalogItem:

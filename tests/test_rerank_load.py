@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from conftest import REDIS_URL, service_missing
 
+from experiments.ranking import NoExperiment, RankingConfig
 from reranking.cache import RedisScoreCache, pair_cache_keys
 from reranking.dispatch import RerankJob, RerankShed
-from shoprank.search.ranking import NoExperiment, RankingConfig
-from shoprank.search.service import SearchService
+from search.service import SearchService
 from workers.celery_app import QUEUE_CPU, RERANK_TASK_NAME
 from workers.client import CeleryDispatcher
 from workers.runtime import TEST_JOB_DELAY_ENV, TEST_PAIR_DELAY_ENV

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shoprank.search.retrieval import DenseRetriever, Hit, HybridRetriever, LexicalRetriever, rrf_fuse
-from shoprank.search.tokenize import tokenize
+from search.retrieval import DenseRetriever, Hit, HybridRetriever, LexicalRetriever, rrf_fuse
+from search.tokenize import tokenize
 
 
 def test_cjk_becomes_bigrams_and_other_scripts_words():
@@ -40,7 +40,7 @@ def test_lexical_finds_model_numbers_and_only_matching_documents():
 
 
 def test_dense_is_cross_lingual_and_hybrid_fuses():
-    from shoprank.search.embeddings import embedder
+    from catalog.vectors import embedder
 
     e5 = embedder()
     texts = [
@@ -59,7 +59,7 @@ def test_dense_is_cross_lingual_and_hybrid_fuses():
 
 
 def test_dense_rejects_a_matrix_of_the_wrong_shape():
-    from shoprank.search.embeddings import embedder
+    from catalog.vectors import embedder
 
     with pytest.raises(ValueError, match="shape"):
         DenseRetriever(["a"], np.zeros((2, 384), np.float32), embedder())

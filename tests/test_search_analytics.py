@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
+from experiments.ranking import NoExperiment, RankingConfig
 from experiments.store import ingest_events, parse_events
 from experiments.store import search_analytics as sa
-from shoprank.search.ranking import NoExperiment, RankingConfig
-from shoprank.search.service import SearchService
+from search.service import SearchService
 from shoprank.users import create_user
 from tests.experiment_support import ab_spec, reset_experiments, running
 

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from experiments.ranking import Assignment, NoExperiment, RankingConfig
 from reranking import Reranker
 from reranking.dispatch import InProcessDispatcher, RerankUnavailable
 from reranking.scorers.bi_encoder import E5FallbackScorer
-from shoprank.search.ranking import Assignment, NoExperiment, RankingConfig
-from shoprank.search.service import SearchInputError, SearchService
+from search.service import SearchInputError, SearchService
 
 
 class SlowScorer(E5FallbackScorer):
@@ -131,7 +131,7 @@ def test_filters_apply_inside_the_first_stage(index) -> None:
     """A filtered search ranks the best matching products, not the few matches left in an unfiltered top-K."""
     from decimal import Decimal
 
-    from shoprank.search.filters import FxRates, PriceBound, SearchFilters
+    from search.filters import FxRates, PriceBound, SearchFilters
 
     search = service(index, InProcessDispatcher({"m": Reranker(E5FallbackScorer())}, "m"))
     fx = FxRates()
@@ -156,7 +156,7 @@ def test_filters_apply_inside_the_first_stage(index) -> None:
 def test_filter_rule_compares_converted_prices() -> None:
     from decimal import Decimal
 
-    from shoprank.search.filters import FxRates, PriceBound, SearchFilters
+    from search.filters import FxRates, PriceBound, SearchFilters
 
     fx = FxRates({"EUR": 1.0, "JPY": 0.01})  # overrides: 1 EUR = 1 USD, 100 JPY = 1 USD
     under_50 = SearchFilters.of(max_price=PriceBound(Decimal("50"), "EUR"))

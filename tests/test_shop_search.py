@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from shoprank.search.filters import FxRates
-from shoprank.search.index import CatalogItem
-from shoprank.search.service import SearchHit
-from shoprank.search.shop_search import OUT_OF_STOCK_DEMOTION, _demote_out_of_stock, _nice, _price_buckets
-from shoprank.search.shopper_currency import shopper_currency
+from search.filters import FxRates
+from search.index import CatalogItem
+from search.service import SearchHit
+from search.shop_search import OUT_OF_STOCK_DEMOTION, _demote_out_of_stock, _nice, _price_buckets
+from search.shopper_currency import shopper_currency
 
 FX = FxRates()
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 
 from shoprank.config import Settings
+from webapp.context import EXTENSION, app_services
 from webapp.services import AppServices, build_services
-
-EXTENSION = "shoprank"
 
 
 def create_app(settings: Settings | None = None, *, services: AppServices | None = None) -> Flask:
@@ -54,10 +53,7 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
 
     @app.teardown_appcontext
     def remove_session(_exc: Any) -> None:
-        app.extensions[EXTENSION].db.scoped.remove()
+        app_services(app).db.scoped.remove()
 
     return app
 
-
-def services() -> AppServices:
-    return current_app.extensions[EXTENSION]

@@ -11,7 +11,7 @@ from flask import g, request
 
 from shoprank.apikeys import find_active_key
 from shoprank.db import utcnow
-from webapp import services
+from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.ratelimit import enforce
 
@@ -32,7 +32,7 @@ def require_api_key(view: F) -> F:
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        app = services()
+        app = app_services()
         if not app.settings.api_auth_required:
             g.api_key_id = None
             return view(*args, **kwargs)

@@ -13,6 +13,7 @@ from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 from shoprank.db import is_database_unavailable
+from webapp.context import app_services
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,7 @@ def register_error_handlers(app: Flask) -> None:
 
 def _rollback_request_session() -> None:
     """Roll the request's scoped session back so the next request on this thread starts clean."""
-    from webapp import services
-
     try:
-        services().db.scoped.rollback()
+        app_services().db.scoped.rollback()
     except Exception:  # rolling back over a dead connection can fail too; remove() at teardown discards it
         log.debug("rollback after a database error failed", exc_info=True)

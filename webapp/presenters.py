@@ -9,10 +9,10 @@ from typing import Any
 from babel.numbers import format_currency
 
 from reranking.text import clean_text
-from shoprank.search.filters import FxRates, PriceBound
-from shoprank.search.index import CatalogItem
-from shoprank.search.service import SearchHit
-from shoprank.search.shop_search import Facets, FacetValue, ShopPage
+from search.filters import FxRates, PriceBound
+from search.index import CatalogItem
+from search.service import SearchHit
+from search.shop_search import Facets, FacetValue, ShopPage
 
 
 def display_price(amount: Decimal, currency: str, locale: str | None) -> str:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from shoprank.catalog.validation import MAX_PRICE, known_currencies
+from catalog.validation import MAX_PRICE, known_currencies
+from search.supplied import Candidate, CatalogRef, InlineProduct, generated_sku
 from shoprank.languages import is_known_language
-from shoprank.search.supplied import Candidate, CatalogRef, InlineProduct, generated_sku
 from shoprank.storable_text import unstorable_character
 from webapp.errors import ApiError
 

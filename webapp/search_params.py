@@ -9,9 +9,9 @@ from decimal import Decimal, InvalidOperation
 
 from werkzeug.datastructures import MultiDict
 
+from search.filters import FxRates, PriceBound, SearchFilters
+from search.shop_search import SORTS, ShopQuery
 from shoprank.languages import is_known_language
-from shoprank.search.filters import FxRates, PriceBound, SearchFilters
-from shoprank.search.shop_search import SORTS, ShopQuery
 from webapp.errors import ApiError
 
 MAX_PAGE = 1000

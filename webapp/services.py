@@ -13,22 +13,22 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from catalog.vectors import embedder
+from experiments.ranking import RankingConfig, VariantResolver
 from experiments.store.currency import parse_rates
 from experiments.store.search_log import popular_queries
 from reranking import MemoryScoreCache, RedisScoreCache, Reranker, load_scorer
 from reranking.dispatch import InProcessDispatcher, RerankDispatcher
 from reranking.scorers.bi_encoder import E5FallbackScorer
+from search.filters import FxRates
+from search.index import CatalogIndex
+from search.observer import SearchObserver
+from search.service import SearchService
+from search.shop_search import ShopSearch
+from search.suggest import Suggester
 from shoprank.config import Settings
 from shoprank.db import Database
-from shoprank.observability.search_observer import SearchObserver
 from shoprank.observability.window import SearchWindow
-from shoprank.search.embeddings import embedder
-from shoprank.search.filters import FxRates
-from shoprank.search.index import CatalogIndex
-from shoprank.search.ranking import RankingConfig, VariantResolver
-from shoprank.search.service import SearchService
-from shoprank.search.shop_search import ShopSearch
-from shoprank.search.suggest import Suggester
 from webapp.ratelimit import RateLimiter, build_limiter
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ import numpy as np
 from celery import Celery
 from celery.result import AsyncResult
 
-from shoprank.catalog.embedding import DenseItem
+from catalog.embedding import DenseItem
+from catalog.vectors import EMBEDDING_DIM, EMBEDDING_MODEL_ID
 from shoprank.config import Settings
-from shoprank.search.embeddings import EMBEDDING_DIM, EMBEDDING_MODEL_ID
 from workers.embed_worker import EMBED_TASK_NAME, QUEUE_EMBED, create_embed_app, decode_vectors, embed_registry
 
 log = logging.getLogger(__name__)

@@ -94,7 +94,7 @@ def register_embed_task(app: Celery, settings: Settings) -> None:
 
     @app.task(name=EMBED_TASK_NAME, soft_time_limit=soft, time_limit=soft + 5, throws=(EmbedRejected,))
     def embed_chunk(texts: Any) -> dict[str, Any]:
-        from shoprank.search.embeddings import EMBEDDING_DIM, EMBEDDING_MODEL_ID
+        from catalog.vectors import EMBEDDING_DIM, EMBEDDING_MODEL_ID
 
         texts = validate_texts(texts)
         vectors = np.asarray(_engine().passage(texts), dtype=np.float32).reshape(len(texts), EMBEDDING_DIM)
@@ -109,7 +109,7 @@ def register_embed_task(app: Celery, settings: Settings) -> None:
 
 def _start_process(settings: Settings, node: str) -> None:
     """Load the engine, then advertise this process (readiness means: model loaded)."""
-    from shoprank.search.embeddings import EMBEDDING_MODEL_ID
+    from catalog.vectors import EMBEDDING_MODEL_ID
 
     _engine()
     entry = f"{node}#{os.getpid()}"

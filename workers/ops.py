@@ -19,7 +19,7 @@ KOMBU_PRIORITY_SEPARATOR = "\x06\x16"
 KOMBU_PRIORITY_STEPS = (0, 3, 6, 9)
 
 
-def _redis(url: str, timeout: float = 1.0) -> Any:
+def redis_client(url: str, timeout: float = 1.0) -> Any:
     import redis
 
     return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
@@ -30,7 +30,7 @@ def queue_depths(settings: Settings, client: Any = None) -> dict[str, int]:
     broker = settings.resolved_broker_url
     if not broker or not broker.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"queue depth is read from a Redis broker; got {broker!r}")
-    client = client or _redis(broker)
+    client = client or redis_client(broker)
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
         for step in KOMBU_PRIORITY_STEPS:

@@ -8,8 +8,8 @@ from typing import Any
 import click
 from sqlalchemy import select
 
+from catalog.feeds import FORMATS
 from shoprank import migrate
-from shoprank.catalog.feeds import FORMATS
 from shoprank.config import ConfigError, Settings
 
 
@@ -89,8 +89,8 @@ class BarProgress:
 
 def _embedding_backend(settings: Settings, embed_on: str) -> tuple[Any, str]:
     """Celery embed workers when asked for (or, with ``auto``, when any is alive); else this process."""
-    from shoprank.catalog.embedding import LocalEmbedding
-    from shoprank.search.embeddings import embedder
+    from catalog.embedding import LocalEmbedding
+    from catalog.vectors import embedder
 
     if embed_on != "local" and settings.redis_url:
         from workers.embed_client import CeleryEmbedding, live_embed_processes
@@ -109,7 +109,7 @@ def run_embed(
     settings: Settings, embed_on: str = "auto", *, limit: int | None = None, progress: BarProgress | None = None
 ) -> str:
     """Embed every product whose stored vector is not current; returns a one-line summary."""
-    from shoprank.catalog.embedding import embed_catalog
+    from catalog.embedding import embed_catalog
     from shoprank.db import Database
 
     backend, where = _embedding_backend(settings, embed_on)
@@ -136,7 +136,7 @@ def run_import(
     embed_on: str = "auto",
 ) -> None:
     """Shared by ``catalog import`` and ``serve --demo``: check, commit in chunks, then embed, with progress bars."""
-    from shoprank.catalog.importer import CatalogFileError, ImportOptions, import_feed
+    from catalog.importer import CatalogFileError, ImportOptions, import_feed
     from shoprank.db import Database
 
     options = options or ImportOptions(fmt=fmt)
@@ -201,7 +201,7 @@ def catalog_import(
     A file with invalid rows is refused whole (every problem listed with its line) unless
     --skip-invalid. An interrupted import leaves whole chunks committed; running it again resumes.
     """
-    from shoprank.catalog.importer import ImportOptions
+    from catalog.importer import ImportOptions
 
     options = ImportOptions(
         fmt=fmt, language=language, currency=currency, delta=delta, skip_invalid=skip_invalid, chunk_size=chunk_size

@@ -14,11 +14,11 @@ def build_index(settings: Settings, *, quiet: bool = False) -> None:
     """Build a new index version from the database and switch every reader to it (shared with the importer)."""
     from tqdm import tqdm
 
+    from catalog.vectors import embedder
     from experiments.store.currency import parse_rates
+    from search.filters import FxRates
+    from search.index_files import build_lock, build_version
     from shoprank.db import Database
-    from shoprank.search.embeddings import embedder
-    from shoprank.search.filters import FxRates
-    from shoprank.search.index_files import build_lock, build_version
 
     db = Database.from_settings(settings)
     _require_schema(settings.resolved_database_url)
@@ -65,7 +65,7 @@ def index_build(quiet: bool) -> None:
 @index_group.command("status")
 def index_status() -> None:
     """The live version's manifest (rows, watermark, build time) as JSON."""
-    from shoprank.search.index_files import current_version
+    from search.index_files import current_version
 
     directory = _settings().resolved_index_dir
     name = current_version(directory)
@@ -80,7 +80,7 @@ def index_status() -> None:
 @click.argument("skus", nargs=-1, required=True)
 def catalog_delete(skus: tuple[str, ...]) -> None:
     """Delete products by SKU; searches stop showing them within seconds (no index build needed)."""
-    from shoprank.catalog.removal import delete_products
+    from catalog.removal import delete_products
     from shoprank.db import Database
 
     settings = _settings()

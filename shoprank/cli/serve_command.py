@@ -25,7 +25,7 @@ def _demo_catalog_path(configured: str) -> Path:
 
 
 def _stale_vectors(settings: Settings) -> int:
-    from shoprank.catalog.embedding import count_stale
+    from catalog.embedding import count_stale
     from shoprank.db import Database
 
     db = Database.from_settings(settings)
@@ -39,7 +39,7 @@ def _stale_vectors(settings: Settings) -> int:
 def _catalog_is_empty(url: str) -> bool:
     from sqlalchemy import func, select
 
-    from shoprank.catalog.models import Product
+    from catalog.models import Product
     from shoprank.db import Database
 
     db = Database(url)

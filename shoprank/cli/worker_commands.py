@@ -172,7 +172,7 @@ def warm_head_command(top: int, hours: float, depth: int | None, budget_pairs: i
     Run it periodically (cron); the workers score the pairs at low priority into the shared
     score cache, so searches for those queries are answered from the cache at full depth.
     """
-    from shoprank.search.warm_head import head_queries, since_hours, warm_head
+    from search.warm_head import head_queries, since_hours, warm_head
     from webapp.services import build_services
 
     settings = _settings()

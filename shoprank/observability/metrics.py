@@ -10,8 +10,9 @@ Multi-process servers (gunicorn with several workers, prefork rerank workers): s
 then writes its samples there and ``registry_for_scrape`` merges them (``MultiProcessCollector``).
 Without it every process reports only its own samples.
 
-Queue depth and live workers are read from Redis at scrape time (``OpsCollector``), bounded by a short
-timeout, so a dead Redis makes ``/metrics`` report ``shoprank_ops_up 0`` instead of hanging.
+Queue depth and live workers are the workers' business: ``workers.ops_metrics.OpsCollector`` reads them
+from Redis at scrape time and is passed to ``render`` as an extra collector; this module imports no
+Celery and no Redis.
 """
 
 from __future__ import annotations
@@ -31,17 +32,12 @@ from prometheus_client import (
     generate_latest,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-from shoprank.config import Settings
 
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-#: Seconds the scrape-time Redis reads may take before the ops families are reported as down.
-OPS_SCRAPE_TIMEOUT_SECONDS = 0.5
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 _PAIR_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -138,66 +134,6 @@ class _Chain(Collector):
 def render(extra: Collector | None = None) -> bytes:
     """The Prometheus text exposition for this process (or all processes, in multi-process mode)."""
     return generate_latest(registry_for_scrape(extra))
-
-
-class OpsCollector(Collector):
-    """Queue depth per queue and live rerank workers per device, read from Redis when a scrape asks.
-
-    Only built when a broker/Redis is configured; a failed read yields ``shoprank_ops_up 0`` and no samples.
-    """
-
-    def __init__(self, settings: Settings, timeout: float = OPS_SCRAPE_TIMEOUT_SECONDS) -> None:
-        self.settings = settings
-        self.timeout = timeout
-
-    def collect(self) -> Iterator[Any]:
-        from workers.ops import QUEUES, _redis, queue_depths, summarize_workers
-        from workers.registry import WorkerRegistry
-
-        up = GaugeMetricFamily("shoprank_ops_up", "1 when queue depth and the worker registry could be read.")
-        try:
-            broker = self.settings.resolved_broker_url or ""
-            depths = queue_depths(self.settings, client=_redis(broker, timeout=self.timeout))
-            registry = WorkerRegistry.from_url(
-                self.settings.redis_url or broker, self.settings.queue_prefix, socket_timeout=self.timeout
-            )
-            workers = summarize_workers(registry.live())
-        except Exception as exc:  # Redis down or slow: report it, never fail or stall the scrape
-            log.debug("ops metrics unavailable: %s", exc)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
-        yield up
-        depth = GaugeMetricFamily("shoprank_queue_depth", "Rerank jobs waiting in a queue.", labels=["queue"])
-        for queue in QUEUES:
-            depth.add_metric([queue], depths.get(queue, 0))
-        yield depth
-        nodes = GaugeMetricFamily(
-            "shoprank_live_workers", "Rerank worker nodes with a fresh heartbeat, by device.", labels=["device"]
-        )
-        processes = GaugeMetricFamily(
-            "shoprank_live_worker_processes", "Model processes with a fresh heartbeat, by device.", labels=["device"]
-        )
-        for device, count in sorted(workers["workers_per_device"].items()):
-            nodes.add_metric([device], count)
-            processes.add_metric([device], workers["processes_per_device"].get(device, 0))
-        yield nodes
-        yield processes
-        rate = GaugeMetricFamily(
-            "shoprank_worker_pairs_per_second",
-            "Pairs/s each live model process measured on its own work (what the depth policy plans with).",
-            labels=["node", "pid"],
-        )
-        for entry in registry.live():
-            value = entry.get("pairs_per_second")
-            if isinstance(value, int | float):
-                rate.add_metric([str(entry.get("node")), str(entry.get("pid"))], float(value))
-        yield rate
-
-
-def ops_collector_for(settings: Settings) -> OpsCollector | None:
-    return OpsCollector(settings) if settings.resolved_broker_url and settings.redis_url else None
 
 
 class ScorerStatsRecorder:

@@ -8,15 +8,15 @@ from flask import Blueprint, request, url_for
 
 from experiments.store import EventValidationError, IngestResult, ingest_events, parse_events
 from experiments.store.screening import IgnoredEvent, screen_events
+from search.filters import FxRates
+from search.service import SearchInputError, SearchResult
+from search.shop_search import ShopPage
+from search.shopper_currency import shopper_currency
+from search.suggest import Suggestion
 from shoprank.db import run_retrying_conflicts
 from shoprank.languages import is_known_language, language_name
 from shoprank.observability import metrics
-from shoprank.search.filters import FxRates
-from shoprank.search.service import SearchInputError, SearchResult
-from shoprank.search.shop_search import ShopPage
-from shoprank.search.shopper_currency import shopper_currency
-from shoprank.search.suggest import Suggestion
-from webapp import services
+from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, json_body, reject_unstorable, visitor_id
 from webapp.i18n import UI_LANGUAGES, catalog_category_names, category_label
@@ -87,7 +87,7 @@ def search_json(page: ShopPage, locale: str | None, fx: FxRates) -> dict[str, An
 
 @bp.get("/search")
 def search() -> Any:
-    app = services()
+    app = app_services()
     settings = app.settings
     language = parse_language(request.args.get("lang"))
     user = request.args.get("user") or visitor_id()
@@ -119,7 +119,7 @@ def search() -> Any:
 @bp.get("/suggest")
 def suggest() -> Any:
     """Autocomplete: ``q`` (what was typed so far), ``lang``; past searches, categories, brands, product titles."""
-    app = services()
+    app = app_services()
     typed = request.args.get("q", "")
     if len(typed) > 100:
         raise ApiError(400, "invalid_q", "q must be at most 100 characters for suggestions")
@@ -164,7 +164,7 @@ def events() -> Any:
     Events that cannot count (unknown experiment, a variant the unit was not served, an id taken by another
     event) are not stored and come back under ``ignored``, each with its reason and field.
     """
-    app = services()
+    app = app_services()
     payload = json_body()
     try:
         parsed = parse_events(payload, default_unit=visitor_id(), max_batch=app.settings.events_max_batch)

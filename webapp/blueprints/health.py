@@ -17,8 +17,8 @@ from flask import Blueprint, jsonify, session
 from sqlalchemy import text
 
 from shoprank import migrate
-from webapp import services
 from webapp.blueprints.metrics import has_metrics_token
+from webapp.context import app_services
 from webapp.openapi import openapi_document
 
 bp = Blueprint("health", __name__)
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 def show_details() -> bool:
     """Outside production always; in production for the metrics token or an ops/admin dashboard session."""
-    if services().settings.env != "production" or has_metrics_token():
+    if app_services().settings.env != "production" or has_metrics_token():
         return True
     from webapp.dashboard.auth_users import SESSION_USER, current_user
 
@@ -47,7 +47,7 @@ def _failed(check: str, code: str, exc: BaseException) -> dict[str, Any]:
 
 
 def _scorer_summary() -> dict[str, Any] | None:
-    info = services().scorer_info()
+    info = app_services().scorer_info()
     if info is None:
         return None
     return {key: info.get(key) for key in ("model_id", "kind", "backend", "device", "dtype", "fallback_reason")}
@@ -56,7 +56,7 @@ def _scorer_summary() -> dict[str, Any] | None:
 @bp.get("/health")
 def health() -> Any:
     """The process is up. Also says which scorer answers, so a fallback is visible at a glance."""
-    app = services()
+    app = app_services()
     if not show_details():
         return {"status": "ok"}
     scorer = _scorer_summary()
@@ -70,7 +70,7 @@ def health() -> Any:
 
 
 def _check_database() -> dict[str, Any]:
-    app = services()
+    app = app_services()
     try:
         with app.db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -85,7 +85,7 @@ def _check_database() -> dict[str, Any]:
 
 
 def _check_redis() -> dict[str, Any] | None:
-    url = services().settings.redis_url
+    url = app_services().settings.redis_url
     if not url:
         return None
     import redis
@@ -100,7 +100,7 @@ def _check_redis() -> dict[str, Any] | None:
 @bp.get("/ready")
 def ready() -> Any:
     """Ready to serve searches: database migrated, catalog loaded, Redis (if configured), a reranker answering."""
-    app = services()
+    app = app_services()
     checks: dict[str, Any] = {"database": _check_database()}
     redis_check = _check_redis()
     if redis_check is not None:

@@ -14,8 +14,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from shoprank.observability import metrics
-from webapp import services
+from webapp.context import app_services
 from webapp.errors import ApiError
+from workers.ops_metrics import ops_collector_for
 
 bp = Blueprint("metrics", __name__)
 _COLLECTOR = "shoprank_ops_collector"
@@ -25,20 +26,20 @@ def _ops_collector() -> Any:
     """One scrape-time collector per app (queue depth, live workers); None without Redis."""
     extensions = current_app.extensions
     if _COLLECTOR not in extensions:
-        extensions[_COLLECTOR] = metrics.ops_collector_for(services().settings)
+        extensions[_COLLECTOR] = ops_collector_for(app_services().settings)
     return extensions[_COLLECTOR]
 
 
 def has_metrics_token() -> bool:
     """The request carries ``Authorization: Bearer <SHOPRANK_METRICS_TOKEN>`` (never true while it is unset)."""
-    token = services().settings.metrics_token
+    token = app_services().settings.metrics_token
     sent = request.headers.get("Authorization", "")
     return bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
 
 
 @bp.get("/metrics")
 def scrape() -> Response:
-    settings = services().settings
+    settings = app_services().settings
     if not settings.metrics_token and settings.env == "production":
         raise ApiError(
             403,

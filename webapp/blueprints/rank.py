@@ -12,10 +12,10 @@ from typing import Any
 
 from flask import Blueprint
 
-from shoprank.search.service import SearchInputError
-from shoprank.search.supplied import InlineProduct, resolve_candidates
-from webapp import services
+from search.service import SearchInputError
+from search.supplied import InlineProduct, resolve_candidates
 from webapp.blueprints.api import parse_language, parse_market, result_json
+from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, json_object, visitor_id
 from webapp.rank_schema import parse_rank_request
@@ -29,7 +29,7 @@ _UNSENT_IF_EMPTY = ("category", "language")
 
 @bp.post("/rank")
 def rank() -> Any:
-    app = services()
+    app = app_services()
     settings = app.settings
     req = parse_rank_request(
         json_object(), max_candidates=settings.rank_max_candidates, max_top_n=settings.search_max_limit

@@ -12,8 +12,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from reranking.dispatch import DispatchResult, RerankJob, RerankRejected
-from webapp import services
 from webapp.auth import require_api_key
+from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, json_object
 from webapp.rerank_schema import RerankRequest, cohere_response, parse_cohere, parse_tei, tei_response
@@ -22,7 +22,7 @@ bp = Blueprint("rerank_api", __name__)
 
 
 def _score(req: RerankRequest) -> DispatchResult:
-    app = services()
+    app = app_services()
     job = RerankJob(query=req.query, passages=req.texts, request_id=current_request_id())
     try:
         return app.dispatcher.dispatch(job, app.settings.rerank_api_deadline_ms / 1000)
@@ -42,7 +42,7 @@ def _with_scorer_header(response: Response, result: DispatchResult) -> Response:
 
 
 def _cohere(jina: bool) -> Response:
-    settings = services().settings
+    settings = app_services().settings
     req = parse_cohere(
         json_object(), max_documents=settings.rerank_max_documents, max_query_chars=settings.max_query_chars, jina=jina
     )
@@ -66,7 +66,7 @@ def jina_v1() -> Any:
 @bp.post("/rerank")
 @require_api_key
 def tei() -> Any:
-    settings = services().settings
+    settings = app_services().settings
     req = parse_tei(
         json_object(), max_documents=settings.rerank_max_documents, max_query_chars=settings.max_query_chars
     )

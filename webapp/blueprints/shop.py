@@ -11,11 +11,11 @@ from flask import Blueprint, Response, abort, g, render_template, request, url_f
 from markupsafe import escape
 from werkzeug.datastructures import MultiDict
 
-from shoprank.catalog import browse
-from shoprank.search.index import item_from_row
-from shoprank.search.service import SearchInputError
-from shoprank.search.shopper_currency import shopper_currency
-from webapp import services
+from catalog import browse
+from search.index import item_from_row
+from search.service import SearchInputError
+from search.shopper_currency import shopper_currency
+from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, ensure_visitor_id
 from webapp.i18n import format_locale, translate, ui_language
@@ -34,7 +34,7 @@ _IMPRESSION = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 
 
 def _categories() -> list[tuple[str, int]]:
-    return services().index.category_counts()
+    return app_services().index.category_counts()
 
 
 @bp.app_context_processor
@@ -59,7 +59,7 @@ def shopper_market() -> str | None:
 @bp.get("/")
 def home() -> Any:
     ensure_visitor_id()
-    featured = browse.featured(services().db, ui_language(), 12, item_from_row)
+    featured = browse.featured(app_services().db, ui_language(), 12, item_from_row)
     return render_template("home.html", featured=featured, categories=_categories())
 
 
@@ -67,7 +67,7 @@ def page_currency() -> str:
     """The shopper's currency: ``?currency=`` (remembered in a cookie), else the cookie, else from language/market."""
     if "page_currency" in g:
         return g.page_currency
-    fx = services().search.fx
+    fx = app_services().search.fx
     requested = request.args.get("currency", "").strip().upper()
     remembered = request.cookies.get(CURRENCY_COOKIE, "")
     if requested and fx.knows(requested) and len(requested) == 3:
@@ -108,7 +108,7 @@ def shopper_prices() -> dict[str, Any]:
 
     def approx_price(item: Any) -> str:
         try:
-            converted = converted_price(item, page_currency(), services().search.fx, format_locale(ui_language()))
+            converted = converted_price(item, page_currency(), app_services().search.fx, format_locale(ui_language()))
         except Exception:  # a price hint must never break a page
             return ""
         return converted["display"] if converted else ""
@@ -138,7 +138,7 @@ def search_url(remove: tuple[str, str] | None = None, **changes: Any) -> str:
 @bp.get("/search")
 def search() -> Any:
     ensure_visitor_id()
-    app = services()
+    app = app_services()
     raw_query = request.args.get("q", "")
     language = ui_language()
     currency = page_currency()
@@ -191,7 +191,7 @@ def category(slug: str) -> Any:
         abort(404)
     page = request.args.get("page", "1")
     page_number = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
-    items, total = browse.category_page(services().db, slug, page_number, PAGE_SIZE, item_from_row)
+    items, total = browse.category_page(app_services().db, slug, page_number, PAGE_SIZE, item_from_row)
     if not total:
         abort(404)
     pages = max(1, -(-total // PAGE_SIZE))
@@ -211,7 +211,7 @@ def category(slug: str) -> Any:
 @bp.get("/product/<sku>")
 def product(sku: str) -> Any:
     ensure_visitor_id()
-    item = services().index.item(sku) if len(sku) <= 64 else None
+    item = app_services().index.item(sku) if len(sku) <= 64 else None
     if item is None:
         abort(404)
     impression = request.args.get("imp", "")

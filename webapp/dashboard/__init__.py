@@ -7,13 +7,12 @@ Login required (merchandiser or admin role; ops role for the ops page); every fo
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask
+from flask import Flask
 
-bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+from webapp.dashboard import admin, analytics_views, auth_users, ops_views, views  # noqa: F401  (routes on bp)
+from webapp.dashboard.blueprint import bp
 
 
 def init_app(app: Flask, *, production: bool) -> None:
-    from webapp.dashboard import admin, analytics_views, auth_users, ops_views, views  # noqa: F401  (routes on bp)
-
     auth_users.init_app(app, production=production)
     app.register_blueprint(bp)

@@ -15,14 +15,15 @@ from sqlalchemy import select
 from shoprank.apikeys import ApiKey, create_api_key, revoke_api_key
 from shoprank.db import utcnow
 from shoprank.users import ROLES, UserError, create_user, list_users, set_active, unlock_user
-from webapp import services
-from webapp.dashboard import auth_users, bp
+from webapp.context import app_services
+from webapp.dashboard import auth_users
+from webapp.dashboard.blueprint import bp
 
 admin_only = auth_users.login_required("admin")
 
 
 def _users_page(errors: dict[str, str] | None = None, values: dict[str, str] | None = None, status: int = 200):
-    db_session = services().db.scoped()
+    db_session = app_services().db.scoped()
     return (
         render_template(
             "dashboard/admin_users.html",
@@ -46,7 +47,7 @@ def admin_users() -> Any:
 @admin_only
 def admin_user_create() -> Any:
     values = {"email": request.form.get("email", ""), "role": request.form.get("role", "")}
-    db_session = services().db.scoped()
+    db_session = app_services().db.scoped()
     try:
         user = create_user(db_session, values["email"], request.form.get("password", ""), values["role"])
         db_session.commit()
@@ -58,7 +59,7 @@ def admin_user_create() -> Any:
 
 
 def _user_action(user_id: int, action: Any, message: str) -> Any:
-    db_session = services().db.scoped()
+    db_session = app_services().db.scoped()
     try:
         user = action(db_session, user_id)
         db_session.commit()
@@ -93,7 +94,7 @@ def admin_user_unlock(user_id: int) -> Any:
 
 
 def _keys_page(created: tuple[ApiKey, str] | None = None, error: str | None = None, status: int = 200):
-    keys = services().db.scoped().scalars(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())).all()
+    keys = app_services().db.scoped().scalars(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())).all()
     return render_template("dashboard/admin_api_keys.html", keys=keys, created=created, error=error), status
 
 
@@ -106,7 +107,7 @@ def admin_api_keys() -> Any:
 @bp.post("/admin/api-keys")
 @admin_only
 def admin_api_key_create() -> Any:
-    db_session = services().db.scoped()
+    db_session = app_services().db.scoped()
     try:
         key, plaintext = create_api_key(db_session, request.form.get("name", ""))
         db_session.commit()
@@ -119,7 +120,7 @@ def admin_api_key_create() -> Any:
 @bp.post("/admin/api-keys/<int:key_id>/revoke")
 @admin_only
 def admin_api_key_revoke(key_id: int) -> Any:
-    db_session = services().db.scoped()
+    db_session = app_services().db.scoped()
     if revoke_api_key(db_session, key_id):
         db_session.commit()
         flash(f"API key #{key_id} is revoked: requests with it now get 401.", "ok")

@@ -15,12 +15,13 @@ from flask import abort, render_template, request
 from sqlalchemy import select
 
 from experiments.manage import ranking_config
+from experiments.ranking import NoExperiment, RankingConfig
 from experiments.store import search_analytics as sa
 from experiments.store.experiment_models import Experiment
-from shoprank.search.ranking import NoExperiment, RankingConfig
-from shoprank.search.service import SearchInputError, SearchService
-from webapp import services
-from webapp.dashboard import auth_users, bp
+from search.service import SearchInputError, SearchService
+from webapp.context import app_services
+from webapp.dashboard import auth_users
+from webapp.dashboard.blueprint import bp
 
 DEFAULT_DAYS = 14
 MAX_DAYS = 366
@@ -66,7 +67,7 @@ def _filters() -> tuple[sa.Filters, dict[str, Any]]:
 @auth_users.login_required()
 def search_analytics() -> Any:
     filters, args = _filters()
-    session = services().db.scoped()
+    session = app_services().db.scoped()
     lists = {ranking: sa.query_ranking(session, filters, ranking, limit=LIST_LIMIT) for ranking in sa.RANKINGS}
     return render_template(
         "dashboard/search_analytics.html",
@@ -99,7 +100,7 @@ class VariantColumn:
 
 def _experiments() -> list[Experiment]:
     statement = select(Experiment).where(Experiment.status != "draft").order_by(Experiment.created_at.desc())
-    return list(services().db.scoped().scalars(statement))
+    return list(app_services().db.scoped().scalars(statement))
 
 
 def _rankers(experiment_key: str | None) -> tuple[Experiment | None, list[tuple[str, str, RankingConfig]]]:
@@ -113,14 +114,14 @@ def _rankers(experiment_key: str | None) -> tuple[Experiment | None, list[tuple[
     else:
         chosen = next((e for e in experiments if e.status == "running"), None)
     if chosen is None:
-        default = RankingConfig(first_stage_top_k=services().settings.first_stage_top_k)  # as build_services
+        default = RankingConfig(first_stage_top_k=app_services().settings.first_stage_top_k)  # as build_services
         return None, [(sa.NO_VARIANT, "Default ranking", default)]
     return chosen, [(v.key, v.name or v.key, ranking_config(v)) for v in chosen.variants]
 
 
 def _live_ranking(query: str, language: str | None, config: RankingConfig) -> tuple[list[Any], str]:
     """Rank ``query`` with one fixed config on the live index and reranker; logs no exposure, no ops sample."""
-    live = services().search
+    live = app_services().search
     search = SearchService(
         live.index,
         live.dispatcher,
@@ -140,7 +141,7 @@ def search_query() -> Any:
         _bad("q", "required: the query to look at")
     filters, args = _filters()
     args["q"] = query
-    session = services().db.scoped()
+    session = app_services().db.scoped()
     chosen, rankers = _rankers(filters.experiment)
     if chosen is not None and filters.experiment is None:
         filters = sa.Filters(filters.start, filters.end, filters.language, chosen.key)

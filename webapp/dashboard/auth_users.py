@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from flask import Flask, abort, g, redirect, request, session, url_for
 
 from shoprank.users import User, authenticate, revoke_sessions
+from webapp.context import app_services
 
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_USER = "dashboard_user_id"
@@ -78,10 +79,8 @@ def protect_csrf() -> None:
 def current_user() -> User | None:
     if "dashboard_user" in g:
         return g.dashboard_user
-    from webapp import services
-
     user_id = session.get(SESSION_USER)
-    user = services().db.scoped().get(User, user_id) if isinstance(user_id, int) else None
+    user = app_services().db.scoped().get(User, user_id) if isinstance(user_id, int) else None
     if user is not None and (not user.active or session.get(SESSION_EPOCH) != user.session_epoch):
         session.clear()  # deactivated, or the session predates a logout, password or role change: revoked
         user = None
@@ -112,14 +111,13 @@ class LoginThrottled:
 
 def login_attempt(email: str, password: str) -> User | LoginThrottled | None:
     """Check credentials and start the session: the user, None (wrong, unknown or locked) or throttled."""
-    from webapp import services
     from webapp.security import client_ip, login_limiter
 
     allowed, retry_after = login_limiter().allow(client_ip())
     if not allowed:
         return LoginThrottled(retry_after)
-    settings = services().settings
-    db_session = services().db.scoped()
+    settings = app_services().settings
+    db_session = app_services().db.scoped()
     user = authenticate(
         db_session,
         email,
@@ -148,10 +146,8 @@ def logout() -> None:
     """End this session and, server-side, every other session of the user: a copied cookie stops working too."""
     user = current_user()
     if user is not None:
-        from webapp import services
-
         revoke_sessions(user)
-        services().db.scoped().commit()
+        app_services().db.scoped().commit()
     session.clear()
     g.pop("dashboard_user", None)
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from flask import render_template
 
-from webapp import services
-from webapp.dashboard import auth_users, bp
+from webapp.context import app_services
+from webapp.dashboard import auth_users
+from webapp.dashboard.blueprint import bp
 from webapp.dashboard.ops_charts import format_ms, latency_bars, latency_series
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def _shipped(app_services: Any) -> list[dict[str, Any]] | None:
 @bp.get("/ops")
 @auth_users.login_required("ops")
 def ops() -> Any:
-    data = gather_ops(services())
+    data = gather_ops(app_services())
     window = data["window"] or {}
     return render_template(
         "dashboard/ops.html",
@@ -141,7 +142,7 @@ def ops() -> Any:
         window=window,
         latency_chart=latency_bars(window.get("latency_ms") or {}, title="Search latency by stage (p50 / p95 / p99)"),
         series_chart=latency_series(window.get("series") or []),
-        window_size=services().settings.ops_window_size,
+        window_size=app_services().settings.ops_window_size,
     )
 
 

@@ -25,8 +25,9 @@ from experiments.report import DASHBOARD_METRICS, METRIC_FORMATS, METRIC_LABELS,
 from experiments.ship import ShipRequest, ship_variant
 from experiments.store.currency import parse_rates, reporting_rates
 from experiments.store.experiment_models import PRIMARY_METRICS, Experiment
-from webapp import services
-from webapp.dashboard import auth_users, bp
+from webapp.context import app_services
+from webapp.dashboard import auth_users
+from webapp.dashboard.blueprint import bp
 from webapp.dashboard.charts import (
     LiftRow,
     SeriesPoint,
@@ -55,7 +56,7 @@ def _report_cache() -> TTLCache[tuple[Any, ...], Report]:
 
 
 def _rates() -> dict[str, float]:
-    settings = services().settings
+    settings = app_services().settings
     return reporting_rates(settings.reporting_currency, parse_rates(settings.fx_rates))
 
 
@@ -74,10 +75,10 @@ def report_for(
     if cached is not None and cached.generated_at >= _aware(experiment.updated_at):
         return cached
     report = build_report(
-        services().db.scoped(),
+        app_services().db.scoped(),
         experiment,
         rates=_rates(),
-        currency=services().settings.reporting_currency.upper(),
+        currency=app_services().settings.reporting_currency.upper(),
         sequential=sequential,
         engine=engine,
         cuped=cuped,
@@ -94,7 +95,7 @@ def _aware(moment: dt.datetime) -> dt.datetime:
 
 def _changed() -> None:
     """After a definition change: searches in this process see it at once, other processes within seconds."""
-    invalidate = getattr(services().search.resolver, "invalidate", None)
+    invalidate = getattr(app_services().search.resolver, "invalidate", None)
     if callable(invalidate):
         invalidate()
     with _reports_lock:
@@ -107,7 +108,7 @@ def _actor() -> str:
 
 
 def _experiment_or_404(key: str) -> Experiment:
-    experiment = get_experiment(services().db.scoped(), key)
+    experiment = get_experiment(app_services().db.scoped(), key)
     if experiment is None:
         abort(404, description=f"No experiment with key {key!r}.")
     return experiment
@@ -124,7 +125,7 @@ def metric_value(value: float | None, metric: str) -> str:
     if kind == "percent":
         return format_percent(value, 2)
     if kind == "money":
-        return f"{value:,.2f} {services().settings.reporting_currency.upper()}"
+        return f"{value:,.2f} {app_services().settings.reporting_currency.upper()}"
     return f"{value:,.3f}"
 
 
@@ -193,7 +194,7 @@ def login() -> Any:
                 return redirect(url_for("dashboard.ops"))  # ops users have no experiment pages
             return redirect(auth_users._safe_next(request.args.get("next")))
         else:
-            minutes = max(1, round(services().settings.login_lockout_seconds / 60))
+            minutes = max(1, round(app_services().settings.login_lockout_seconds / 60))
             error, status = LOGIN_FAILED.format(minutes=minutes), 401
     html = render_template("dashboard/login.html", error=error, email=request.form.get("email", ""))
     return html, status, headers
@@ -212,7 +213,7 @@ def logout() -> Any:
 @auth_users.login_required()
 def experiment_list() -> Any:
     rows = []
-    experiments = services().db.scoped().scalars(select(Experiment).order_by(Experiment.created_at.desc())).all()
+    experiments = app_services().db.scoped().scalars(select(Experiment).order_by(Experiment.created_at.desc())).all()
     order = {"running": 0, "draft": 1, "stopped": 2}
     for experiment in sorted(experiments, key=lambda e: order.get(e.status, 3)):
         report = report_for(experiment) if experiment.status != "draft" else None
@@ -247,7 +248,7 @@ def experiment_create() -> Any:
     if errors:  # show every problem at once: what could not be read, and what breaks the rules
         errors = {**validate_spec(spec), **errors}
     else:
-        db_session = services().db.scoped()
+        db_session = app_services().db.scoped()
         try:
             experiment = create_experiment(db_session, spec, _actor())
             db_session.commit()
@@ -276,7 +277,7 @@ def experiment_update(key: str) -> Any:
     if errors:
         errors = {**validate_spec(spec), **errors}
     else:
-        db_session = services().db.scoped()
+        db_session = app_services().db.scoped()
         try:
             changes = update_experiment(db_session, experiment, spec, _actor())
             db_session.commit()
@@ -293,7 +294,7 @@ def experiment_update(key: str) -> Any:
 
 def _transition(key: str, action: Any, message: str) -> Any:
     experiment = _experiment_or_404(key)
-    db_session = services().db.scoped()
+    db_session = app_services().db.scoped()
     try:
         action(db_session, experiment, _actor())
         db_session.commit()
@@ -502,7 +503,7 @@ def experiment_ship(key: str) -> Any:
     ship = ShipRequest(
         values["variant"], values["confirm_key"], values["note"], request.form.get("acknowledged") == "yes"
     )
-    db_session = services().db.scoped()
+    db_session = app_services().db.scoped()
     try:
         ship_variant(db_session, experiment, ship, _actor(), reasons_to_doubt=reasons)
         db_session.commit()

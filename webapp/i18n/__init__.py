@@ -22,6 +22,7 @@ from babel import Locale
 from flask import Flask, Response, current_app, g, request
 
 from shoprank.languages import language_name
+from webapp.context import app_services
 from webapp.presenters import display_price
 
 CATALOG_DIR = Path(__file__).resolve().parent
@@ -95,9 +96,7 @@ def attribute_label(key: str, language: str) -> str:
 def catalog_category_names() -> Mapping[str, Mapping[str, str]]:
     """Category display names the catalog carries (slug → language → name, from merchant feeds); none otherwise."""
     try:
-        from webapp import services
-
-        return services().index.category_names()
+        return app_services().index.category_names()
     except Exception:  # the error page renders without a catalog
         return {}
 
