@@ -10,22 +10,9 @@ from sqlalchemy import select
 
 from catalog.feeds import FORMATS
 from shoprank import migrate
-from shoprank.config import ConfigError, Settings
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _require_schema(url: str) -> None:
-    if not migrate.is_up_to_date(url):
-        raise click.ClickException(
-            f"database schema is at {migrate.current_revision(url) or 'nothing'}, code expects "
-            f"{migrate.head_revision()}; run `shoprank db upgrade` first"
-        )
+from shoprank.cli import context
+from shoprank.cli.index_build import build_index
+from shoprank.config import Settings
 
 
 @click.group("db")
@@ -37,7 +24,7 @@ def db_group() -> None:
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
     """Upgrade the schema to REVISION (default: head)."""
-    url = _settings().resolved_database_url
+    url = context.settings().resolved_database_url
     migrate.upgrade(url, revision)
     click.echo(f"database at revision {migrate.current_revision(url)}")
 
@@ -46,7 +33,7 @@ def db_upgrade(revision: str) -> None:
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
     """Downgrade the schema to REVISION ('-1' for one step, 'base' for empty)."""
-    url = _settings().resolved_database_url
+    url = context.settings().resolved_database_url
     migrate.downgrade(url, revision)
     click.echo(f"database at revision {migrate.current_revision(url) or 'base (empty)'}")
 
@@ -54,7 +41,7 @@ def db_downgrade(revision: str) -> None:
 @db_group.command("current")
 def db_current() -> None:
     """Print the schema revision of the database and of the code."""
-    url = _settings().resolved_database_url
+    url = context.settings().resolved_database_url
     click.echo(f"database: {migrate.current_revision(url) or 'base (empty)'}  code: {migrate.head_revision()}")
 
 
@@ -110,16 +97,14 @@ def run_embed(
 ) -> str:
     """Embed every product whose stored vector is not current; returns a one-line summary."""
     from catalog.embedding import embed_catalog
-    from shoprank.db import Database
 
     backend, where = _embedding_backend(settings, embed_on)
-    db = Database.from_settings(settings)
     progress = progress or BarProgress()
     try:
-        report = embed_catalog(db, backend, limit=limit, progress=progress)
+        with context.database(settings, require_schema=False) as db:  # the callers checked the schema
+            report = embed_catalog(db, backend, limit=limit, progress=progress)
     finally:
         progress.close()
-        db.dispose()
         if hasattr(backend, "close"):
             backend.close()
     return f"{report.embedded} embedded on {where} in {report.seconds:.1f} s ({report.per_second:.1f}/s)"
@@ -137,25 +122,22 @@ def run_import(
 ) -> None:
     """Shared by ``catalog import`` and ``serve --demo``: check, commit in chunks, then embed, with progress bars."""
     from catalog.importer import CatalogFileError, ImportOptions, import_feed
-    from shoprank.db import Database
 
     options = options or ImportOptions(fmt=fmt)
-    _require_schema(settings.resolved_database_url)
-    db = Database.from_settings(settings)
-    progress = BarProgress(quiet)
-    try:
-        report = import_feed(db, path, options, progress)
-    except CatalogFileError as exc:
-        for error in exc.errors[:50]:
-            click.echo(f"{path}: {error}", err=True)
-        if exc.count > 50:
-            click.echo(f"… and {exc.count - 50} more", err=True)
-        raise click.ClickException(str(exc)) from None
-    except (ValueError, OSError) as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        progress.close()
-        db.dispose()
+    with context.database(settings) as db:
+        progress = BarProgress(quiet)
+        try:
+            report = import_feed(db, path, options, progress)
+        except CatalogFileError as exc:
+            for error in exc.errors[:50]:
+                click.echo(f"{path}: {error}", err=True)
+            if exc.count > 50:
+                click.echo(f"… and {exc.count - 50} more", err=True)
+            raise click.ClickException(str(exc)) from None
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(str(exc)) from None
+        finally:
+            progress.close()
     for warning in report.warnings:
         click.echo(f"{path}: warning: {warning}", err=True)
     for error in report.errors[:50]:
@@ -165,8 +147,6 @@ def run_import(
         click.echo(f"embedding: {run_embed(settings, embed_on, progress=BarProgress(quiet))}")
     else:
         click.echo("not embedded (--no-embed): searchable lexically now; run `shoprank catalog embed` for dense search")
-    from shoprank.cli.index_commands import build_index
-
     build_index(settings, quiet=quiet)  # a new index version: running servers switch to it within a second
 
 
@@ -206,7 +186,7 @@ def catalog_import(
     options = ImportOptions(
         fmt=fmt, language=language, currency=currency, delta=delta, skip_invalid=skip_invalid, chunk_size=chunk_size
     )
-    run_import(_settings(), file, fmt, options=options, embed=not (no_embed or delta), embed_on=embed_on)
+    run_import(context.settings(), file, fmt, options=options, embed=not (no_embed or delta), embed_on=embed_on)
 
 
 @catalog_group.command("embed")
@@ -214,11 +194,9 @@ def catalog_import(
 @click.option("--limit", type=click.IntRange(1), help="Embed at most this many products (then stop).")
 def catalog_embed(embed_on: str, limit: int | None) -> None:
     """Compute the vector of every product whose stored vector is missing or stale; resumable."""
-    settings = _settings()
-    _require_schema(settings.resolved_database_url)
+    settings = context.settings()
+    context.check_schema(settings.resolved_database_url)
     click.echo(f"embedding: {run_embed(settings, embed_on, limit=limit)}")
-    from shoprank.cli.index_commands import build_index
-
     build_index(settings)  # fold the new vectors into an index version instead of every process's delta
 
 
@@ -232,19 +210,14 @@ def apikey_group() -> None:
 def apikey_create(name: str) -> None:
     """Create a key and print it once."""
     from shoprank.apikeys import create_api_key
-    from shoprank.db import Database
 
-    settings = _settings()
-    _require_schema(settings.resolved_database_url)
-    db = Database.from_settings(settings)
-    try:
-        with db.session() as session:
-            key, plaintext = create_api_key(session, name)
-            key_id = key.id
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()
+    with context.database(context.settings()) as db:
+        try:
+            with db.session() as session:
+                key, plaintext = create_api_key(session, name)
+                key_id = key.id
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
     click.echo(f"created API key #{key_id} ({name}); it is shown only now:", err=True)
     click.echo(plaintext)
 
@@ -253,17 +226,12 @@ def apikey_create(name: str) -> None:
 def apikey_list() -> None:
     """List keys (never their secrets)."""
     from shoprank.apikeys import ApiKey
-    from shoprank.db import Database
 
-    db = Database.from_settings(_settings())
-    try:
-        with db.session() as session:
-            for key in session.scalars(select(ApiKey).order_by(ApiKey.id)):
-                state = "revoked" if key.revoked_at else "active"
-                used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
-                click.echo(f"#{key.id}  {key.display_prefix}…  {state:<8} last used {used}  {key.name}")
-    finally:
-        db.dispose()
+    with context.database(context.settings(), require_schema=False) as db, db.session() as session:
+        for key in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+            state = "revoked" if key.revoked_at else "active"
+            used = key.last_used_at.isoformat(timespec="seconds") if key.last_used_at else "never"
+            click.echo(f"#{key.id}  {key.display_prefix}…  {state:<8} last used {used}  {key.name}")
 
 
 @apikey_group.command("revoke")
@@ -271,13 +239,8 @@ def apikey_list() -> None:
 def apikey_revoke(key_id: int) -> None:
     """Revoke key KEY_ID; requests using it get 401 from now on."""
     from shoprank.apikeys import revoke_api_key
-    from shoprank.db import Database
 
-    db = Database.from_settings(_settings())
-    try:
-        with db.session() as session:
-            if not revoke_api_key(session, key_id):
-                raise click.ClickException(f"no active API key #{key_id}")
-    finally:
-        db.dispose()
+    with context.database(context.settings(), require_schema=False) as db, db.session() as session:
+        if not revoke_api_key(session, key_id):
+            raise click.ClickException(f"no active API key #{key_id}")
     click.echo(f"revoked API key #{key_id}")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from shoprank.cli.data_commands import _require_schema, _settings
+from shoprank.cli import context
+from shoprank.users import ROLES
 
 
 @click.group("user")
@@ -14,7 +15,7 @@ def user_group() -> None:
 
 @user_group.command("create")
 @click.option("--email", required=True)
-@click.option("--role", type=click.Choice(["merchandiser", "ops", "admin"]), default="merchandiser", show_default=True)
+@click.option("--role", type=click.Choice(ROLES), default="merchandiser", show_default=True)
 @click.option(
     "--password",
     envvar="SHOPRANK_USER_PASSWORD",
@@ -25,20 +26,15 @@ def user_group() -> None:
 )
 def user_create(email: str, role: str, password: str) -> None:
     """Create a dashboard user."""
-    from shoprank.db import Database
     from shoprank.users import UserError, create_user
 
-    settings = _settings()
-    _require_schema(settings.resolved_database_url)
-    db = Database.from_settings(settings)
-    try:
-        with db.session() as session:
-            user = create_user(session, email, password, role)
-            click.echo(f"created {user.role} {user.email} (#{user.id})")
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        db.dispose()
+    with context.database(context.settings()) as db:
+        try:
+            with db.session() as session:
+                user = create_user(session, email, password, role)
+                click.echo(f"created {user.role} {user.email} (#{user.id})")
+        except UserError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 @user_group.command("unlock")
@@ -47,21 +43,14 @@ def user_unlock(email: str) -> None:
     """Lift a sign-in lockout now (e.g. the only admin locked themselves out)."""
     from sqlalchemy import select
 
-    from shoprank.db import Database
     from shoprank.users import User, normalize_email, unlock_user
 
-    settings = _settings()
-    _require_schema(settings.resolved_database_url)
-    db = Database.from_settings(settings)
-    try:
-        with db.session() as session:
-            user_id = session.scalar(select(User.id).where(User.email == normalize_email(email)))
-            if user_id is None:
-                raise click.ClickException(f"no user with email {email}")
-            unlock_user(session, user_id)
-            click.echo(f"unlocked {normalize_email(email)}")
-    finally:
-        db.dispose()
+    with context.database(context.settings()) as db, db.session() as session:
+        user_id = session.scalar(select(User.id).where(User.email == normalize_email(email)))
+        if user_id is None:
+            raise click.ClickException(f"no user with email {email}")
+        unlock_user(session, user_id)
+        click.echo(f"unlocked {normalize_email(email)}")
 
 
 @click.command("simulate")
@@ -89,36 +78,33 @@ def simulate(
     from tqdm import tqdm
 
     from experiments.manage import get_experiment
-    from shoprank.db import Database
     from shoprank.simulator import FlaskTransport, HttpTransport, SimulationConfig, Simulator
 
     if ctr_lift <= -1 or cvr_lift <= -1:
         raise click.BadParameter("lifts are relative and must be above -1 (-100 %)")
-    settings = _settings()
+    settings = context.settings()
     control = "control"
     app = None
     if url is None:  # in process: the local database must exist, and tells us control and the status
-        _require_schema(settings.resolved_database_url)
+        context.check_schema(settings.resolved_database_url)
         from webapp import create_app
 
         app = create_app(settings)
         app.extensions["shoprank"].index.refresh_if_changed()
-    db = Database.from_settings(settings)
-    try:
-        with db.session() as session:
-            experiment = get_experiment(session, experiment_key)
-            if experiment is None and url is None:
-                raise click.ClickException(f"no experiment {experiment_key!r} in {settings.resolved_database_url}")
-            if experiment is not None:
-                control = experiment.variants[0].key
-                if experiment.status != "running":
-                    click.echo(f"warning: {experiment_key} is {experiment.status}; shoppers get control", err=True)
-    except click.ClickException:
-        raise
-    except Exception:  # a remote server's experiment need not exist in the local database
-        pass
-    finally:
-        db.dispose()
+    with context.database(settings, require_schema=False) as db:
+        try:
+            with db.session() as session:
+                experiment = get_experiment(session, experiment_key)
+                if experiment is None and url is None:
+                    raise click.ClickException(f"no experiment {experiment_key!r} in {settings.resolved_database_url}")
+                if experiment is not None:
+                    control = experiment.variants[0].key
+                    if experiment.status != "running":
+                        click.echo(f"warning: {experiment_key} is {experiment.status}; shoppers get control", err=True)
+        except click.ClickException:
+            raise
+        except Exception:  # a remote server's experiment need not exist in the local database
+            pass
     transport = HttpTransport(url) if url else FlaskTransport(app)
     config = SimulationConfig(
         users=users,

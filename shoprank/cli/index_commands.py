@@ -6,44 +6,9 @@ import json
 
 import click
 
-from shoprank.cli.data_commands import _require_schema, _settings, catalog_group
-from shoprank.config import Settings
-
-
-def build_index(settings: Settings, *, quiet: bool = False) -> None:
-    """Build a new index version from the database and switch every reader to it (shared with the importer)."""
-    from tqdm import tqdm
-
-    from catalog.vectors import embedder
-    from experiments.store.currency import parse_rates
-    from search.filters import FxRates
-    from search.index_files import build_lock, build_version
-    from shoprank.db import Database
-
-    db = Database.from_settings(settings)
-    _require_schema(settings.resolved_database_url)
-    progress = tqdm(total=0, unit="product", desc="indexing", disable=quiet, leave=False)
-
-    def advance(done: int, total: int) -> None:
-        progress.total = total
-        progress.update(done - progress.n)
-
-    try:
-        with build_lock(settings.resolved_index_dir):
-            report = build_version(
-                db,
-                settings.resolved_index_dir,
-                fx=FxRates(parse_rates(settings.fx_rates)),
-                embed_missing=embedder().passages,
-                progress=advance,
-            )
-    finally:
-        progress.close()
-        db.dispose()
-    click.echo(
-        f"index {report.version}: {report.rows} products ({report.with_vector} with vectors) "
-        f"in {report.seconds:.1f} s → {report.path}"
-    )
+from shoprank.cli import context
+from shoprank.cli.data_commands import catalog_group
+from shoprank.cli.index_build import build_index
 
 
 @click.group("index")
@@ -59,7 +24,7 @@ def index_build(quiet: bool) -> None:
     Run it after large imports, on a schedule (it folds the changes each process holds in memory into
     the files), or on one node of many, then copy the version directory and CURRENT to the others.
     """
-    build_index(_settings(), quiet=quiet)
+    build_index(context.settings(), quiet=quiet)
 
 
 @index_group.command("status")
@@ -67,7 +32,7 @@ def index_status() -> None:
     """The live version's manifest (rows, watermark, build time) as JSON."""
     from search.index_files import current_version
 
-    directory = _settings().resolved_index_dir
+    directory = context.settings().resolved_index_dir
     name = current_version(directory)
     if name is None:
         raise click.ClickException(f"no index version in {directory}; run `shoprank index build`")
@@ -81,14 +46,7 @@ def index_status() -> None:
 def catalog_delete(skus: tuple[str, ...]) -> None:
     """Delete products by SKU; searches stop showing them within seconds (no index build needed)."""
     from catalog.removal import delete_products
-    from shoprank.db import Database
 
-    settings = _settings()
-    _require_schema(settings.resolved_database_url)
-    db = Database.from_settings(settings)
-    try:
-        with db.session() as session:
-            deleted = delete_products(session, skus)
-    finally:
-        db.dispose()
+    with context.database(context.settings()) as db, db.session() as session:
+        deleted = delete_products(session, skus)
     click.echo(f"deleted {len(deleted)} product(s); {len(skus) - len(deleted)} unknown sku(s) ignored")

@@ -13,7 +13,7 @@ import click
 
 from reranking import Reranker, ScorerSpec, format_passage, load_scorer
 from reranking.scorers.base import Scorer
-from shoprank.config import Settings
+from shoprank.cli import context
 
 
 def scorer_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -49,7 +49,7 @@ def _load(
         overrides["int8"] = False
     if max_length:
         overrides["max_length"] = max_length
-    spec: ScorerSpec = Settings.from_env().scorer_spec(**overrides)
+    spec: ScorerSpec = context.settings().scorer_spec(**overrides)
     logging.getLogger("reranking").setLevel(logging.INFO)  # the user should see which model answers
     return load_scorer(spec)
 

@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from shoprank import migrate
-from shoprank.cli.data_commands import _require_schema, _settings, run_embed, run_import
+from shoprank.cli import context
+from shoprank.cli.data_commands import run_embed, run_import
 from shoprank.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -26,28 +27,18 @@ def _demo_catalog_path(configured: str) -> Path:
 
 def _stale_vectors(settings: Settings) -> int:
     from catalog.embedding import count_stale
-    from shoprank.db import Database
 
-    db = Database.from_settings(settings)
-    try:
-        with db.session() as session:
-            return count_stale(session)
-    finally:
-        db.dispose()
+    with context.database(settings, require_schema=False) as db, db.session() as session:
+        return count_stale(session)
 
 
-def _catalog_is_empty(url: str) -> bool:
+def _catalog_is_empty(settings: Settings) -> bool:
     from sqlalchemy import func, select
 
     from catalog.models import Product
-    from shoprank.db import Database
 
-    db = Database(url)
-    try:
-        with db.session() as session:
-            return not session.scalar(select(func.count(Product.id)))
-    finally:
-        db.dispose()
+    with context.database(settings, require_schema=False) as db, db.session() as session:
+        return not session.scalar(select(func.count(Product.id)))
 
 
 def _prepare_demo_experiments(app: Any, services: Any, users: int) -> Any:
@@ -89,11 +80,11 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     for name in ("shoprank", "webapp", "reranking", "workers"):
         logging.getLogger(name).setLevel(min(logging.getLogger(name).getEffectiveLevel(), logging.INFO))
-    settings = _settings()
+    settings = context.settings()
     url = settings.resolved_database_url
     if demo:
         migrate.upgrade(url)
-        if _catalog_is_empty(url):
+        if _catalog_is_empty(settings):
             run_import(settings, _demo_catalog_path(settings.demo_catalog), None)
         elif _stale_vectors(settings):  # e.g. vectors stored before the dense text dropped the price
             click.echo(f"embedding: {run_embed(settings)}")
@@ -101,7 +92,7 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
 
             build_index(settings)
     else:
-        _require_schema(url)
+        context.check_schema(url)
 
     app = create_app(settings)
     services = app.extensions["shoprank"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from shoprank.config import ConfigError, Settings
+from shoprank.cli import context
 
 
 def _parse_autoscale(_: click.Context, __: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -21,13 +21,6 @@ def _parse_autoscale(_: click.Context, __: click.Parameter, value: str | None) -
     except ValueError:
         raise click.BadParameter("expected MAX,MIN, e.g. 4,1") from None
     return high, low
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -86,7 +79,7 @@ def worker(
         hostname=hostname,
         autoscale=autoscale,
     )
-    sys.exit(run_worker(options, _settings()))
+    sys.exit(run_worker(options, context.settings()))
 
 
 @click.command("worker-health")
@@ -98,7 +91,7 @@ def worker_health(device: str | None, node: str | None, timeout: float) -> None:
     from workers.celery_app import create_celery_app
     from workers.ops import live_worker_entries
 
-    settings = _settings()
+    settings = context.settings()
     host = socket.gethostname()
     try:
         entries = live_worker_entries(settings)
@@ -126,7 +119,7 @@ def worker_status(as_json: bool) -> None:
     from workers.ops import ops_snapshot
 
     try:
-        snapshot: dict[str, Any] = ops_snapshot(_settings())
+        snapshot: dict[str, Any] = ops_snapshot(context.settings())
     except Exception as exc:  # unreachable Redis, no Redis configured
         raise click.ClickException(f"cannot read queues/workers: {exc}") from None
     if as_json:
@@ -153,7 +146,7 @@ def embed_worker(concurrency: int, hostname: str | None) -> None:
     for name in ("workers", "shoprank"):
         logger = logging.getLogger(name)
         logger.setLevel(min(logger.getEffectiveLevel(), logging.INFO))
-    sys.exit(run_embed_worker(_settings(), concurrency, hostname))
+    sys.exit(run_embed_worker(context.settings(), concurrency, hostname))
 
 
 @click.command("warm-head")
@@ -175,7 +168,7 @@ def warm_head_command(top: int, hours: float, depth: int | None, budget_pairs: i
     from search.warm_head import head_queries, since_hours, warm_head
     from webapp.services import build_services
 
-    settings = _settings()
+    settings = context.settings()
     if not settings.resolved_broker_url:
         raise click.ClickException(
             "warm-head queues work for Celery workers: set SHOPRANK_REDIS_URL (embedded mode warms nothing)"
