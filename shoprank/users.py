@@ -25,7 +25,7 @@ _DUMMY_HASH = generate_password_hash("no-such-user-placeholder-password")
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('merchandiser', 'ops', 'admin')", name="role"),)
+    __table_args__ = (CheckConstraint(f"role IN ({', '.join(repr(role) for role in ROLES)})", name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
