@@ -12,13 +12,12 @@ from typing import Any
 from flask import Flask, Response, abort, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from shoprank.observability.logs import request_id_var
+from shoprank.observability.logs import request_id_var, valid_request_id
 from shoprank.storable_text import first_unstorable_field
 from webapp.errors import ApiError, wants_json
 
 REQUEST_ID_HEADER = "X-Request-ID"
 VISITOR_COOKIE = "sr_vid"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 VISITOR_COOKIE_MAX_AGE = 365 * 24 * 3600
 
@@ -135,7 +134,7 @@ def install_request_hooks(app: Flask) -> None:
     @app.before_request
     def assign_request_id() -> None:
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = valid_request_id(incoming) or uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)  # log lines of this request carry its id
 
     app.before_request(reject_unstorable_path_params)

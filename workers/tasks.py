@@ -10,7 +10,6 @@ to run again; one whose result is already stored is not even recomputed
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,12 +19,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from reranking.dispatch import RerankError, RerankRejected, RerankTimeout, RerankUnavailable
 from shoprank.observability import metrics
-from shoprank.observability.logs import bound_request_id
+from shoprank.observability.logs import bound_request_id, valid_request_id
 from workers.celery_app import RERANK_TASK_NAME
 from workers.runtime import current_runtime
 
 log = logging.getLogger(__name__)
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # the web tier's X-Request-ID rule
 _batches = metrics.ScorerStatsRecorder("worker")
 _deadlines = metrics.DeadlineStatsRecorder()
 
@@ -46,7 +44,7 @@ def job_request_id(kwargs: Mapping[str, Any] | None) -> str | None:
     """The job's ``request_id`` when it is a well-formed id; the payload is validated properly later."""
     job = (kwargs or {}).get("job")
     value = job.get("request_id") if isinstance(job, Mapping) else None
-    return value if isinstance(value, str) and _REQUEST_ID.match(value) else None
+    return valid_request_id(value)
 
 
 def _run(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:

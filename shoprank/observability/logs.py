@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from shoprank.redaction import install_redaction
 
 #: The request (or rerank job) this code runs for; ``None`` outside any.
 request_id_var: ContextVar[str | None] = ContextVar("shoprank_request_id", default=None)
+#: What a request id taken from outside (``X-Request-ID``, a rerank job) may look like: short and safe in a log line.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 #: Marks the handler ``configure_logging`` installed, so a second call replaces it instead of doubling lines.
 _HANDLER_FLAG = "_shoprank_handler"
@@ -89,6 +92,11 @@ def settings_for_logging() -> Settings:
 
         fmt = os.environ.get("SHOPRANK_LOG_FORMAT", "text")
         return Settings.from_env({}, log_format=fmt if fmt in ("text", "json") else "text")
+
+
+def valid_request_id(value: object) -> str | None:
+    """``value`` when it is a well-formed request id, else None (the caller makes a fresh one or logs without)."""
+    return value if isinstance(value, str) and _REQUEST_ID.match(value) else None
 
 
 @contextmanager
