@@ -16,7 +16,7 @@ Reference: GrowthBook JavaScript SDK ``packages/sdk-js/src/util.ts`` (``getEqual
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -319,18 +319,3 @@ def assign(
     if experiment.kind is ExperimentKind.INTERLEAVING:  # coverage decides who takes part; everyone sees both rankers
         return Assignment(experiment.key, 0, experiment.variants[0].key, True, AssignmentReason.ASSIGNED, n, True)
     return Assignment(experiment.key, index, experiment.variants[index].key, True, AssignmentReason.ASSIGNED, n)
-
-
-def namespace_conflicts(experiments: Iterable[ExperimentDefinition]) -> list[tuple[str, str]]:
-    """Pairs of running/draft experiments whose namespace slices overlap, i.e. that could share units.
-
-    Call it before starting an experiment: mutual exclusion is only as good as the slices handed out.
-    """
-    live = [e for e in experiments if e.namespace is not None and e.status is not ExperimentStatus.STOPPED]
-    conflicts: list[tuple[str, str]] = []
-    for i, first in enumerate(live):
-        for second in live[i + 1 :]:
-            assert first.namespace is not None and second.namespace is not None
-            if first.namespace.overlaps(second.namespace):
-                conflicts.append((first.key, second.key))
-    return conflicts

@@ -54,12 +54,6 @@ class Interleaving:
     def ranking(self) -> list[str]:
         return [entry.item for entry in self.items]
 
-    def team_of(self, item: str) -> Team | None:
-        for entry in self.items:
-            if entry.item == item:
-                return entry.team
-        return None
-
     def team_sizes(self) -> tuple[int, int]:
         a = sum(1 for entry in self.items if entry.team is Team.A)
         b = sum(1 for entry in self.items if entry.team is Team.B)

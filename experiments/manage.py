@@ -167,20 +167,22 @@ def ranking_config(variant: ExperimentVariant | VariantSpec) -> RankingConfig:
     )
 
 
+def _namespace(experiment: Experiment) -> Namespace | None:
+    """The stored row's namespace slice, or None when it has none."""
+    if not experiment.namespace:
+        return None
+    return Namespace(experiment.namespace, experiment.namespace_start, experiment.namespace_end)
+
+
 def to_definition(experiment: Experiment) -> ExperimentDefinition:
     """The pure definition ``experiments.assignment.assign`` works on."""
-    namespace = (
-        Namespace(experiment.namespace, experiment.namespace_start, experiment.namespace_end)
-        if experiment.namespace
-        else None
-    )
     return ExperimentDefinition(
         key=experiment.key,
         variants=tuple(Variant(v.key, v.weight, v.name) for v in experiment.variants),
         status=ExperimentStatus(experiment.status),
         coverage=experiment.coverage,
         seed=experiment.seed or experiment.key,
-        namespace=namespace,
+        namespace=_namespace(experiment),
         languages=frozenset(experiment.language_list()),
         markets=frozenset(experiment.market_list()),
         kind=ExperimentKind(experiment.kind),
@@ -337,11 +339,13 @@ def _targets_disjoint(first: Sequence[str], second: Sequence[str], *, languages:
 
 
 def can_share_units(first: Experiment, second: Experiment) -> bool:
-    """Whether some unit could be in both experiments (conservative: True unless provably disjoint)."""
-    same_namespace = bool(first.namespace) and first.namespace == second.namespace
-    if same_namespace and not (
-        first.namespace_start < second.namespace_end and second.namespace_start < first.namespace_end
-    ):
+    """Whether some unit could be in both experiments (conservative: True unless provably disjoint).
+
+    Disjoint slices of one namespace never share a unit (``Namespace.overlaps``, the rule assignment relies on);
+    slices of different namespaces may.
+    """
+    one, other = _namespace(first), _namespace(second)
+    if one is not None and other is not None and one.name == other.name and not one.overlaps(other):
         return False
     if _targets_disjoint(first.language_list(), second.language_list(), languages=True):
         return False

@@ -119,6 +119,14 @@ def test_overlapping_experiments_cannot_both_run(db_session):
         start_experiment(db_session, unscoped, "t")
     disjoint = create_experiment(db_session, ab_spec("disjoint", namespace="ranking", namespace_start=0.5), "t")
     start_experiment(db_session, disjoint, "t")
+    middle = create_experiment(
+        db_session, ab_spec("middle", namespace="ranking", namespace_start=0.4, namespace_end=0.6), "t"
+    )
+    with pytest.raises(ExperimentError, match="disjoint, first"):  # overlaps both running slices
+        start_experiment(db_session, middle, "t")
+    elsewhere = create_experiment(db_session, ab_spec("elsewhere", namespace="emails", namespace_end=0.1), "t")
+    with pytest.raises(ExperimentError, match="disjoint, first"):  # another namespace hashes units independently
+        start_experiment(db_session, elsewhere, "t")
     german = create_experiment(db_session, ab_spec("german", languages=["de"]), "t")
     french = create_experiment(db_session, ab_spec("french", languages=["fr"]), "t")
     stop_experiment(db_session, first, "t")

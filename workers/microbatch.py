@@ -27,9 +27,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
@@ -121,30 +120,6 @@ class JobDeadline:
 
     expires: float  # a time.monotonic() instant
     min_partial: int | None = None  # None: all or nothing
-
-
-class JobSlot(Protocol):
-    def score(
-        self,
-        query: str,
-        passages: Sequence[str],
-        timeout: float | None,
-        deadline: JobDeadline | None = None,
-    ) -> BatchedScore:
-        """Scores for one job (a head of it when the deadline stops it and allows a partial answer).
-
-        ``RerankTimeout`` when ``timeout`` passes first or the deadline leaves nothing usable.
-        """
-
-
-class JobScorer(Protocol):
-    stats: BatcherStats
-    meter: ThroughputMeter
-
-    def incoming(self) -> AbstractContextManager[JobSlot]:
-        """Announce a job that will (probably) be scored soon; use the slot to score it."""
-
-    def stop(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -442,6 +417,10 @@ class _Slot:
         timeout: float | None,
         deadline: JobDeadline | None = None,
     ) -> BatchedScore:
+        """Scores for one job (a head of it when the deadline stops it and allows a partial answer).
+
+        ``RerankTimeout`` when ``timeout`` passes first or the deadline leaves nothing usable.
+        """
         if self.handed_over:
             raise RuntimeError("a slot scores one job")
         future = self._batcher.submit(query, passages, announced=True, deadline=deadline)
