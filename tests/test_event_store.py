@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import case, func, select
 
-from experiments.store import Event, EventValidationError, ingest_events, parse_events
+from experiments.store import Event, EventBatchTooLarge, EventValidationError, ingest_events, parse_events
 
 
 def test_per_unit_per_variant_aggregation_in_sql(shop_services):
@@ -82,3 +83,13 @@ def test_validation_lists_every_problem():
         assert "events[1].sku: required" in exc.errors and any("events[1].position" in e for e in exc.errors)
     else:
         raise AssertionError("invalid events were accepted")
+
+
+def test_an_oversized_batch_is_its_own_error_type():
+    """The API answers 413 for this type and 422 for any other validation error, whatever the messages say."""
+    click = {"type": "click", "unit": "u", "sku": "A"}
+    with pytest.raises(EventBatchTooLarge, match="the limit is 2"):
+        parse_events({"events": [{"id": f"bulk-{i:08d}", **click} for i in range(3)]}, max_batch=2)
+    with pytest.raises(EventValidationError) as invalid:
+        parse_events({"events": [{"id": "x", **click}]}, max_batch=2)
+    assert not isinstance(invalid.value, EventBatchTooLarge)

@@ -6,6 +6,7 @@ experiment reports aggregate these tables in SQL.
 
 from experiments.store.ingest import (
     EVENT_TYPES,
+    EventBatchTooLarge,
     EventValidationError,
     IngestResult,
     ValidEvent,
@@ -17,6 +18,7 @@ from experiments.store.models import Event, ImpressionItem
 __all__ = [
     "EVENT_TYPES",
     "Event",
+    "EventBatchTooLarge",
     "EventValidationError",
     "ImpressionItem",
     "IngestResult",

@@ -40,6 +40,10 @@ class EventValidationError(ValueError):
         self.errors = errors
 
 
+class EventBatchTooLarge(EventValidationError):
+    """More events in one batch than the deployment accepts: the client must split it, not fix an event."""
+
+
 @dataclass(frozen=True, slots=True)
 class ValidEvent:
     row: dict[str, Any]  # column values for ``events``
@@ -261,7 +265,10 @@ def _parse_one(raw: Any, where: str, default_unit: str | None, now: datetime, pr
 def parse_events(
     payload: Any, *, default_unit: str | None = None, max_batch: int = 500, now: datetime | None = None
 ) -> list[ValidEvent]:
-    """Validate ``{"events": [...]}`` (or a bare list). Raises ``EventValidationError`` listing every problem."""
+    """Validate ``{"events": [...]}`` (or a bare list). Raises ``EventValidationError`` listing every problem.
+
+    ``EventBatchTooLarge`` (a kind of ``EventValidationError``) when there are more than ``max_batch`` events.
+    """
     now = now or utcnow()
     events = payload.get("events") if isinstance(payload, Mapping) else payload
     if not isinstance(events, list):
@@ -269,7 +276,7 @@ def parse_events(
     if not events:
         raise EventValidationError(["events: the batch is empty"])
     if len(events) > max_batch:
-        raise EventValidationError([f"events: {len(events)} events in one batch; the limit is {max_batch}"])
+        raise EventBatchTooLarge([f"events: {len(events)} events in one batch; the limit is {max_batch}"])
     problems = _Problems()
     parsed = [_parse_one(raw, f"events[{i}]", default_unit, now, problems) for i, raw in enumerate(events)]
     if problems.errors:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, request, url_for
 
-from experiments.store import EventValidationError, IngestResult, ingest_events, parse_events
+from experiments.store import EventBatchTooLarge, EventValidationError, IngestResult, ingest_events, parse_events
 from experiments.store.screening import IgnoredEvent, screen_events
 from search.filters import FxRates
 from search.service import SearchInputError, SearchResult
@@ -169,8 +169,8 @@ def events() -> Any:
     try:
         parsed = parse_events(payload, default_unit=visitor_id(), max_batch=app.settings.events_max_batch)
     except EventValidationError as exc:
-        status = 413 if exc.errors and "the limit is" in exc.errors[0] else 422
-        metrics.EVENTS_REJECTED.labels("too_large" if status == 413 else "invalid").inc()
+        status, reason = (413, "too_large") if isinstance(exc, EventBatchTooLarge) else (422, "invalid")
+        metrics.EVENTS_REJECTED.labels(reason).inc()
         raise ApiError(status, "invalid_events", str(exc), details=exc.errors[:100]) from None
 
     def store(session: Any) -> tuple[IngestResult, list[IgnoredEvent]]:
