@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 JSON_PREFIXES = ("/api/", "/v1/", "/v2/", "/rerank", "/health", "/ready", "/openapi.json")
 
 
@@ -42,3 +44,41 @@ def test_every_schema_reference_resolves(client):
     for ref in refs:
         name = ref.removeprefix("#/components/schemas/")
         assert name in document["components"]["schemas"], ref
+
+
+def test_the_document_states_this_deployments_limits(shop_services):
+    """A deployment with other limits documents its own, and enforces what it documents."""
+    from webapp import create_app
+
+    limits = dict(
+        max_query_chars=321, rerank_max_documents=7, rank_max_candidates=9, search_max_limit=12, events_max_batch=5
+    )
+    services = dataclasses.replace(shop_services, settings=shop_services.settings.replace(**limits))
+    client = create_app(services=services).test_client()
+    document = client.get("/openapi.json").get_json()
+
+    schemas = document["components"]["schemas"]
+    cohere = schemas["CohereRerankRequest"]["properties"]
+    assert (cohere["query"]["maxLength"], cohere["documents"]["maxItems"]) == (321, 7)
+    rank = schemas["RankRequest"]["properties"]
+    assert (rank["query"]["maxLength"], rank["candidates"]["maxItems"], rank["top_n"]["maximum"]) == (321, 9, 12)
+    search = {p["name"]: p["schema"] for p in document["paths"]["/api/search"]["get"]["parameters"]}
+    assert search["q"]["maxLength"] == 321
+    for name in ("per_page", "limit"):
+        assert (search[name]["maximum"], search[name]["default"]) == (12, 12)  # the default page fits the limit
+    tei = _request_schema(document, "/rerank")["properties"]
+    assert (tei["query"]["maxLength"], tei["texts"]["maxItems"]) == (321, 7)
+    assert _request_schema(document, "/api/events")["properties"]["events"]["maxItems"] == 5
+
+    events = [{"id": f"limit-{i:08d}", "type": "click", "unit": "u", "sku": "A"} for i in range(6)]
+    assert client.post("/api/events", json={"events": events}).status_code == 413
+    candidates = [f"sku-{i}" for i in range(10)]
+    assert client.post("/api/rank", json={"query": "shoes", "candidates": candidates}).status_code == 413
+
+    default = create_app(services=shop_services).test_client().get("/openapi.json").get_json()
+    default_rank = default["components"]["schemas"]["RankRequest"]["properties"]
+    assert default_rank["candidates"]["maxItems"] == shop_services.settings.rank_max_candidates != 9
+
+
+def _request_schema(document, path):
+    return document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]

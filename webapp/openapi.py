@@ -1,12 +1,18 @@
 """The OpenAPI 3.1 document served at ``/openapi.json``.
 
 Written by hand next to the code it describes; ``tests/test_openapi.py`` checks that
-its paths and methods are exactly the app's JSON routes, so the two cannot drift.
+its paths and methods are exactly the app's JSON routes, so the two cannot drift. The limits a deployment
+configures (query length, documents, candidates, page size, events per batch) come from the running app's
+``Settings``, so each deployment documents its own; the fixed ones come from the modules that enforce them.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from shoprank.config import Settings
+from webapp.blueprints.api import DEFAULT_LIMIT
+from webapp.rank_schema import MAX_ATTRIBUTES, MAX_CHARS, MAX_USER_CHARS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -27,32 +33,42 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_COHERE_REQUEST = {
-    "type": "object",
-    "required": ["query", "documents"],
-    "properties": {
-        "model": {"type": "string", "description": "Accepted for compatibility; the deployment's reranker answers."},
-        "query": {"type": "string", "minLength": 1, "maxLength": 1000},
-        "documents": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 1000,
-            "items": {
-                "oneOf": [
-                    {"type": "string"},
-                    {
-                        "type": "object",
-                        "required": ["text"],
-                        "properties": {"text": {"type": "string"}, "id": {"type": "string"}},
-                    },
-                ]
+def _query(settings: Settings, **extra: Any) -> dict[str, Any]:
+    """A query as this deployment accepts it (``SHOPRANK_MAX_QUERY_CHARS``)."""
+    return {"type": "string", "minLength": 1, "maxLength": settings.max_query_chars, **extra}
+
+
+def _cohere_request(settings: Settings) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["query", "documents"],
+        "properties": {
+            "model": {
+                "type": "string",
+                "description": "Accepted for compatibility; the deployment's reranker answers.",
             },
+            "query": _query(settings),
+            "documents": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": settings.rerank_max_documents,
+                "items": {
+                    "oneOf": [
+                        {"type": "string"},
+                        {
+                            "type": "object",
+                            "required": ["text"],
+                            "properties": {"text": {"type": "string"}, "id": {"type": "string"}},
+                        },
+                    ]
+                },
+            },
+            "top_n": {"type": "integer", "minimum": 1},
+            "max_tokens_per_doc": {"type": "integer", "minimum": 1},
+            "return_documents": {"type": "boolean"},
         },
-        "top_n": {"type": "integer", "minimum": 1},
-        "max_tokens_per_doc": {"type": "integer", "minimum": 1},
-        "return_documents": {"type": "boolean"},
-    },
-}
+    }
+
 
 _COHERE_RESPONSE = {
     "type": "object",
@@ -241,26 +257,30 @@ _SEARCH_RESPONSE = {
 
 _RANK_CANDIDATE = {
     "oneOf": [
-        {"type": "string", "maxLength": 64, "description": "A sku of our catalog: ranked as that product"},
+        {
+            "type": "string",
+            "maxLength": MAX_CHARS["sku"],
+            "description": "A sku of our catalog: ranked as that product",
+        },
         {
             "type": "object",
             "description": "An inline product, ranked from these fields (passage as for catalog products)",
             "required": ["title"],
             "additionalProperties": False,
             "properties": {
-                "sku": {"type": "string", "maxLength": 64, "description": "Default: candidate-<index>"},
-                "title": {"type": "string", "minLength": 1, "maxLength": 500},
-                "description": {"type": "string", "maxLength": 20000},
+                "sku": {"type": "string", "maxLength": MAX_CHARS["sku"], "description": "Default: candidate-<index>"},
+                "title": {"type": "string", "minLength": 1, "maxLength": MAX_CHARS["title"]},
+                "description": {"type": "string", "maxLength": MAX_CHARS["description"]},
                 "price": {"type": ["number", "string"], "minimum": 0, "description": "Needs currency"},
                 "currency": {"type": "string", "description": "ISO 4217"},
                 "language": {"type": "string", "description": "ISO 639-1: the product's language"},
-                "brand": {"type": "string", "maxLength": 200},
-                "category": {"type": "string", "maxLength": 200},
-                "image": {"type": "string", "maxLength": 1000},
+                "brand": {"type": "string", "maxLength": MAX_CHARS["brand"]},
+                "category": {"type": "string", "maxLength": MAX_CHARS["category"]},
+                "image": {"type": "string", "maxLength": MAX_CHARS["image"]},
                 "stock": {"type": "integer", "minimum": 0},
                 "attributes": {
                     "type": "object",
-                    "maxProperties": 50,
+                    "maxProperties": MAX_ATTRIBUTES,
                     "additionalProperties": {"type": ["string", "number"]},
                 },
             },
@@ -268,23 +288,32 @@ _RANK_CANDIDATE = {
     ]
 }
 
-_RANK_REQUEST = {
-    "type": "object",
-    "required": ["query", "candidates"],
-    "properties": {
-        "query": {"type": "string", "minLength": 1, "maxLength": 1000, "description": "What the shopper typed"},
-        "lang": {"type": "string", "description": "ISO 639-1: the shopper's language (targeting, price display)"},
-        "user": {"type": "string", "maxLength": 128, "description": "Unit id; default: the visitor cookie"},
-        "market": {"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "ISO 3166 alpha-2"},
-        "candidates": {
-            "type": "array",
-            "maxItems": 1000,
-            "description": "Your first stage's hits, best first; unique skus; 413 past SHOPRANK_RANK_MAX_CANDIDATES",
-            "items": _RANK_CANDIDATE,
+
+def _rank_request(settings: Settings) -> dict[str, Any]:
+    most = settings.search_max_limit
+    return {
+        "type": "object",
+        "required": ["query", "candidates"],
+        "properties": {
+            "query": _query(settings, description="What the shopper typed"),
+            "lang": {"type": "string", "description": "ISO 639-1: the shopper's language (targeting, price display)"},
+            "user": {
+                "type": "string",
+                "maxLength": MAX_USER_CHARS,
+                "description": "Unit id; default: the visitor cookie",
+            },
+            "market": {"type": "string", "pattern": "^[A-Za-z]{2}$", "description": "ISO 3166 alpha-2"},
+            "candidates": {
+                "type": "array",
+                "maxItems": settings.rank_max_candidates,
+                "description": "Your first stage's hits, best first; unique skus; 413 past "
+                "SHOPRANK_RANK_MAX_CANDIDATES",
+                "items": _RANK_CANDIDATE,
+            },
+            "top_n": {"type": "integer", "minimum": 1, "maximum": most, "description": f"Default: all, up to {most}"},
         },
-        "top_n": {"type": "integer", "minimum": 1, "maximum": 100, "description": "Default: all, up to 100"},
-    },
-}
+    }
+
 
 _RANK_RESPONSE = {
     "allOf": [
@@ -355,7 +384,10 @@ _EVENT = {
 }
 
 
-def openapi_document() -> dict[str, Any]:
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """The document for an app running with ``settings`` (its limits are the ones this deployment enforces)."""
+    per_page = {"type": "integer", "minimum": 1, "maximum": settings.search_max_limit}
+    per_page["default"] = min(DEFAULT_LIMIT, settings.search_max_limit)
     bearer = [{"bearerAuth": []}]
     rerank_errors = _error_responses(400, 401, 413, 422, 429, 503)
 
@@ -399,11 +431,11 @@ def openapi_document() -> dict[str, Any]:
                         }
                     },
                 },
-                "CohereRerankRequest": _COHERE_REQUEST,
+                "CohereRerankRequest": _cohere_request(settings),
                 "CohereRerankResponse": _COHERE_RESPONSE,
                 "ProductResult": _PRODUCT_RESULT,
                 "SearchResponse": _SEARCH_RESPONSE,
-                "RankRequest": _RANK_REQUEST,
+                "RankRequest": _rank_request(settings),
                 "SearchFacets": _SEARCH_FACETS,
                 "AppliedFilters": _APPLIED_FILTERS,
                 "Event": _EVENT,
@@ -417,7 +449,7 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "q",
                             "in": "query",
-                            "schema": {"type": "string", "maxLength": 1000},
+                            "schema": {"type": "string", "maxLength": settings.max_query_chars},
                             "description": "Words; a price limit in them ('under $100', '500元以下') becomes a "
                             "price filter. May be empty when a filter is given (browse).",
                         },
@@ -425,11 +457,11 @@ def openapi_document() -> dict[str, Any]:
                         {
                             "name": "limit",
                             "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "default": 20},
+                            "schema": per_page,
                             "description": "Older name of per_page",
                         },
                         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
-                        {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 20}},
+                        {"name": "per_page", "in": "query", "schema": per_page},
                         {"name": "sort", "in": "query", "schema": {"enum": ["relevance", "price_asc", "price_desc"]}},
                         {"name": "min_price", "in": "query", "schema": {"type": "number", "minimum": 0}},
                         {"name": "max_price", "in": "query", "schema": {"type": "number", "minimum": 0}},
@@ -552,7 +584,13 @@ def openapi_document() -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["events"],
                                     "properties": {
-                                        "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}
+                                        "events": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": settings.events_max_batch,
+                                            "description": "413 past SHOPRANK_EVENTS_MAX_BATCH",
+                                            "items": {"$ref": "#/components/schemas/Event"},
+                                        }
                                     },
                                 }
                             }
@@ -609,8 +647,13 @@ def openapi_document() -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["query", "texts"],
                                     "properties": {
-                                        "query": {"type": "string"},
-                                        "texts": {"type": "array", "items": {"type": "string"}},
+                                        "query": _query(settings),
+                                        "texts": {
+                                            "type": "array",
+                                            "minItems": 1,
+                                            "maxItems": settings.rerank_max_documents,
+                                            "items": {"type": "string"},
+                                        },
                                         "raw_scores": {"type": "boolean", "default": False},
                                         "return_text": {"type": "boolean", "default": False},
                                         "truncate": {"type": "boolean", "default": True},

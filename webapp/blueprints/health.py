@@ -134,4 +134,4 @@ def ready() -> Any:
 
 @bp.get("/openapi.json")
 def openapi() -> Any:
-    return jsonify(openapi_document())
+    return jsonify(openapi_document(app_services().settings))
