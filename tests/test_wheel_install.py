@@ -1,6 +1,6 @@
 """The wheel migrates a database on its own, as the container image's ``migrate`` service does.
 
-The Dockerfile copies ``pyproject.toml``, ``README.md`` and the five packages, runs ``pip install .`` and later
+The Dockerfile copies ``pyproject.toml``, ``README.md`` and the packages, runs ``pip install .`` and later
 ``shoprank db upgrade``; nothing of the checkout is left in the image. This test does the same outside the
 checkout: builds the wheel from exactly those files, installs it (without dependencies) into a fresh virtual
 environment in a temporary directory that sees this interpreter's dependencies but not the checkout or its
@@ -17,19 +17,35 @@ import sysconfig
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-#: What the Dockerfile's build stage copies before ``pip install .``.
-IMAGE_SOURCES = ("pyproject.toml", "README.md", "reranking", "shoprank", "workers", "webapp", "experiments")
 
 
-def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+def image_sources() -> list[str]:
+    """What the Dockerfile's build stage copies before ``pip install .``, read from the Dockerfile itself."""
+    sources: list[str] = []
+    for line in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and not any(word.startswith("--") for word in words):  # not COPY --from=build
+            sources.extend(words[1:-1])
+    return sources
+
+
+def test_the_image_copies_every_package():
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")}
+    assert packages, "no top-level packages found"
+    assert {"pyproject.toml", "README.md", *packages} <= set(image_sources())
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None, *, warnings: bool = True) -> str:
+    """stdout of ``command``, which must succeed (and, unless ``warnings``, print no Python warning)."""
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{command[:4]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert warnings or "Warning" not in result.stderr, f"{command[:4]} warned:\n{result.stderr[-3000:]}"
     return result.stdout
 
 
 def _copy_image_sources(target: Path) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in IMAGE_SOURCES:
+    for name in image_sources():
         source = ROOT / name
         if source.is_dir():
             shutil.copytree(source, target / name, ignore=ignore)
@@ -43,7 +59,8 @@ def test_installed_wheel_migrates_a_fresh_database(tmp_path, postgres_factory):
     _copy_image_sources(source)
     wheels = tmp_path / "wheels"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    _run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(wheels), str(source)], tmp_path)
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(wheels), str(source)]
+    _run(build, tmp_path, warnings=False)  # e.g. setuptools' BuildBackendWarning about pyproject.toml
     [wheel] = list(wheels.glob("shoprank-*.whl"))
 
     venv = tmp_path / "venv"
