@@ -202,6 +202,40 @@ def test_search_labels_partial_heads_and_keeps_the_rest_in_first_stage_order(sho
     assert planned.search("wireless headphones", limit=20).rerank_status == "ok"
 
 
+class TimedDispatcher(FixedDispatcher):
+    """Also records the time each job was given (its timeout and its absolute deadline, seen from dispatch)."""
+
+    def __init__(self, scored: int) -> None:
+        super().__init__(scored=scored)
+        self.given: list[tuple[float, float]] = []
+
+    def dispatch(self, job, deadline_seconds):
+        self.given.append((deadline_seconds, job.deadline_at - time.time()))
+        return super().dispatch(job, deadline_seconds)
+
+
+def test_the_deadline_counts_from_the_start_of_the_search_not_after_the_first_stage(shop_services, monkeypatch):
+    """A first stage slowed to 400 ms (as under load) leaves the rerank ~2.6 s of a 3 s deadline, so the search
+    still answers within its deadline; before, the rerank got the whole 3 s on top of the first stage."""
+    fake = TimedDispatcher(scored=10)
+    search = SearchService(shop_services.index, fake, NoExperiment(RankingConfig()), deadline_ms=3000)
+    search.search("wireless headphones", limit=10)  # warm: index open, query encoder loaded
+    fast_timeout, fast_deadline = fake.given[-1]
+    assert 2.5 < fast_timeout <= 3.0 and abs(fast_deadline - fast_timeout) < 0.1
+
+    first_stage = search._first_stage
+
+    def slow_first_stage(*args, **kwargs):
+        time.sleep(0.4)
+        return first_stage(*args, **kwargs)
+
+    monkeypatch.setattr(search, "_first_stage", slow_first_stage)
+    search.search("wireless headphones", limit=10)
+    slow_timeout, slow_deadline = fake.given[-1]
+    assert slow_timeout <= 2.6 and slow_deadline <= 2.6 + 0.05
+    assert slow_timeout > 2.0  # the rest of the deadline, not nothing
+
+
 def test_shed_searches_keep_first_stage_order_and_say_so(shop_services):
     fake = FixedDispatcher(error=RerankShed("3 pairs fit, fewer than 10"))
     search = SearchService(shop_services.index, fake, NoExperiment(RankingConfig()), deadline_ms=3000)
