@@ -69,6 +69,22 @@ def test_shed_when_not_even_the_minimum_fits():
     assert not few.shed and few.depth == 4
 
 
+def test_only_uncached_pairs_count_as_the_jobs_work():
+    """A head that is mostly in the score cache costs the pool its misses only: a busy pool that would shed a
+    fresh search still serves one whose head is cached but for a few pairs, and deeper."""
+    fits = (3.0 - 0.15) * 0.7 * 30  # 59.85 pairs of model work before the deadline
+    busy = dict(candidates=100, seconds_left=3.0, pairs_per_second=30, shared_with=[8] * 7)  # 56 pairs ahead
+    fresh = choose_depth(POLICY, **busy)
+    assert fresh.shed and fresh.reason == "7 pairs fit, fewer than 10"  # 7 x 7 ahead + 7 <= 59.85
+    one_miss_in_ten = [i % 10 == 9 for i in range(100)]
+    decision = choose_depth(POLICY, **busy, uncached=one_miss_in_ten)
+    assert not decision.shed and decision.depth == 39  # 56 ahead + 3 misses in the first 39 <= 59.85
+    assert 56 + sum(one_miss_in_ten[:40]) > fits
+    all_cached_after_ten = [i < 2 for i in range(100)]
+    assert choose_depth(POLICY, **busy, uncached=all_cached_after_ten).depth == 100
+    assert choose_depth(POLICY, **busy, uncached=[True] * 100) == fresh  # every pair a miss: as before
+
+
 def test_meter_and_cached_prefix():
     meter = ThroughputMeter(alpha=0.5)
     assert meter.pairs_per_second is None and meter.step_pairs() == 32
@@ -350,3 +366,22 @@ def test_in_process_warming_fills_the_cache_and_yields_to_live_jobs(tiny_scorer_
         assert warmed.cache_hits == 300 and warmed.cache_misses == 0
     finally:
         dispatcher.close()
+
+
+def test_the_backlog_forgets_a_job_by_its_id_alone(redis_url, unique_prefix):
+    """The web tier registers a job's uncached pairs; the worker, which does not know that number, removes it by id."""
+    import redis
+
+    from workers.backlog import Backlog
+
+    backlog = Backlog(redis.Redis.from_url(redis_url), unique_prefix)
+    far = time.time() + 60
+    backlog.add("q", "job-a", 7, far)
+    backlog.add("q", "job-b", 3, far)
+    assert sorted(backlog.jobs("q")) == [3, 7]
+    backlog.remove("q", "job-a")
+    assert backlog.jobs("q") == [3]
+    backlog.remove("q", "job-unknown")
+    assert backlog.jobs("q") == [3]
+    backlog.add("q", "job-c", 5, time.time() - 1)  # its caller gave up: pruned on read
+    assert backlog.jobs("q") == [3]
