@@ -157,6 +157,38 @@ def test_the_batcher_drops_expired_jobs_and_answers_partial_heads(tiny_scorer_fp
         batcher.stop()
 
 
+def test_the_batcher_plans_steps_by_cache_misses_not_passages(tiny_scorer_fp32):
+    """A job whose head is mostly cached is not stopped for work it will not do: with 90 of 100 pairs cached its
+    ten misses (0.1 s at 100 pairs/s) fit a 0.5 s deadline, though 100 pairs of work would not."""
+    paced = PacedScorer(tiny_scorer_fp32, 0.01)
+    reranker = Reranker(paced, MemoryScoreCache())
+    passages = texts(100, "c")
+    reranker.score("q", [p for i, p in enumerate(passages) if i % 10])  # cache 90, one miss in every ten
+    assert reranker.uncached("q", passages).tolist() == [i % 10 == 0 for i in range(100)]
+    batcher = MicroBatcher(reranker)
+    batcher.meter.observe(100, 1.0)
+    paced.calls.clear()
+    try:
+        answer = batcher.score("q", passages, timeout=5, deadline=JobDeadline(time.monotonic() + 0.5, 5))
+        assert answer.complete and len(answer.scored.raw_scores) == 100
+        assert sum(paced.calls) == 10 and answer.scored.cache_misses == 10
+        assert batcher.stats.snapshot()["partial_jobs"] == 0
+    finally:
+        batcher.stop()
+
+
+def test_a_job_takes_passages_up_to_its_share_of_misses():
+    from workers.microbatch import _Pending
+
+    job = _Pending("q", texts(10), None, 0.0, uncached=np.array([0, 0, 1, 0, 1, 1, 0, 0, 0, 1], dtype=bool))
+    assert job.take(1) == 3 and job.work(3) == 1  # two cached ride along with the first miss
+    assert job.take(2) == 5 and job.take(100) == 10
+    job.done = 6
+    assert job.take(1) == 4 and job.work(4) == 1
+    unknown = _Pending("q", texts(10), None, 0.0)
+    assert unknown.take(4) == 4 and unknown.work(4) == 4
+
+
 def test_background_work_yields_to_live_jobs(tiny_scorer_fp32):
     paced = PacedScorer(tiny_scorer_fp32, 0.005)
     batcher = MicroBatcher(Reranker(paced, MemoryScoreCache()))
