@@ -484,7 +484,8 @@ def shoprank(env: dict[str, str], *args: str) -> None:
 
 
 class Gunicorn:
-    """``gunicorn "webapp:create_app()"`` in its own process group, log in a file."""
+    """``gunicorn -c python:webapp.gunicorn_conf "webapp:create_app()"`` (the deployment's config; sizing from the
+    command line) in its own process group, log in a file."""
 
     def __init__(self, env: dict[str, str], port: int, workers: int, threads: int, log: Path) -> None:
         self.env, self.port, self.workers, self.threads, self.log = env, port, workers, threads, log
@@ -498,6 +499,8 @@ class Gunicorn:
                     sys.executable,
                     "-m",
                     "gunicorn",
+                    "-c",
+                    "python:webapp.gunicorn_conf",  # the production hooks: each worker warms before it accepts
                     "--bind",
                     f"127.0.0.1:{self.port}",
                     "--workers",

@@ -104,6 +104,7 @@ def choose_depth(
     backlog_pairs: int = 0,
     min_depth: int | None = None,
     shared_with: Sequence[int] | None = None,
+    uncached: Sequence[bool] | None = None,
 ) -> DepthDecision:
     """The largest head (≤ ``candidates``) whose scores can be back within ``seconds_left``.
 
@@ -128,10 +129,15 @@ def choose_depth(
             return backlog_pairs
         return sum(min(size, depth) for size in shared_with)
 
-    low, high = 0, candidates  # the largest depth with ahead(depth) + depth <= fits (monotone in depth)
+    misses = np.concatenate([[0], np.cumsum(np.asarray(uncached, dtype=np.int64))]) if uncached is not None else None
+
+    def work(depth: int) -> int:
+        return depth if misses is None else int(misses[min(depth, len(misses) - 1)])
+
+    low, high = 0, candidates  # the largest depth with ahead(depth) + work(depth) <= fits (monotone in depth)
     while low < high:
         middle = (low + high + 1) // 2
-        if ahead(middle) + middle <= fits:
+        if ahead(middle) + work(middle) <= fits:
             low = middle
         else:
             high = middle - 1

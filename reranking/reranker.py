@@ -96,6 +96,14 @@ class Reranker:
     def score(self, query: str, passages: Sequence[str]) -> ScoredRequest:
         return self.score_requests([(query, passages)])[0]
 
+    def uncached(self, query: str, passages: Sequence[str]) -> np.ndarray:
+        """Which pairs would reach the model now (True) and which the cache answers (False): one lookup.
+
+        For planning only (the cache may change before the pairs are scored); without a cache, all True.
+        """
+        keys = pair_cache_keys(self.scorer.info.cache_namespace, query, passages)
+        return np.fromiter((value is None for value in self.cache.get_many(keys)), dtype=bool, count=len(keys))
+
     def rerank(
         self,
         query: str,

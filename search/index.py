@@ -190,6 +190,13 @@ class _Delta:
     override_stock: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
 
 
+@dataclass(frozen=True, slots=True)
+class _CachedItem:
+    item: CatalogItem
+    version: str  # the index version it was read under
+    seen: Any  # the delta's change stamp for the product when it was read (None: unchanged since the build)
+
+
 @dataclass
 class _State:
     version: IndexVersion
@@ -223,8 +230,10 @@ class CatalogIndex:
         self._open_lock = threading.Lock()
         self._poll_lock = threading.Lock()
         self._polled_at = 0.0
-        #: id -> (updated_at, item): rows last read, re-used while unchanged and served while the database is down
-        self._items: LRUCache[int, tuple[Any, CatalogItem]] = LRUCache(maxsize=20_000)
+        #: id -> the row as last read: served without a database read while the delta shows no change to it, and
+        #: served while the database is down
+        self._items: LRUCache[int, _CachedItem] = LRUCache(maxsize=20_000)
+        self._items_lock = threading.Lock()  # LRUCache reorders itself on every read: not thread-safe alone
         self._titles: tuple[str, list[tuple[str, str, str, int]]] | None = None
         self._category_names: tuple[tuple[str, int], dict[str, dict[str, str]]] | None = None
         #: Called with the index after it opens a (new) version, e.g. to share its language centering.
@@ -518,7 +527,7 @@ class CatalogIndex:
         timings["fusion"] = (time.perf_counter() - mark) * 1000
         mark = time.perf_counter()
         in_delta = {str(d.item.id): d.item for d in docs}
-        by_id = self._hydrate([int(h.sku) for h in fused if h.sku not in in_delta])
+        by_id = self._hydrate([int(h.sku) for h in fused if h.sku not in in_delta], state)
         by_id.update({int(k): v for k, v in in_delta.items()})
         hits = [FusedHit(by_id[int(h.sku)].sku, h.score, h.ranks) for h in fused if int(h.sku) in by_id]
         items = {by_id[int(h.sku)].sku: by_id[int(h.sku)] for h in fused if int(h.sku) in by_id}
@@ -526,26 +535,49 @@ class CatalogIndex:
         timings["hydrate"] = (time.perf_counter() - mark) * 1000
         return FirstStage(hits, items, timings, matching)
 
-    def _hydrate(self, ids: list[int]) -> dict[int, CatalogItem]:
-        """The current rows of these products; while the database is unreachable, the last ones this process
-        read (searches keep answering through an outage, as the ops promise says; unseen products are left out)."""
+    def _hydrate(self, ids: list[int], state: _State | None = None) -> dict[int, CatalogItem]:
+        """The current rows of these products.
+
+        A row this process read before is current while the index shows no change to it since that read: same
+        version, and the delta's last seen change stamp for the product is what it was at the read (every
+        write after the version's watermark lands in ``delta.seen`` within one poll). So a head-heavy query
+        stream reads the database only for products it has not seen, with the same staleness bound as the
+        index itself (``SHOPRANK_INDEX_POLL_SECONDS``). While the database is unreachable, the last rows this
+        process read are served (searches keep answering through an outage, as the ops promise says; unseen
+        products are left out).
+        """
         if not ids:
             return {}
+        state = state or self.state
+        version, seen = state.version.name, state.delta.seen
+        out: dict[int, CatalogItem] = {}
+        stale: list[int] = []
+        with self._items_lock:
+            for pid in ids:
+                cached = self._items.get(pid)
+                if cached is not None and cached.version == version and cached.seen == seen.get(pid):
+                    out[pid] = cached.item
+                else:
+                    stale.append(pid)
+        if not stale:
+            return out
+        seen_before = {pid: seen.get(pid) for pid in stale}  # before the read: a change racing it re-reads later
         try:
             with self._db.session() as session:
-                rows = session.execute(select(Product).where(Product.id.in_(ids))).scalars().all()
-                out: dict[int, CatalogItem] = {}
-                for product in rows:
-                    cached = self._items.get(product.id)
-                    if cached is None or cached[0] != product.updated_at:
-                        cached = self._items[product.id] = (product.updated_at, item_from_row(product))
-                    out[product.id] = cached[1]
-            return out
+                rows = session.execute(select(Product).where(Product.id.in_(stale))).scalars().all()
+                read = {product.id: item_from_row(product) for product in rows}
         except Exception as exc:
             if not is_database_unavailable(exc):
                 raise
             log.warning("catalog database unreachable (%s); serving the products this process last read", exc)
-            return {pid: self._items[pid][1] for pid in ids if pid in self._items}
+            with self._items_lock:
+                out.update({pid: self._items[pid].item for pid in stale if pid in self._items})
+            return out
+        with self._items_lock:
+            for pid, item in read.items():
+                self._items[pid] = _CachedItem(item, version, seen_before[pid])
+        out.update(read)
+        return out
 
     def _share_vectors(self, state: _State, items: list[CatalogItem]) -> None:
         """Seed the e5 fallback scorer's cache with the stored vectors of these passages (never embed them live)."""
@@ -598,7 +630,7 @@ class CatalogIndex:
         keys = (product_ids, -np.minimum(stock, 50), np.asarray(version.language)[rows] != code, stock <= 0)
         order = np.lexsort(keys)[:limit]
         docs = [d.item for d in delta.docs.values() if self._doc_allowed(d, filters)]
-        by_id = self._hydrate([int(i) for i in product_ids[order]])
+        by_id = self._hydrate([int(i) for i in product_ids[order]], state)
         items = [by_id[int(i)] for i in product_ids[order] if int(i) in by_id] + docs
         items.sort(key=lambda i: (i.stock <= 0, i.language != language, -min(i.stock, 50), i.id))
         return items[:limit], len(rows) + len(docs)

@@ -238,7 +238,9 @@ class SearchService:
         timings["passages"] = (time.perf_counter() - mark) * 1000
 
         rankings = [
-            self._rank(query, candidates, passages, config, request_id, timings, "rerank" if n == 0 else "rerank_b")
+            self._rank(
+                query, candidates, passages, config, request_id, timings, "rerank" if n == 0 else "rerank_b", started
+            )
             for n, config in enumerate(configs)
         ]
         status = _combined_status([ranking.status for ranking in rankings])
@@ -324,8 +326,14 @@ class SearchService:
         request_id: str | None,
         timings: dict[str, float],
         timing_name: str,
+        started: float,
     ) -> _Ranking:
-        """One ranker's order of the first ``config.first_stage_top_k`` candidates (reranked when it asks)."""
+        """One ranker's order of the first ``config.first_stage_top_k`` candidates (reranked when it asks).
+
+        The deadline counts from when the search started (``started``, a ``perf_counter`` stamp), not from
+        here: time the first stage took is time the rerank no longer has, so a search answers within its
+        deadline however slow the first stage was under load.
+        """
         count = min(len(candidates), config.first_stage_top_k)
         order = list(range(count))
         if not config.rerank:
@@ -334,6 +342,7 @@ class SearchService:
             return _Ranking(order, None, "no_candidates", None)
         mark = time.perf_counter()
         deadline_ms = config.deadline_ms or self.deadline_ms
+        left_seconds = max(0.0, deadline_ms / 1000 - (mark - started))
         depth = min(count, config.rerank_max_depth or self.max_rerank_depth or count)
         job = RerankJob(
             query=query,
@@ -341,11 +350,11 @@ class SearchService:
             model=config.model,
             request_id=request_id,
             device_preference=config.device_preference,
-            deadline_at=time.time() + deadline_ms / 1000,
+            deadline_at=time.time() + left_seconds,
             min_depth=min(self.min_rerank_depth, depth),
         )
         try:
-            result = self.dispatcher.dispatch(job, deadline_ms / 1000)
+            result = self.dispatcher.dispatch(job, left_seconds)
             scored = len(result.normalized_scores)
             if not 0 < scored <= depth or (scored < depth and not result.partial and scored < job.min_depth):
                 raise RerankError(f"{scored} scores for {depth} passages")

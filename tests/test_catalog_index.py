@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from catalog.models import Product, ProductEmbedding
 from catalog.removal import delete_products
@@ -153,10 +153,39 @@ def test_catalog_changes_reach_searches_within_seconds_without_a_rebuild(catalog
     wait_until(lambda: "S0013" not in skus(index, "desk model 13"))
 
     assert index.state.version.name == version  # all of it without building a new version
-    # results are hydrated from the database, so a deleted product vanishes at once; the index's own count
-    # follows at its next poll
     wait_until(lambda: index.refresh_if_changed().size == 300)  # +1 new, -1 deleted
     assert dict(index.category_counts())["outdoor"] == 101
+
+
+def test_repeated_searches_read_no_product_rows_until_one_changes(catalog_db, tmp_path):
+    """Hydration re-uses the rows it read while the delta shows no change to them; a change is served fresh
+    after the next poll, and a search never reads a product row it already holds."""
+    index = CatalogIndex(catalog_db, embedder(), tmp_path / "index", poll_interval=0.2, lexical_weight=4.0)
+    product_reads: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if "FROM products" in statement and "products.id IN" in statement:  # a hydration (not a change poll)
+            product_reads.append(statement)
+
+    event.listen(catalog_db.engine, "before_cursor_execute", count)
+    try:
+        first = index.refresh_if_changed().first_stage("lamp model 10", 50)
+        assert first.items["S0010"].price == Decimal("15.00") and len(product_reads) == 1
+        for _ in range(3):
+            again = index.refresh_if_changed().first_stage("lamp model 10", 50)
+            assert [h.sku for h in again.hits] == [h.sku for h in first.hits]
+        assert len(product_reads) == 1  # the same 50 products, held: no row read again
+
+        with catalog_db.session() as session:
+            session.execute(
+                update(Product).where(Product.sku == "S0010").values(price=Decimal("45.00"), updated_at=utcnow())
+            )
+        wait_until(lambda: index.refresh_if_changed().first_stage("lamp model 10", 50).items["S0010"].price == 45)
+        reads = len(product_reads)
+        index.refresh_if_changed().first_stage("lamp model 10", 50)
+        assert len(product_reads) == reads  # the changed row was read once, and is held again
+    finally:
+        event.remove(catalog_db.engine, "before_cursor_execute", count)
 
 
 def test_filters_select_inside_the_index_and_a_new_version_takes_over(catalog_db, tmp_path):

@@ -200,3 +200,26 @@ def test_dockerfile_builds_cpu_and_cuda_torch_and_dependencies_are_declared():
     dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=\[ ]", dep, maxsplit=1)[0].lower() for dep in dependencies}
     assert {"gunicorn", "prometheus-client"} <= names
+
+
+def test_gunicorn_warms_each_worker_before_it_accepts_connections(shop_services):
+    """``post_worker_init`` opens the catalog index and encodes a query, so no shopper waits for a model load."""
+    import dataclasses
+
+    import webapp.gunicorn_conf as conf
+    from search.index import CatalogIndex
+    from webapp import create_app
+
+    cold_index = CatalogIndex(shop_services.db, shop_services.index._embedder, shop_services.index.index_dir)
+    services = dataclasses.replace(shop_services, index=cold_index, shop_search=None, suggester=None)
+    logged: list[str] = []
+
+    class Worker:
+        pid = 4242
+        wsgi = create_app(services=services)
+        log = type("Log", (), {"info": staticmethod(lambda msg, *args: logged.append(msg % args))})
+
+    assert cold_index._state is None
+    conf.post_worker_init(Worker)
+    assert cold_index._state is not None and cold_index.size > 0
+    assert logged and logged[0].startswith("worker 4242 warmed in ")

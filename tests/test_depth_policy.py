@@ -69,6 +69,22 @@ def test_shed_when_not_even_the_minimum_fits():
     assert not few.shed and few.depth == 4
 
 
+def test_only_uncached_pairs_count_as_the_jobs_work():
+    """A head that is mostly in the score cache costs the pool its misses only: a busy pool that would shed a
+    fresh search still serves one whose head is cached but for a few pairs, and deeper."""
+    fits = (3.0 - 0.15) * 0.7 * 30  # 59.85 pairs of model work before the deadline
+    busy = dict(candidates=100, seconds_left=3.0, pairs_per_second=30, shared_with=[8] * 7)  # 56 pairs ahead
+    fresh = choose_depth(POLICY, **busy)
+    assert fresh.shed and fresh.reason == "7 pairs fit, fewer than 10"  # 7 x 7 ahead + 7 <= 59.85
+    one_miss_in_ten = [i % 10 == 9 for i in range(100)]
+    decision = choose_depth(POLICY, **busy, uncached=one_miss_in_ten)
+    assert not decision.shed and decision.depth == 39  # 56 ahead + 3 misses in the first 39 <= 59.85
+    assert 56 + sum(one_miss_in_ten[:40]) > fits
+    all_cached_after_ten = [i < 2 for i in range(100)]
+    assert choose_depth(POLICY, **busy, uncached=all_cached_after_ten).depth == 100
+    assert choose_depth(POLICY, **busy, uncached=[True] * 100) == fresh  # every pair a miss: as before
+
+
 def test_meter_and_cached_prefix():
     meter = ThroughputMeter(alpha=0.5)
     assert meter.pairs_per_second is None and meter.step_pairs() == 32
@@ -141,6 +157,38 @@ def test_the_batcher_drops_expired_jobs_and_answers_partial_heads(tiny_scorer_fp
         batcher.stop()
 
 
+def test_the_batcher_plans_steps_by_cache_misses_not_passages(tiny_scorer_fp32):
+    """A job whose head is mostly cached is not stopped for work it will not do: with 90 of 100 pairs cached its
+    ten misses (0.1 s at 100 pairs/s) fit a 0.5 s deadline, though 100 pairs of work would not."""
+    paced = PacedScorer(tiny_scorer_fp32, 0.01)
+    reranker = Reranker(paced, MemoryScoreCache())
+    passages = texts(100, "c")
+    reranker.score("q", [p for i, p in enumerate(passages) if i % 10])  # cache 90, one miss in every ten
+    assert reranker.uncached("q", passages).tolist() == [i % 10 == 0 for i in range(100)]
+    batcher = MicroBatcher(reranker)
+    batcher.meter.observe(100, 1.0)
+    paced.calls.clear()
+    try:
+        answer = batcher.score("q", passages, timeout=5, deadline=JobDeadline(time.monotonic() + 0.5, 5))
+        assert answer.complete and len(answer.scored.raw_scores) == 100
+        assert sum(paced.calls) == 10 and answer.scored.cache_misses == 10
+        assert batcher.stats.snapshot()["partial_jobs"] == 0
+    finally:
+        batcher.stop()
+
+
+def test_a_job_takes_passages_up_to_its_share_of_misses():
+    from workers.microbatch import _Pending
+
+    job = _Pending("q", texts(10), None, 0.0, uncached=np.array([0, 0, 1, 0, 1, 1, 0, 0, 0, 1], dtype=bool))
+    assert job.take(1) == 3 and job.work(3) == 1  # two cached ride along with the first miss
+    assert job.take(2) == 5 and job.take(100) == 10
+    job.done = 6
+    assert job.take(1) == 4 and job.work(4) == 1
+    unknown = _Pending("q", texts(10), None, 0.0)
+    assert unknown.take(4) == 4 and unknown.work(4) == 4
+
+
 def test_background_work_yields_to_live_jobs(tiny_scorer_fp32):
     paced = PacedScorer(tiny_scorer_fp32, 0.005)
     batcher = MicroBatcher(Reranker(paced, MemoryScoreCache()))
@@ -200,6 +248,40 @@ def test_search_labels_partial_heads_and_keeps_the_rest_in_first_stage_order(sho
     assert [h.first_stage_rank for h in result.hits[7:]] == list(range(8, len(result.hits) + 1))
     planned = SearchService(shop_services.index, FixedDispatcher(scored=12), NoExperiment(config), deadline_ms=3000)
     assert planned.search("wireless headphones", limit=20).rerank_status == "ok"
+
+
+class TimedDispatcher(FixedDispatcher):
+    """Also records the time each job was given (its timeout and its absolute deadline, seen from dispatch)."""
+
+    def __init__(self, scored: int) -> None:
+        super().__init__(scored=scored)
+        self.given: list[tuple[float, float]] = []
+
+    def dispatch(self, job, deadline_seconds):
+        self.given.append((deadline_seconds, job.deadline_at - time.time()))
+        return super().dispatch(job, deadline_seconds)
+
+
+def test_the_deadline_counts_from_the_start_of_the_search_not_after_the_first_stage(shop_services, monkeypatch):
+    """A first stage slowed to 400 ms (as under load) leaves the rerank ~2.6 s of a 3 s deadline, so the search
+    still answers within its deadline; before, the rerank got the whole 3 s on top of the first stage."""
+    fake = TimedDispatcher(scored=10)
+    search = SearchService(shop_services.index, fake, NoExperiment(RankingConfig()), deadline_ms=3000)
+    search.search("wireless headphones", limit=10)  # warm: index open, query encoder loaded
+    fast_timeout, fast_deadline = fake.given[-1]
+    assert 2.5 < fast_timeout <= 3.0 and abs(fast_deadline - fast_timeout) < 0.1
+
+    first_stage = search._first_stage
+
+    def slow_first_stage(*args, **kwargs):
+        time.sleep(0.4)
+        return first_stage(*args, **kwargs)
+
+    monkeypatch.setattr(search, "_first_stage", slow_first_stage)
+    search.search("wireless headphones", limit=10)
+    slow_timeout, slow_deadline = fake.given[-1]
+    assert slow_timeout <= 2.6 and slow_deadline <= 2.6 + 0.05
+    assert slow_timeout > 2.0  # the rest of the deadline, not nothing
 
 
 def test_shed_searches_keep_first_stage_order_and_say_so(shop_services):
@@ -316,3 +398,22 @@ def test_in_process_warming_fills_the_cache_and_yields_to_live_jobs(tiny_scorer_
         assert warmed.cache_hits == 300 and warmed.cache_misses == 0
     finally:
         dispatcher.close()
+
+
+def test_the_backlog_forgets_a_job_by_its_id_alone(redis_url, unique_prefix):
+    """The web tier registers a job's uncached pairs; the worker, which does not know that number, removes it by id."""
+    import redis
+
+    from workers.backlog import Backlog
+
+    backlog = Backlog(redis.Redis.from_url(redis_url), unique_prefix)
+    far = time.time() + 60
+    backlog.add("q", "job-a", 7, far)
+    backlog.add("q", "job-b", 3, far)
+    assert sorted(backlog.jobs("q")) == [3, 7]
+    backlog.remove("q", "job-a")
+    assert backlog.jobs("q") == [3]
+    backlog.remove("q", "job-unknown")
+    assert backlog.jobs("q") == [3]
+    backlog.add("q", "job-c", 5, time.time() - 1)  # its caller gave up: pruned on read
+    assert backlog.jobs("q") == [3]

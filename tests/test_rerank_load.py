@@ -132,6 +132,9 @@ def test_a_partial_result_is_used_and_labelled(slow_pool, shop_services):
     search = SearchService(
         shop_services.index, dispatcher, NoExperiment(RankingConfig()), deadline_ms=1200, min_rerank_depth=5
     )
+    # The deadline counts from the start of the search: run this query's first stage once (index open, query
+    # vector cached; nothing scored) so the 1.2 s are the rerank's, not a cold encoder's on a busy machine.
+    search.head_passages("wireless headphones", 10)
     result = search.search("wireless headphones", limit=100)
     assert result.rerank_status == "partial" and result.reranked
     assert result.candidates > result.rerank_depth >= 5

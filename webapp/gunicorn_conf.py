@@ -68,6 +68,14 @@ def post_fork(server: Any, worker: Any) -> None:
     configure_logging(settings_for_logging())
 
 
+def post_worker_init(worker: Any) -> None:
+    """Warm the worker's app (catalog index, query encoder) before it accepts its first connection."""
+    from webapp.context import app_services
+
+    seconds = app_services(worker.wsgi).warm()
+    worker.log.info("worker %s warmed in %.1f s", worker.pid, seconds)
+
+
 def child_exit(server: Any, worker: Any) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

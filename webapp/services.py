@@ -99,6 +99,20 @@ class AppServices:
         if self.suggester is None:
             self.suggester = Suggester(self.index, self._past_searches)
 
+    def warm(self) -> float:
+        """Open the catalog index and load the query encoder now, not in the first shopper's search.
+
+        gunicorn calls this in each worker before it accepts connections (``post_worker_init``), so a fresh
+        worker never makes its first searches wait seconds for a model load while others queue behind them.
+        Returns the seconds it took; failures are logged and left to the first search (which degrades).
+        """
+        started = time.monotonic()
+        try:
+            self.index.refresh_if_changed().first_stage("warm-up", 10)
+        except Exception:
+            log.exception("warming the catalog index failed; the first search will try again")
+        return time.monotonic() - started
+
     def _past_searches(self) -> list[tuple[str, str | None, int]]:
         with self.db.session() as session:
             return popular_queries(session)

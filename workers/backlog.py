@@ -1,7 +1,8 @@
 """Work queued ahead of a new rerank job, per queue: what the web tier's depth policy waits behind.
 
 A sorted set per queue holds one member per job sent and not yet finished
-(``<task id>:<pairs>``), scored by the job's deadline. The web tier adds a member when
+(``<task id>:<pairs>``, the pairs being the job's uncached ones: the model work it brings),
+scored by the job's deadline. The web tier adds a member when
 it sends a job; the worker that finishes (or drops) it removes it. A job lost on the
 way (worker killed, message expired) needs no cleanup: readers prune members whose
 deadline has passed, since nobody waits for those any more.
@@ -28,8 +29,12 @@ class Backlog:
     def add(self, queue: str, job_id: str, pairs: int, deadline_at: float) -> None:
         self._redis.zadd(self._prefix + queue, {f"{job_id}:{pairs}": deadline_at})
 
-    def remove(self, queue: str, job_id: str, pairs: int) -> None:
-        self._redis.zrem(self._prefix + queue, f"{job_id}:{pairs}")
+    def remove(self, queue: str, job_id: str) -> None:
+        """Forget the job (whatever pair count its sender registered: the worker does not know it)."""
+        key = self._prefix + queue
+        members = list(self._redis.zscan_iter(key, match=f"{job_id}:*", count=100))
+        if members:
+            self._redis.zrem(key, *(member for member, _ in members))
 
     def pairs(self, queue: str, now: float | None = None) -> int:
         """Pairs of the jobs on ``queue`` whose callers still wait (one round trip)."""

@@ -147,12 +147,12 @@ class CeleryDispatcher:
             raise self._went_down(f"cannot read the worker registry: {type(exc).__name__}: {exc}") from None
         except Exception as exc:  # e.g. a corrupt registry entry: never fail the search with it
             raise RerankError(f"cannot route the rerank job: {type(exc).__name__}: {exc}") from None
-        scorer, cached = self._cached_head(job, queue)
+        scorer, cached, uncached = self._cached_head(job, queue)
         if scorer is not None and len(cached) == len(job.passages) and job.passages:
             return self._answer_from_cache(cached, scorer, routing, queue, started)
         decision = None
         if job.min_depth is not None and job.passages:
-            decision = self._choose_depth(job, queue, deadline_at - time.time())
+            decision = self._choose_depth(job, queue, deadline_at - time.time(), uncached)
             depth = max(decision.depth, len(cached))
             if decision.shed and len(cached) < max(1, min(job.min_depth, len(job.passages))):
                 raise RerankShed(f"shed on {queue}: {decision.reason} before the deadline")
@@ -162,7 +162,8 @@ class CeleryDispatcher:
         payload["deadline_at"] = deadline_at
         task_id = str(uuid.uuid4())
         try:
-            self.backlog.add(queue, task_id, len(payload["passages"]), deadline_at + EXPIRY_GRACE_SECONDS)
+            work = len(payload["passages"]) if uncached is None else sum(uncached[: len(payload["passages"])])
+            self.backlog.add(queue, task_id, work, deadline_at + EXPIRY_GRACE_SECONDS)
             result = self.app.send_task(
                 RERANK_TASK_NAME,
                 kwargs={"job": payload, "enqueued_at": time.time()},
@@ -218,7 +219,9 @@ class CeleryDispatcher:
         ]
         return sum(rates) if rates else None
 
-    def _choose_depth(self, job: RerankJob, queue: str, seconds_left: float) -> DepthDecision:
+    def _choose_depth(
+        self, job: RerankJob, queue: str, seconds_left: float, uncached: list[bool] | None = None
+    ) -> DepthDecision:
         try:
             in_flight = self.backlog.jobs(queue)
         except self._errors as exc:
@@ -230,19 +233,21 @@ class CeleryDispatcher:
             pairs_per_second=self.pool_throughput(queue),
             min_depth=job.min_depth,
             shared_with=in_flight,  # workers score jobs in flight side by side, step by step
+            uncached=uncached,  # cached pairs cost the pool nothing: only misses are work
         )
 
-    def _cached_head(self, job: RerankJob, queue: str) -> tuple[ScorerInfo | None, np.ndarray]:
-        """Raw scores of the longest head of ``job`` in the workers' cache, keyed as the routed workers key them."""
+    def _cached_head(self, job: RerankJob, queue: str) -> tuple[ScorerInfo | None, np.ndarray, list[bool] | None]:
+        """Raw scores of the longest head of ``job`` in the workers' cache, keyed as the routed workers key them,
+        and which passages are not cached (None when the cache cannot tell: then every pair counts as work)."""
         empty = np.empty(0, dtype=np.float32)
         if self.score_cache is None or not job.passages:
-            return None, empty
+            return None, empty, None
         scorer = _advertised_scorer(self._live, queue, job.model)
         if scorer is None or scorer.kind != "cross-encoder":
-            return None, empty
+            return None, empty, None
         values = self.score_cache.get_many(pair_cache_keys(scorer.cache_namespace, job.query, job.passages))
         head = longest_cached_prefix(values)
-        return scorer, np.asarray(values[:head], dtype=np.float32)
+        return scorer, np.asarray(values[:head], dtype=np.float32), [value is None for value in values]
 
     def _answer_from_cache(
         self,

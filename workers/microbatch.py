@@ -138,10 +138,25 @@ class _Pending:
     first_step: float | None = None
     merged: int = 1
     step_pairs: int = 0
+    #: Which passages were cache misses when the job arrived (None: unknown, every pair counts as model work).
+    uncached: np.ndarray | None = None
 
     @property
     def remaining(self) -> int:
         return len(self.passages) - self.done
+
+    def take(self, work: int) -> int:
+        """Passages to take next so that about ``work`` of them are misses: cached ones ride along for free."""
+        if self.uncached is None:
+            return min(self.remaining, work)
+        misses = np.cumsum(self.uncached[self.done :])
+        return int(min(self.remaining, np.searchsorted(misses, work) + 1))
+
+    def work(self, count: int) -> int:
+        """Model work (expected misses) in the next ``count`` passages."""
+        if self.uncached is None:
+            return count
+        return int(self.uncached[self.done : self.done + count].sum())
 
 
 class MicroBatcher:
@@ -196,13 +211,21 @@ class MicroBatcher:
         deadline: JobDeadline | None = None,
     ) -> Future[BatchedScore]:
         future: Future[BatchedScore] = Future()
+        uncached = None
+        if deadline is not None and deadline.min_partial is not None:  # planned in steps: know its real work
+            try:
+                uncached = self.reranker.uncached(query, passages)
+            except Exception as exc:  # a planning aid only: without it every pair counts as work
+                log.debug("cache lookup for step planning failed: %s", exc)
         with self._cond:
             if self._stopping:
                 raise RuntimeError("the model thread has stopped")
             if announced:
                 self._incoming -= 1
             expires, min_partial = (deadline.expires, deadline.min_partial) if deadline else (None, None)
-            self._pending.append(_Pending(query, passages, future, time.monotonic(), expires, min_partial))
+            self._pending.append(
+                _Pending(query, passages, future, time.monotonic(), expires, min_partial, uncached=uncached)
+            )
             self._cond.notify_all()
         return future
 
@@ -312,10 +335,10 @@ class MicroBatcher:
             return [(job, job.remaining) for job in live]  # nothing to stop for: one step, as large as it gets
         budget = self.meter.step_pairs(ceiling=self.max_pairs_per_round)
         rate = self.meter.pairs_per_second
-        share = max(1, budget // len(live))
-        step = [(job, min(job.remaining, share)) for job in live]
+        share = max(1, budget // len(live))  # model work (cache misses) per job in this step
+        step = [(job, job.take(share)) for job in live]
         if rate:
-            finish = time.monotonic() + sum(n for _, n in step) / rate
+            finish = time.monotonic() + sum(job.work(n) for job, n in step) / rate
             late = [job for job, _ in step if job.expires is not None and finish > job.expires]
             for job in late:
                 self._stop_job(job, "the next step would end after the job's deadline")

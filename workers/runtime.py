@@ -162,7 +162,7 @@ class WorkerRuntime:
         finally:
             if job is not None and task_id and self.backlog is not None:
                 try:  # the web tier's depth policy stops counting this job's pairs as queued work
-                    self.backlog.remove(self.plan.queue, task_id, len(job.passages))
+                    self.backlog.remove(self.plan.queue, task_id)
                 except Exception as exc:  # the entry expires with the job's deadline anyway
                     log.debug("could not clear backlog entry %s: %s", task_id, exc)
 

@@ -43,25 +43,48 @@ def shared_e5() -> Any:
 
 
 class E5Embedder:
-    """Thread-safe query/passage embedding with an LRU of passage vectors.
+    """Thread-safe query/passage embedding with LRUs of passage and query vectors.
 
     The same catalog passages come back search after search; embedding one costs
-    ~10 ms on a CPU core, looking it up costs microseconds.
+    ~10 ms on a CPU core, looking it up costs microseconds. Shop queries are head-heavy
+    too, and the engine runs one call at a time per process (``_ENGINE_CALL_LOCK``): under
+    load, searches queued behind each other's query encoding. A repeated query is now a
+    lookup under its own lock that never waits for the engine.
     """
 
     dim = 384
 
-    def __init__(self, cache_size: int = 50_000) -> None:
+    def __init__(self, cache_size: int = 50_000, query_cache_size: int = 4096) -> None:
         self._engine = shared_e5()
         self._lock = _ENGINE_CALL_LOCK  # the engine is shared, so its lock must be too
         self._passages: LRUCache[bytes, np.ndarray] = LRUCache(maxsize=cache_size)
+        self._queries: LRUCache[bytes, np.ndarray] = LRUCache(maxsize=query_cache_size)
+        self._queries_lock = threading.Lock()
 
     def queries(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            return np.asarray(self._engine.query(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+        keys = [_text_key(text) for text in texts]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[bytes, list[int]] = {}
+        with self._queries_lock:
+            for row, key in enumerate(keys):
+                vector = self._queries.get(key)
+                if vector is None:
+                    missing.setdefault(key, []).append(row)
+                else:
+                    out[row] = vector
+        if missing:
+            first_rows = [rows[0] for rows in missing.values()]
+            with self._lock:
+                vectors = np.asarray(self._engine.query([texts[r] for r in first_rows]), dtype=np.float32)
+            vectors = vectors.reshape(len(first_rows), self.dim)
+            with self._queries_lock:
+                for (key, rows), vector in zip(missing.items(), vectors, strict=True):
+                    self._queries[key] = vector
+                    out[rows] = vector
+        return out
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
-        keys = [hashlib.blake2b(t.encode("utf-8", "surrogatepass"), digest_size=16).digest() for t in texts]
+        keys = [_text_key(text) for text in texts]
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         missing: dict[bytes, list[int]] = {}
         with self._lock:
@@ -84,7 +107,12 @@ class E5Embedder:
         """Seed the passage LRU with vectors computed earlier (e.g. stored catalog embeddings)."""
         with self._lock:
             for text, vector in zip(texts, np.asarray(vectors, dtype=np.float32), strict=True):
-                self._passages[hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()] = vector
+                self._passages[_text_key(text)] = vector
+
+
+def _text_key(text: str) -> bytes:
+    """A short fixed-size LRU key for a text (queries and passages can be long)."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def shared_embedder() -> E5Embedder:
