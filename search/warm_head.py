@@ -89,3 +89,34 @@ def warm_head(
 
 def since_hours(hours: float) -> datetime:
     return datetime.now(UTC) - timedelta(hours=hours)
+
+
+def repeat_rounds(
+    run_once: Callable[[], WarmReport],
+    *,
+    every_seconds: float,
+    rounds: int | None = None,
+    report: Callable[[WarmReport], None] = lambda _: None,
+    sleep: Callable[[float], None] | None = None,
+) -> int:
+    """Run ``run_once`` every ``every_seconds`` (``rounds`` times; None: until interrupted); returns rounds run.
+
+    The warm head is only worth something while it follows what shoppers search now, so a deployment runs it
+    as a loop beside the workers (compose service ``warm-head``) rather than once. A round that fails (the
+    database or Redis briefly away) is logged and the next one tries again: the loop outlives outages.
+    """
+    import time
+
+    wait = sleep or time.sleep
+    done = 0
+    while rounds is None or done < rounds:
+        started = time.monotonic()
+        try:
+            report(run_once())
+        except Exception:
+            log.exception("warm-head round failed; trying again in %.0f s", every_seconds)
+        done += 1
+        if rounds is not None and done >= rounds:
+            break
+        wait(max(0.0, every_seconds - (time.monotonic() - started)))
+    return done

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 LONG_RUNNING = ("postgres", "redis-broker", "redis-cache", "web", "worker-cpu", "worker-gpu")
-APP_SERVICES = ("migrate", "web", "worker-cpu", "worker-gpu")
+APP_SERVICES = ("migrate", "web", "worker-cpu", "worker-gpu", "warm-head")
 SETTINGS_ENV = {f.metadata["env"] for f in fields(Settings)}
 
 
@@ -97,8 +97,18 @@ def test_migrate_is_a_one_shot_db_upgrade_that_web_and_workers_wait_for():
     assert _argv(migrate["command"])[1:3] == ["db", "upgrade"]
     assert migrate.get("restart", "no") == "no" and "healthcheck" not in migrate
     assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("web", "worker-cpu", "worker-gpu"):
+    for name in ("web", "worker-cpu", "worker-gpu", "warm-head"):
         assert SERVICES[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully", name
+
+
+def test_the_warm_head_runs_as_a_loop_beside_the_workers():
+    warm = SERVICES["warm-head"]
+    argv = _argv(warm["command"])
+    assert resolve_cli(argv[1:]).name == "warm-head" and float(argv[argv.index("--every") + 1]) >= 60
+    assert warm["restart"] == "unless-stopped"
+    # it reads first-stage heads from the same index volume as the web processes
+    assert warm["environment"]["SHOPRANK_INDEX_DIR"] == SERVICES["web"]["environment"]["SHOPRANK_INDEX_DIR"]
+    assert "search-index:/home/shoprank/index" in warm["volumes"]
 
 
 def test_redis_is_split_into_a_persistent_broker_and_an_evicting_cache():

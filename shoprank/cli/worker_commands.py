@@ -159,13 +159,22 @@ def embed_worker(concurrency: int, hostname: str | None) -> None:
     "--budget-pairs", type=click.IntRange(1), default=5000, show_default=True, help="Most pairs queued in one run."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def warm_head_command(top: int, hours: float, depth: int | None, budget_pairs: int, as_json: bool) -> None:
+@click.option(
+    "--every",
+    type=click.FloatRange(1.0),
+    default=None,
+    help="Repeat every this many seconds until stopped (the compose service runs it so); a failed round is retried.",
+)
+@click.option("--rounds", type=click.IntRange(1), default=None, help="With --every: stop after this many rounds.")
+def warm_head_command(
+    top: int, hours: float, depth: int | None, budget_pairs: int, as_json: bool, every: float | None, rounds: int | None
+) -> None:
     """Queue the most frequent recent queries' first-stage heads for scoring in the workers' idle time.
 
-    Run it periodically (cron); the workers score the pairs at low priority into the shared
+    Run it periodically (``--every 600``, or cron); the workers score the pairs at low priority into the shared
     score cache, so searches for those queries are answered from the cache at full depth.
     """
-    from search.warm_head import head_queries, since_hours, warm_head
+    from search.warm_head import WarmReport, head_queries, repeat_rounds, since_hours, warm_head
     from webapp.services import build_services
 
     settings = context.settings()
@@ -174,23 +183,34 @@ def warm_head_command(top: int, hours: float, depth: int | None, budget_pairs: i
             "warm-head queues work for Celery workers: set SHOPRANK_REDIS_URL (embedded mode warms nothing)"
         )
     services = build_services(settings)
-    try:
+
+    def run_once() -> WarmReport:
         head = head_queries(services.db, since=since_hours(hours), limit=top)
-        report = warm_head(
+        return warm_head(
             head,
             services.search.head_passages,
             services.dispatcher.warm,
             depth=depth or settings.rerank_max_depth,
             budget_pairs=budget_pairs,
         )
-    except Exception as exc:  # unreachable Redis or database
-        raise click.ClickException(f"cannot warm the head: {type(exc).__name__}: {exc}") from None
+
+    def show(report: WarmReport) -> None:
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), sort_keys=True))
+        else:
+            click.echo(
+                f"queued {report.pairs} pairs for {report.queries} head queries "
+                f"({report.over_budget} over budget, {report.failed} failed)"
+            )
+
+    try:
+        if every is not None:
+            repeat_rounds(run_once, every_seconds=every, rounds=rounds, report=show)
+            return
+        try:
+            report = run_once()
+        except Exception as exc:  # unreachable Redis or database
+            raise click.ClickException(f"cannot warm the head: {type(exc).__name__}: {exc}") from None
+        show(report)
     finally:
         services.close()
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), sort_keys=True))
-    else:
-        click.echo(
-            f"queued {report.pairs} pairs for {report.queries} head queries "
-            f"({report.over_budget} over budget, {report.failed} failed)"
-        )
