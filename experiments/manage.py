@@ -165,6 +165,8 @@ def _rerank_depth_error(variant: VariantSpec) -> str | None:
     depth = variant.rerank_max_depth
     if depth is None:
         return None
+    if not variant.rerank:  # it would be ignored, and two first-stage-only arms would differ only in appearance
+        return "only a reranking variant has a rerank depth: leave it empty when rerank is off"
     if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= variant.first_stage_top_k:
         return (
             f"empty (the deployment default) or a whole number from 1 to the first-stage top-K "

@@ -89,6 +89,13 @@ def test_rerank_max_depth_is_optional_and_bounded_by_the_variants_own_top_k():
     assert validate_spec(interleaving) == {}
 
 
+def test_rerank_max_depth_on_a_variant_that_does_not_rerank_is_refused():
+    spec = ab_spec("off", variants=[VariantSpec("control"), VariantSpec("first", rerank=False, rerank_max_depth=20)])
+    errors = validate_spec(spec)
+    assert set(errors) == {"variants[1].rerank_max_depth"} and "rerank is off" in errors["variants[1].rerank_max_depth"]
+    assert not validate_spec(ab_spec("off2", variants=[VariantSpec("control"), VariantSpec("first", rerank=False)]))
+
+
 def test_rerank_max_depth_is_stored_edited_and_audited(db_session):
     variants = [VariantSpec("control"), VariantSpec("shallow", rerank_max_depth=20)]
     experiment = create_experiment(db_session, ab_spec("depth-store", variants=variants), "alice@example.com")

@@ -2,7 +2,7 @@
 
 Revision ID: 0014_variant_rerank_depth
 Revises: 0013_catalog_index
-Create Date: 2026-12-05
+Create Date: 2026-12-04
 
 Nullable, so existing rows keep meaning "the deployment's SHOPRANK_RERANK_MAX_DEPTH". The shipped defaults get the
 column too: shipping a variant copies its ranking config, and a winner that was tested at depth 20 must not be
