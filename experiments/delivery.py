@@ -38,6 +38,8 @@ class Configured:
     rerank: bool
     model: str | None
     first_stage_top_k: int
+    #: The variant's rerank depth cap (None = the deployment's), shown next to the depth actually served.
+    rerank_max_depth: int | None = None
 
 
 @dataclass
@@ -80,6 +82,7 @@ class VariantDelivery:
                 "rerank": self.configured.rerank,
                 "model": self.configured.model,
                 "first_stage_top_k": self.configured.first_stage_top_k,
+                "rerank_max_depth": self.configured.rerank_max_depth,
             },
             "searches": self.searches,
             "reported": self.reported,

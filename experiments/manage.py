@@ -65,6 +65,8 @@ class VariantSpec:
     model: str | None = None
     first_stage_top_k: int = 100
     device_preference: str | None = None
+    #: Most first-stage candidates to rerank; None = the deployment's ``SHOPRANK_RERANK_MAX_DEPTH``.
+    rerank_max_depth: int | None = None
 
     def ranking_config(self) -> RankingConfig:
         return ranking_config(self)
@@ -144,6 +146,9 @@ def validate_spec(spec: ExperimentSpec) -> dict[str, str]:
             errors[f"{where}.first_stage_top_k"] = f"must be between 1 and {MAX_TOP_K}"
         if variant.device_preference not in (None, *DEVICES):
             errors[f"{where}.device_preference"] = "must be cuda, cpu or empty (any worker)"
+        depth_error = _rerank_depth_error(variant)
+        if depth_error:
+            errors[f"{where}.rerank_max_depth"] = depth_error
     if (
         spec.kind == "interleaving"
         and len(spec.variants) == 2
@@ -154,16 +159,33 @@ def validate_spec(spec: ExperimentSpec) -> dict[str, str]:
     return errors
 
 
+def _rerank_depth_error(variant: VariantSpec) -> str | None:
+    """Why ``variant.rerank_max_depth`` is invalid, or None. Only the first-stage head can be reranked, so the
+    depth is at most the variant's first-stage top-K (deeper would silently mean top-K)."""
+    depth = variant.rerank_max_depth
+    if depth is None:
+        return None
+    if not variant.rerank:  # it would be ignored, and two first-stage-only arms would differ only in appearance
+        return "only a reranking variant has a rerank depth: leave it empty when rerank is off"
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= variant.first_stage_top_k:
+        return (
+            f"empty (the deployment default) or a whole number from 1 to the first-stage top-K "
+            f"({variant.first_stage_top_k})"
+        )
+    return None
+
+
 # --- conversions ---------------------------------------------------------------------------------------------------
 
 
 def ranking_config(variant: ExperimentVariant | VariantSpec) -> RankingConfig:
-    """How search ranks for a variant's units, from the stored row or a spec (the same four fields)."""
+    """How search ranks for a variant's units, from the stored row or a spec (the same five fields)."""
     return RankingConfig(
         rerank=variant.rerank,
         model=variant.model,
         first_stage_top_k=variant.first_stage_top_k,
         device_preference=variant.device_preference,
+        rerank_max_depth=variant.rerank_max_depth,
     )
 
 
@@ -213,6 +235,7 @@ def spec_of(experiment: Experiment) -> ExperimentSpec:
                 model=v.model,
                 first_stage_top_k=v.first_stage_top_k,
                 device_preference=v.device_preference,
+                rerank_max_depth=v.rerank_max_depth,
             )
             for v in experiment.variants
         ],
@@ -265,6 +288,7 @@ def _variants(spec: ExperimentSpec) -> list[ExperimentVariant]:
             model=v.model or None,
             first_stage_top_k=v.first_stage_top_k,
             device_preference=v.device_preference or None,
+            rerank_max_depth=v.rerank_max_depth,
         )
         for index, v in enumerate(spec.variants)
     ]

@@ -368,7 +368,9 @@ def build_report(
     )
     report.sample_size = _sample_size(experiment, totals, order)
     report.unpriced_purchases = data.unpriced_purchases
-    configs = [Configured(v.key, v.rerank, v.model, v.first_stage_top_k) for v in experiment.variants]
+    configs = [
+        Configured(v.key, v.rerank, v.model, v.first_stage_top_k, v.rerank_max_depth) for v in experiment.variants
+    ]
     served = delivery_counts(session, experiment.key)
     report.delivery = [d.to_dict() for d in assess_delivery(configs, served)]
     report.quality = search_quality(

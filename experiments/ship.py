@@ -69,6 +69,7 @@ def ship_variant(
         model=variant.model,
         first_stage_top_k=variant.first_stage_top_k,
         device_preference=variant.device_preference,
+        rerank_max_depth=variant.rerank_max_depth,
         experiment_key=experiment.key,
         variant_key=variant.key,
         shipped_by=actor,
@@ -84,6 +85,7 @@ def ship_variant(
             "model": variant.model,
             "first_stage_top_k": variant.first_stage_top_k,
             "device_preference": variant.device_preference,
+            "rerank_max_depth": variant.rerank_max_depth,
         },
         "note": shipped.note,
         "acknowledged": list(reasons_to_doubt),
@@ -110,4 +112,4 @@ def shipped_history(session: Session, limit: int = 10) -> list[RankingDefault]:
 
 
 def as_config(row: RankingDefault) -> RankingConfig:
-    return ranking_config(row)  # type: ignore[arg-type]  # same four fields as a variant
+    return ranking_config(row)  # type: ignore[arg-type]  # same five fields as a variant

@@ -6,9 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
+from html.parser import HTMLParser
 
 import pytest
 
+from experiments.manage import get_experiment
+from experiments.store import ingest_events, parse_events
 from experiments.store.exposures import log_exposure
 from shoprank.simulator import FlaskTransport, SimulationConfig, Simulator
 from shoprank.users import create_user
@@ -131,6 +135,119 @@ def test_create_validate_start_edit_stop(dashboard, shop_services):
     assert page.count("by merch@example.com") == 4  # created, started, updated, stopped
     listing = client.get("/dashboard/").get_data(as_text=True)
     assert "Renamed" in listing and "0 running · 0 draft · 1 stopped" in listing
+
+
+class _FormFields(HTMLParser):
+    """What a browser would submit for the page's form: inputs (checked boxes only), selects, textareas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "input" and "name" in a and (a.get("type") != "checkbox" or "checked" in a):
+            self.fields[a["name"]] = a.get("value", "on" if a.get("type") == "checkbox" else "")
+        elif tag == "select":
+            self._select = a.get("name")
+        elif tag == "option" and self._select and "selected" in a:
+            self.fields[self._select] = a.get("value", "")
+        elif tag == "textarea":
+            self._textarea = a.get("name")
+            self.fields[self._textarea or ""] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.fields[self._textarea] += data
+
+
+def _form_fields(html: str) -> dict[str, str]:
+    parser = _FormFields()
+    parser.feed(html)
+    return parser.fields
+
+
+def _depths(shop_services, key: str) -> list[int | None]:
+    with shop_services.db.session() as session:
+        return [v.rerank_max_depth for v in get_experiment(session, key).variants]
+
+
+def test_max_rerank_depth_round_trips_through_the_form(dashboard, shop_services):
+    client = dashboard.test_client()
+    _login(client)
+    default = f"default ({shop_services.settings.rerank_max_depth})"
+    new = client.get("/dashboard/experiments/new").get_data(as_text=True)
+    token = _token(new)
+    assert f'placeholder="{default}"' in new and "Max rerank depth" in new
+    for bad, message in (("500", "first-stage top-K (50)"), ("0", "first-stage top-K (50)"), ("abc", "whole number")):
+        invalid = client.post(
+            "/dashboard/experiments/new",
+            data=_form("depth", csrf_token=token, **{"variants-1-rerank_max_depth": bad}),
+        )
+        html = invalid.get_data(as_text=True)
+        assert invalid.status_code == 422 and "variants[1].rerank_max_depth" in html and message in html, bad
+    created = client.post(
+        "/dashboard/experiments/new",
+        data=_form("depth", csrf_token=token, **{"variants-1-rerank_max_depth": "20", "variants-0-rerank": "on"}),
+    )
+    assert created.status_code == 302
+    assert _depths(shop_services, "depth") == [None, 20]
+    page = client.get("/dashboard/experiments/depth").get_data(as_text=True)
+    assert re.findall(r'class="num rerank-depth">([^<]+)<', page) == [default, "20"]
+    edit = _form_fields(client.get("/dashboard/experiments/depth/edit").get_data(as_text=True))
+    assert edit["variants-0-rerank_max_depth"] == "" and edit["variants-1-rerank_max_depth"] == "20"
+    edit["variants-0-rerank_max_depth"] = "30"  # a draft may change it
+    assert client.post("/dashboard/experiments/depth/edit", data=edit).status_code == 302
+    assert _depths(shop_services, "depth") == [30, 20]
+
+    assert client.post("/dashboard/experiments/depth/start", data={"csrf_token": token}).status_code == 302
+    running = client.get("/dashboard/experiments/depth/edit").get_data(as_text=True)
+    assert '<input type="hidden" name="variants-1-rerank_max_depth" value="20">20' in running
+    fields = _form_fields(running)
+    renamed = client.post("/dashboard/experiments/depth/edit", data={**fields, "name": "Depth renamed"})
+    assert renamed.status_code == 302  # the hidden depths came back unchanged, so only the name changed
+    assert _depths(shop_services, "depth") == [30, 20]
+    deeper = client.post("/dashboard/experiments/depth/edit", data={**fields, "variants-1-rerank_max_depth": "40"})
+    assert deeper.status_code == 422 and "cannot change while the experiment is running" in deeper.get_data(
+        as_text=True
+    )
+    assert _depths(shop_services, "depth") == [30, 20]
+
+    # The delivery panel puts each variant's cap next to the depth its searches were actually served at.
+    served = [("control", 30), ("control", 28), ("rerank", 20), ("rerank", 12)]
+    events = [
+        {
+            "id": uuid.uuid4().hex,
+            "type": "impression",
+            "unit": f"depth-unit-{i}",
+            "experiment": "depth",
+            "variant": variant,
+            "query": "q",
+            "items": ["sku-1"],
+            "rerank_status": "ok",
+            "rerank_depth": depth,
+            "scorer": {"kind": "cross-encoder", "model_id": "x"},
+        }
+        for i, (variant, depth) in enumerate(served)
+    ]
+    with shop_services.db.session() as session:
+        ingest_events(session, parse_events(events))
+    page = client.get("/dashboard/experiments/depth").get_data(as_text=True)
+    rows = dict(
+        re.findall(r'<tr data-variant="(\w+)".*?<td class="num">([^<]*<span class="muted">[^<]*)</span>', page, re.S)
+    )
+    assert rows == {
+        "control": '30 <span class="muted">(28–30) of 100, max 30',
+        "rerank": '20 <span class="muted">(12–20) of 50, max 20',
+    }
 
 
 def test_experiment_page_with_simulated_traffic(dashboard, shop_services):

@@ -15,6 +15,7 @@ from experiments.manage import (
     VariantSpec,
     create_experiment,
     get_experiment,
+    ranking_config,
     spec_of,
     start_experiment,
     stop_experiment,
@@ -62,6 +63,63 @@ def test_validation_names_every_bad_field():
     assert "identically" in validate_spec(interleaving)["variants"]
     three = ab_spec("il3", kind="interleaving", variants=[VariantSpec("a"), VariantSpec("b"), VariantSpec("c")])
     assert "exactly two" in validate_spec(three)["variants"]
+
+
+@pytest.mark.parametrize("depth", [0, -5, 101, 2.5, True, "20"])
+def test_rerank_max_depth_outside_one_to_top_k_is_named(depth):
+    spec = ab_spec("depth", variants=[VariantSpec("control"), VariantSpec("shallow", rerank_max_depth=depth)])
+    errors = validate_spec(spec)
+    assert set(errors) == {"variants[1].rerank_max_depth"}
+    assert "first-stage top-K (100)" in errors["variants[1].rerank_max_depth"]
+
+
+def test_rerank_max_depth_is_optional_and_bounded_by_the_variants_own_top_k():
+    def spec(top_k: int, depth: int | None):
+        variants = [VariantSpec("control"), VariantSpec("t", first_stage_top_k=top_k, rerank_max_depth=depth)]
+        return ab_spec("depth", variants=variants)
+
+    assert validate_spec(spec(100, None)) == {}
+    assert validate_spec(spec(100, 1)) == {}
+    assert validate_spec(spec(40, 40)) == {}
+    assert set(validate_spec(spec(40, 41))) == {"variants[1].rerank_max_depth"}
+    # Two interleaved rankers that differ only in depth are different rankers.
+    interleaving = ab_spec(
+        "il-depth", kind="interleaving", variants=[VariantSpec("a"), VariantSpec("b", rerank_max_depth=20)]
+    )
+    assert validate_spec(interleaving) == {}
+
+
+def test_rerank_max_depth_on_a_variant_that_does_not_rerank_is_refused():
+    spec = ab_spec("off", variants=[VariantSpec("control"), VariantSpec("first", rerank=False, rerank_max_depth=20)])
+    errors = validate_spec(spec)
+    assert set(errors) == {"variants[1].rerank_max_depth"} and "rerank is off" in errors["variants[1].rerank_max_depth"]
+    assert not validate_spec(ab_spec("off2", variants=[VariantSpec("control"), VariantSpec("first", rerank=False)]))
+
+
+def test_rerank_max_depth_is_stored_edited_and_audited(db_session):
+    variants = [VariantSpec("control"), VariantSpec("shallow", rerank_max_depth=20)]
+    experiment = create_experiment(db_session, ab_spec("depth-store", variants=variants), "alice@example.com")
+    db_session.flush()
+    db_session.expire_all()
+    experiment = get_experiment(db_session, "depth-store")
+    assert [v.rerank_max_depth for v in experiment.variants] == [None, 20]
+    assert [ranking_config(v).rerank_max_depth for v in experiment.variants] == [None, 20]
+    assert [v.ranking_config().rerank_max_depth for v in spec_of(experiment).variants] == [None, 20]
+    created = json.loads(experiment.audit[0].changes)
+    assert [v["rerank_max_depth"] for v in created["variants"]] == [None, 20]
+
+    edit = spec_of(experiment)
+    edit.variants[1].rerank_max_depth = None
+    edit.variants[0].rerank_max_depth = 50
+    assert set(update_experiment(db_session, experiment, edit, "alice@example.com")) == {"variants"}
+    assert [v.rerank_max_depth for v in experiment.variants] == [50, None]
+
+    start_experiment(db_session, experiment, "bob@example.com")
+    deeper = spec_of(experiment)
+    deeper.variants[0].rerank_max_depth = 60
+    with pytest.raises(ExperimentError) as exc:  # the treatment is frozen while running, depth included
+        update_experiment(db_session, experiment, deeper, "bob@example.com")
+    assert set(exc.value.errors) == {"variants"}
 
 
 def test_lifecycle_rules_and_audit_trail(db_session):

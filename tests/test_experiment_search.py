@@ -84,6 +84,42 @@ def test_shop_pages_use_the_visitor_cookie(clean, client):
     assert 'data-experiment="pages"' in html and f'data-variant="{exposure.variant}"' in html
 
 
+class _RecordingDispatcher:
+    """The live dispatcher, keeping every rerank job it was given."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.jobs = inner, []
+
+    def dispatch(self, job, deadline_seconds):
+        self.jobs.append(job)
+        return self.inner.dispatch(job, deadline_seconds)
+
+    def describe(self):
+        return self.inner.describe()
+
+    def warm(self, query, passages, model=None):
+        return self.inner.warm(query, passages, model)
+
+
+def test_variant_rerank_max_depth_caps_the_rerank_job(clean, client, monkeypatch):
+    recorder = _RecordingDispatcher(clean.search.dispatcher)
+    monkeypatch.setattr(clean.search, "dispatcher", recorder)
+    variants = [VariantSpec("control", rerank=True), VariantSpec("shallow", rerank=True, rerank_max_depth=20)]
+    running(clean, ab_spec("depth-cap", variants=variants))
+    served: dict[str, list[int]] = {"control": [], "shallow": []}
+    for i in range(12):
+        before = len(recorder.jobs)
+        body = _search(client, f"depth-{i}")
+        # this search's job (others may come from background work, such as the relevance floor's calibration)
+        (job,) = [j for j in recorder.jobs[before:] if j.query == "wireless headphones" and j.min_depth is not None]
+        assert body["candidates"] > 20  # else every depth would be at most 20 anyway
+        served[body["variant"]].append(len(job.passages))
+        assert 0 < body["rerank_depth"] <= len(job.passages)
+    assert served["shallow"] and served["control"]
+    assert set(served["shallow"]) == {20}
+    assert min(served["control"]) > 20  # control keeps the deployment's depth
+
+
 def test_stopped_experiment_serves_control_without_exposure(clean, client):
     running(clean, ab_spec("stopme", variants=[VariantSpec("control", rerank=False), VariantSpec("t")]))
     with clean.db.session() as session:

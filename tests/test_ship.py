@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from experiments.manage import VariantSpec, get_experiment
-from experiments.ship import ShipRequest, current_default, ship_variant
+from experiments.ship import ShipRequest, as_config, current_default, ship_variant
 from experiments.store.experiment_models import RankingDefault
 from tests.experiment_support import ab_spec, reset_experiments, running
 from tests.test_dashboard import _login, dashboard  # noqa: F401  (pytest fixture)
@@ -88,3 +88,27 @@ def test_ship_refuses_drafts_unknown_variants_and_a_bad_key_without_writing(shop
             assert set(caught.value.errors) & {"variant", "confirm_key"}
         assert current_default(session) is None and live.status == "running"
     reset_experiments(shop_services)
+
+
+def test_shipping_keeps_the_variants_max_rerank_depth(shop_services, client):
+    """The shipped default serves the winner as tested: at its depth, not the deployment's."""
+    reset_experiments(shop_services)
+    variants = [VariantSpec("control", rerank=False), VariantSpec("shallow", rerank=True, rerank_max_depth=20)]
+    running(shop_services, ab_spec("ship-depth", variants=variants))
+    try:
+        with shop_services.db.session() as session:
+            row = ship_variant(
+                session, get_experiment(session, "ship-depth"), ShipRequest("shallow", "ship-depth"), "t"
+            )
+            assert row.rerank_max_depth == 20 and as_config(row).rerank_max_depth == 20
+            assert (
+                json.loads(get_experiment(session, "ship-depth").audit[-1].changes)["config"]["rerank_max_depth"] == 20
+            )
+        with shop_services.db.session() as session:
+            assert current_default(session).rerank_max_depth == 20
+        shop_services.search.resolver.invalidate()
+        answer = client.get("/api/search?q=wireless+headphones&user=after-ship&limit=5").get_json()
+        assert answer["experiment"] is None and answer["rerank_status"] == "ok"
+        assert answer["candidates"] > 20 and answer["rerank_depth"] == 20
+    finally:
+        reset_experiments(shop_services)

@@ -90,6 +90,7 @@ class ExperimentVariant(Base):
         UniqueConstraint("experiment_id", "position", name="uq_experiment_variants_experiment_position"),
         CheckConstraint("weight > 0", name="weight"),
         CheckConstraint("first_stage_top_k > 0", name="top_k"),
+        CheckConstraint("rerank_max_depth > 0", name="rerank_max_depth"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -102,6 +103,9 @@ class ExperimentVariant(Base):
     model: Mapped[str | None] = mapped_column(String(200))  # None: the deployment's default reranker
     first_stage_top_k: Mapped[int] = mapped_column(Integer, default=100)
     device_preference: Mapped[str | None] = mapped_column(String(8))  # "cuda", "cpu" or None (any)
+    #: Most first-stage candidates reranked (the deadline-aware policy may score fewer); None = the deployment's
+    #: ``SHOPRANK_RERANK_MAX_DEPTH``. Lets merchandisers test a shallower, cheaper rerank against a deeper one.
+    rerank_max_depth: Mapped[int | None] = mapped_column(Integer)
 
     experiment: Mapped[Experiment] = relationship(back_populates="variants")
 
@@ -152,6 +156,8 @@ class RankingDefault(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     first_stage_top_k: Mapped[int] = mapped_column(Integer)
     device_preference: Mapped[str | None] = mapped_column(String(8))
+    #: The shipped variant's maximum rerank depth (None = the deployment's ``SHOPRANK_RERANK_MAX_DEPTH``).
+    rerank_max_depth: Mapped[int | None] = mapped_column(Integer)
     experiment_key: Mapped[str] = mapped_column(String(64))
     variant_key: Mapped[str] = mapped_column(String(64))
     shipped_by: Mapped[str] = mapped_column(String(254))

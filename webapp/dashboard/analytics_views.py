@@ -128,6 +128,9 @@ def _live_ranking(query: str, language: str | None, config: RankingConfig) -> tu
         NoExperiment(config),
         deadline_ms=live.deadline_ms,
         max_query_chars=live.max_query_chars,
+        # the live depth bounds, so a ranker without its own rerank_max_depth is previewed as it is served
+        max_rerank_depth=live.max_rerank_depth,
+        min_rerank_depth=live.min_rerank_depth,
     )
     result = search.search(query, limit=RANKED_RESULTS, language=language, surface="api")
     return result.hits, result.rerank_status

@@ -45,6 +45,14 @@ def _int(form: Mapping[str, str], name: str, default: int, errors: dict[str, str
         return default
 
 
+def _optional_int(form: Mapping[str, str], name: str, errors: dict[str, str]) -> int | None:
+    """An empty field means "not set" (the deployment default decides), not 0."""
+    if not (form.get(name) or "").strip():
+        return None
+    value = _int(form, name, 0, errors)
+    return None if name in errors else value
+
+
 def _list(raw: str | None, *, upper: bool) -> list[str]:
     items = [part.strip() for part in (raw or "").replace(";", ",").split(",")]
     return [item.upper() if upper else item.lower() for item in items if item]
@@ -69,6 +77,7 @@ def parse_form(form: Mapping[str, str], *, key: str | None = None) -> tuple[Expe
             model=(form.get(prefix + "model") or "").strip() or None,
             first_stage_top_k=_int(form, prefix + "first_stage_top_k", 100, row_errors),
             device_preference=(form.get(prefix + "device_preference") or "").strip().lower() or None,
+            rerank_max_depth=_optional_int(form, prefix + "rerank_max_depth", row_errors),
         )
         errors.update({f"variants[{index}].{name.removeprefix(prefix)}": msg for name, msg in row_errors.items()})
         variants.append(spec)
@@ -121,6 +130,7 @@ def form_values(spec: ExperimentSpec) -> dict[str, Any]:
                 "model": (v.model or "") if v else "",
                 "first_stage_top_k": v.first_stage_top_k if v else 100,
                 "device_preference": (v.device_preference or "") if v else "",
+                "rerank_max_depth": v.rerank_max_depth if v and v.rerank_max_depth is not None else "",
             }
         )
     values["variants"] = rows

@@ -120,6 +120,7 @@ def _shipped(app_services: Any) -> list[dict[str, Any]] | None:
                     "model": row.model,
                     "first_stage_top_k": row.first_stage_top_k,
                     "device_preference": row.device_preference,
+                    "rerank_max_depth": row.rerank_max_depth,
                     "by": row.shipped_by,
                     "at": row.shipped_at,
                     "note": row.note,

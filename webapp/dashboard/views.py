@@ -541,6 +541,15 @@ def language_label(code: str) -> str:
     return f"{name} ({code})" if name != code else code
 
 
+@bp.app_template_global("rerank_depth_label")
+def rerank_depth_label(depth: int | None) -> str:
+    """A variant's maximum rerank depth as merchandisers read it: unset shows the deployment's value, since that
+    (``SHOPRANK_RERANK_MAX_DEPTH``) is what its searches get and it differs between deployments."""
+    if depth is not None:
+        return str(depth)
+    return f"default ({app_services().settings.rerank_max_depth})"
+
+
 def _form_float(name: str, default: float, low: float, high: float, errors: dict[str, str]) -> float:
     value = parse_float(request.args, name, default, errors)
     if name not in errors and not low <= value <= high:
