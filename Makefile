@@ -1,7 +1,8 @@
 # The two commands a fresh machine needs (see README):
 #   make demo   set up and start the demo store
 #   make test   set up and run the whole test suite
-.PHONY: demo test lint bench
+#   make test-fast   the quick tests only (pytest -m "not slow"; tests/conftest.py says what is slow)
+.PHONY: demo test test-fast lint bench
 
 demo:
 	@scripts/setup.sh runtime
@@ -10,6 +11,10 @@ demo:
 test:
 	@scripts/setup.sh dev
 	.venv/bin/python -m pytest
+
+test-fast:
+	@scripts/setup.sh dev
+	.venv/bin/python -m pytest -m "not slow"
 
 lint:
 	@scripts/setup.sh dev

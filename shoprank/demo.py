@@ -7,17 +7,34 @@
 Traffic comes from :mod:`shoprank.simulator` through the app's real HTTP routes (in process), spread over the
 past two weeks, with a +8 % click lift and +5 % purchase lift for the reranked arm. Idempotent: an existing demo
 is left as it is.
+
+The traffic is seeded in a background thread once the server is up (``start_demo_traffic``), paced so the shop
+keeps answering; the dashboard shows a notice until it is done.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+
+from flask import Flask
 
 from experiments.manage import ExperimentSpec, VariantSpec, create_experiment, get_experiment, start_experiment
 from shoprank.db import Database
+from shoprank.simulator import FlaskTransport, SimulationConfig, SimulationResult, Simulator
 from shoprank.users import User, create_user, set_password
+from webapp.background import BackgroundProgress
+
+log = logging.getLogger(__name__)
+
+DEMO_TRAFFIC_NOTICE = "Demo traffic is being simulated in the background"
+#: Share of the time the background simulation works; it rests the rest, so live requests find the GIL, the
+#: database and the single in-process rerank thread free (measured in README, Quick start).
+DEMO_TRAFFIC_SHARE = 0.5
 
 DEMO_EMAIL = "merchandiser@demo.shoprank.local"
 DEMO_ACTOR = "demo-setup"
@@ -84,8 +101,76 @@ def ensure_demo(db: Database, password: str | None = None) -> DemoSetup:
     return DemoSetup(DEMO_EMAIL, new_password, created)
 
 
-def simulate_demo_traffic(app: Any, users: int, *, days: int = 14, progress: Any = None) -> Any:
-    from shoprank.simulator import FlaskTransport, SimulationConfig, Simulator
-
+def simulate_demo_traffic(
+    app: Flask,
+    users: int,
+    *,
+    days: int = 14,
+    progress: Callable[[int], None] | None = None,
+    pause: Callable[[], None] | None = None,
+) -> SimulationResult:
     config = SimulationConfig(users=users, ctr_lift=0.08, cvr_lift=0.05, days=days, seed=7, run_id="demo")
-    return Simulator(FlaskTransport(app), config).run(progress=progress)
+    return Simulator(FlaskTransport(app), config).run(progress=progress, pause=pause)
+
+
+class Pacer:
+    """Keeps a loop of background work to about ``share`` of the time: ``rest()`` after each step sleeps as long
+    as the step took × (1 − share) / share.
+
+    Python threads have no priority, so resting is the lever: while the simulator rests, a live request does not
+    queue behind its searches on the GIL, on SQLite's one writer or on the one in-process rerank thread.
+    """
+
+    def __init__(
+        self,
+        share: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], not {share}")
+        self.share = share
+        self._clock = clock
+        self._sleep = sleep
+        self._since = clock()
+
+    def rest(self) -> None:
+        worked = self._clock() - self._since
+        if self.share < 1 and worked > 0:
+            self._sleep(worked * (1 - self.share) / self.share)
+        self._since = self._clock()
+
+
+def start_demo_traffic(
+    app: Flask,
+    users: int,
+    progress: BackgroundProgress,
+    *,
+    pause: Callable[[], None] | None = None,
+    report: Callable[[str], None] = print,
+) -> threading.Thread:
+    """Seed the demo experiments' traffic in a daemon thread while the server already answers.
+
+    ``progress`` (the app's ``AppServices.background``) starts before this returns, so the dashboard's notice is
+    up from the first page; it ends when the thread does, whether the simulation finished or failed. ``pause``
+    runs after each shopper (default: a ``Pacer`` at ``DEMO_TRAFFIC_SHARE``); ``report`` gets the summary line.
+    """
+    progress.begin(DEMO_TRAFFIC_NOTICE, "shoppers", users)
+
+    def run() -> None:
+        try:
+            result = simulate_demo_traffic(
+                app, users, progress=progress.advance, pause=pause or Pacer(DEMO_TRAFFIC_SHARE).rest
+            )
+        except Exception as exc:  # a broken seeding must not take the serving process down; the log has the trace
+            log.exception("demo traffic simulation failed")
+            report(f"demo traffic simulation failed: {exc}")
+        else:
+            report(f"demo traffic seeded: {result.summary()}")
+        finally:
+            progress.end()
+
+    thread = threading.Thread(target=run, name="demo-traffic", daemon=True)
+    thread.start()
+    return thread

@@ -256,7 +256,16 @@ class Simulator:
         for start in range(0, len(events), batch_size):
             self.transport.post_json("/api/events", {"events": events[start : start + batch_size]})
 
-    def run(self, progress: Callable[[int], None] | None = None, batch_size: int = 200) -> SimulationResult:
+    def run(
+        self,
+        progress: Callable[[int], None] | None = None,
+        batch_size: int = 200,
+        pause: Callable[[], None] | None = None,
+    ) -> SimulationResult:
+        """Simulate every shopper; ``pause`` runs after each one (sequential runs only), so a caller that shares the
+        process with live traffic (the demo's background seeding) can rest between shoppers."""
+        if pause is not None and self.config.concurrency > 1:
+            raise ValueError("pause needs concurrency 1: a pool would keep simulating while the caller rests")
         started = time.perf_counter()
         total = SimulationResult()
 
@@ -277,6 +286,8 @@ class Simulator:
                 total.experiments.update(shopper.experiments)
                 if progress:
                     progress(1)
+                if pause:
+                    pause()
 
         if self.config.concurrency <= 1:
             merge(one(i) for i in range(self.config.users))

@@ -22,6 +22,28 @@ import pytest
 REDIS_URL = os.environ.get("SHOPRANK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRE_SERVICES = os.environ.get("SHOPRANK_REQUIRE_SERVICES") == "1"
 
+#: Fixtures that make a test slow, with why. A test that uses one (directly or through another fixture) is
+#: marked ``slow`` at collection, so ``make test-fast`` (``-m "not slow"``) leaves it to ``make test``; a new test
+#: on these fixtures is classified without anyone remembering to mark it. Tests slow for another reason carry
+#: ``pytest.mark.slow`` themselves.
+SLOW_FIXTURES = {
+    "shop_db_url": "imports and embeds the demo catalog (once per session and backend: minutes on 2 cores)",
+    "tiny_model_dir": "builds a random XLM-R cross-encoder (once per session)",
+    "private_redis": "starts a redis-server of its own",
+    "private_postgres": "initdb + pg_ctl: a PostgreSQL server of its own",
+    "browser": "launches headless Chromium",
+    "live_shop": "a real HTTP server on a freshly imported and embedded catalog",
+    "hostile_server": "a real HTTP server on a freshly imported and embedded catalog",
+}
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses a fixture of ``SLOW_FIXTURES`` as ``slow`` (see there; ``test_markers`` checks
+    that each name is still a fixture, so a rename cannot quietly turn its tests "fast")."""
+    for item in items:
+        if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 def service_missing(reason: str) -> None:
     if REQUIRE_SERVICES:

@@ -38,18 +38,23 @@ class LiveServer:
 
     def __exit__(self, *_: object) -> None:
         if self.kind == "waitress":
-            self._server.task_dispatcher.shutdown(timeout=5)
-            sockets = self._server._map
-
-            def close_all() -> None:  # runs on the loop's thread; with its map empty, waitress's loop returns
-                for dispatcher in list(sockets.values()):
-                    dispatcher.close()
-
-            self._server.trigger.pull_trigger(close_all)
+            stop_waitress(self._server)
         else:
             self._server.shutdown()
             self._server.server_close()
         self._thread.join(10)
+
+
+def stop_waitress(server: Any) -> None:
+    """Make a waitress server's ``run()`` return (from another thread): its tasks end, its sockets close."""
+    server.task_dispatcher.shutdown(timeout=5)
+    sockets = server._map
+
+    def close_all() -> None:  # runs on the loop's thread; with its map empty, waitress's loop returns
+        for dispatcher in list(sockets.values()):
+            dispatcher.close()
+
+    server.trigger.pull_trigger(close_all)
 
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -20,6 +20,8 @@ from workers.embed_client import CeleryEmbedding, live_embed_processes
 from workers.embed_worker import EmbedRejected, validate_texts
 from workers.testing import WorkerProcess, delete_prefixed_keys, isolated_environment, settings_for
 
+pytestmark = pytest.mark.slow  # starts Celery embed worker processes
+
 
 @pytest.fixture(scope="module")
 def embed_env() -> Iterator[dict[str, str]]:

@@ -128,6 +128,7 @@ def json_log() -> Iterator[io.StringIO]:
     root.setLevel(level)
 
 
+@pytest.mark.slow  # imports and embeds the demo catalog into a database of its own
 def test_json_logs_carry_the_http_request_id_and_fallbacks_are_counted(tmp_path, json_log):
     from webapp import create_app
 

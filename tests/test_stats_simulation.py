@@ -208,6 +208,7 @@ def test_srm_false_alarm_rate_on_fair_splits() -> None:
 # --- the full analysis path
 
 
+@pytest.mark.slow  # thousands of simulated A/A experiments through the whole analysis
 def test_analyze_experiment_false_positive_rate_end_to_end() -> None:
     """A smaller A/A run through analyze_experiment itself, all five metrics."""
     rng = np.random.default_rng(19)

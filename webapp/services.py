@@ -29,6 +29,7 @@ from search.suggest import Suggester
 from shoprank.config import Settings
 from shoprank.db import Database
 from shoprank.observability.window import SearchWindow
+from webapp.background import BackgroundProgress
 from webapp.ratelimit import RateLimiter, build_limiter
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,8 @@ class AppServices:
     #: The shopper's search around ``search`` (query understanding, floor, facets, pages) and autocomplete.
     shop_search: ShopSearch | None = None
     suggester: Suggester | None = None
+    #: Work this process does after it started serving (the demo's simulated traffic); the dashboard shows it.
+    background: BackgroundProgress = field(default_factory=BackgroundProgress)
 
     def __post_init__(self) -> None:
         if self.shop_search is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -12,6 +12,12 @@ from shoprank import migrate
 from shoprank.cli import context
 from shoprank.cli.data_commands import run_embed, run_import
 from shoprank.config import Settings
+
+if TYPE_CHECKING:  # annotations only: the command imports the app lazily, so `shoprank --help` stays fast
+    from flask import Flask
+
+    from shoprank.demo import DemoSetup
+    from webapp.services import AppServices
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,19 +47,27 @@ def _catalog_is_empty(settings: Settings) -> bool:
         return not session.scalar(select(func.count(Product.id)))
 
 
-def _prepare_demo_experiments(app: Any, services: Any, users: int) -> Any:
-    """Demo login and experiments; simulated traffic only when the experiments are new (a restart keeps data)."""
-    from tqdm import tqdm
-
-    from shoprank.demo import ensure_demo, simulate_demo_traffic
+def _prepare_demo_experiments(services: AppServices) -> DemoSetup:
+    """Demo login and experiments (created only when missing: a restart keeps its data and is not seeded again)."""
+    from shoprank.demo import ensure_demo
 
     setup = ensure_demo(services.db)
     services.search.resolver.invalidate()
-    if setup.created_experiments and users:
-        with tqdm(total=users, unit="shopper", desc="simulating demo shoppers", leave=False) as bar:
-            result = simulate_demo_traffic(app, users, progress=bar.update)
-        click.echo(f"demo experiments {', '.join(setup.created_experiments)}: {result.summary()}")
     return setup
+
+
+def _seed_demo_traffic(app: Flask, services: AppServices, experiments: list[str], users: int) -> None:
+    """New demo experiments get simulated shoppers in the background: the server is already listening, and the
+    dashboard shows a notice until the seeding is done."""
+    from shoprank.demo import start_demo_traffic
+
+    if not experiments or not users:
+        return
+    start_demo_traffic(app, users, services.background, report=click.echo)
+    click.echo(
+        f"demo experiments {', '.join(experiments)}: simulating {users} shoppers in the background "
+        "(the shop answers meanwhile; the dashboard shows the progress)"
+    )
 
 
 @click.command()
@@ -63,7 +77,8 @@ def _prepare_demo_experiments(app: Any, services: Any, users: int) -> Any:
 @click.option(
     "--demo",
     is_flag=True,
-    help="Migrate, import the demo catalog if empty, set up demo experiments with simulated traffic, then serve.",
+    help="Migrate, import the demo catalog if empty, set up demo experiments, serve; new demo experiments get "
+    "simulated traffic in the background.",
 )
 @click.option(
     "--demo-users",
@@ -97,7 +112,7 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
     app = create_app(settings)
     services = app.extensions["shoprank"]
     index = services.index.refresh_if_changed()  # maps the current version (built once if there is none)
-    demo_login = _prepare_demo_experiments(app, services, demo_users) if demo else None
+    demo_login = _prepare_demo_experiments(services) if demo else None
     try:  # the first shopper should not pay for lazy initialisation
         services.search.search("warm up", limit=1, request_id="warm-up")
     except Exception:  # a failing warm-up is logged; the server still starts and /ready tells the story
@@ -116,5 +131,8 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
             f"dashboard: http://{shown_host}:{port}/dashboard/  login {demo_login.email}  password "
             f"{demo_login.password}  (demo only; a new password at every demo start)"
         )
+    server = create_waitress_server(app, host=host, port=port, threads=threads)  # listening from here on
     click.echo(f"shoprank is running at http://{shown_host}:{port}/  (API: /api/search, /v2/rerank; Ctrl-C to stop)")
-    create_waitress_server(app, host=host, port=port, threads=threads).run()
+    if demo_login is not None:
+        _seed_demo_traffic(app, services, demo_login.created_experiments, demo_users)
+    server.run()

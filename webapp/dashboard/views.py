@@ -25,6 +25,7 @@ from experiments.report import DASHBOARD_METRICS, METRIC_FORMATS, METRIC_LABELS,
 from experiments.ship import ShipRequest, ship_variant
 from experiments.store.currency import parse_rates, reporting_rates
 from experiments.store.experiment_models import PRIMARY_METRICS, Experiment
+from webapp.background import BackgroundSnapshot
 from webapp.context import app_services
 from webapp.dashboard import auth_users
 from webapp.dashboard.blueprint import bp
@@ -529,6 +530,13 @@ def experiment_csv(key: str) -> Response:
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{experiment.key}-{stamp}.csv"'},
     )
+
+
+@bp.app_template_global("background_work")
+def background_work() -> BackgroundSnapshot | None:
+    """The work this process still does in the background (the demo's simulated traffic), for base.html's notice:
+    experiment numbers are still filling in while it runs."""
+    return app_services().background.current()
 
 
 @bp.app_template_global("language_label")
