@@ -88,7 +88,7 @@ def _serve_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, check: Callable
 @pytest.fixture
 def restore_log_levels() -> Iterator[None]:
     """``serve`` turns its loggers up to INFO for the console; put them back for the tests after this one."""
-    names = ("shoprank", "webapp", "reranking", "workers", "bm25s")
+    names = ("shoprank", "webapp", "search", "catalog", "experiments", "reranking", "workers", "bm25s")
     levels = {name: logging.getLogger(name).level for name in names}
     yield
     for name, level in levels.items():

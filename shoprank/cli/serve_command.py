@@ -11,6 +11,7 @@ import click
 from shoprank import migrate
 from shoprank.cli import context
 from shoprank.cli.data_commands import run_embed, run_import
+from shoprank.cli.index_build import build_index
 from shoprank.config import Settings
 
 if TYPE_CHECKING:  # annotations only: the command imports the app lazily, so `shoprank --help` stays fast
@@ -93,7 +94,7 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
     from webapp.waitress_server import create_waitress_server
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
-    for name in ("shoprank", "webapp", "reranking", "workers"):
+    for name in ("shoprank", "webapp", "search", "catalog", "experiments", "reranking", "workers"):
         logging.getLogger(name).setLevel(min(logging.getLogger(name).getEffectiveLevel(), logging.INFO))
     settings = context.settings()
     url = settings.resolved_database_url
@@ -103,8 +104,6 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
             run_import(settings, _demo_catalog_path(settings.demo_catalog), None)
         elif _stale_vectors(settings):  # e.g. vectors stored before the dense text dropped the price
             click.echo(f"embedding: {run_embed(settings)}")
-            from shoprank.cli.index_commands import build_index
-
             build_index(settings)
     else:
         context.check_schema(url)
