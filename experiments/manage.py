@@ -32,6 +32,7 @@ from experiments.store.experiment_models import (
     Experiment,
     ExperimentAudit,
     ExperimentVariant,
+    RankingDefault,
 )
 from shoprank.db import utcnow
 
@@ -157,8 +158,9 @@ def validate_spec(spec: ExperimentSpec) -> dict[str, str]:
 # --- conversions ---------------------------------------------------------------------------------------------------
 
 
-def ranking_config(variant: ExperimentVariant | VariantSpec) -> RankingConfig:
-    """How search ranks for a variant's units, from the stored row or a spec (the same four fields)."""
+def ranking_config(variant: ExperimentVariant | VariantSpec | RankingDefault) -> RankingConfig:
+    """How search ranks for a variant's units, from the stored row or a spec, or for everyone from the shipped
+    default (the same four fields)."""
     return RankingConfig(
         rerank=variant.rerank,
         model=variant.model,

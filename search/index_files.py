@@ -194,7 +194,7 @@ def build_version(
     row = 0
     with db.engine.connect() as connection:
         result = connection.execution_options(stream_results=True, yield_per=_READ_CHUNK).execute(query)
-        for record in result:
+        for record in result.tuples():
             if row >= total:  # rows added while reading reach searches through the delta
                 break
             (pid, title, description, price, currency, category, language, brand, stock, attributes, dense_hash,
@@ -356,4 +356,5 @@ def _center_in_place(vectors: np.ndarray, has: np.ndarray, centering: Any) -> No
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    unit: np.ndarray = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return unit

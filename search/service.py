@@ -335,6 +335,7 @@ class SearchService:
         mark = time.perf_counter()
         deadline_ms = config.deadline_ms or self.deadline_ms
         depth = min(count, config.rerank_max_depth or self.max_rerank_depth or count)
+        min_depth = min(self.min_rerank_depth, depth)
         job = RerankJob(
             query=query,
             passages=passages[:depth],
@@ -342,12 +343,12 @@ class SearchService:
             request_id=request_id,
             device_preference=config.device_preference,
             deadline_at=time.time() + deadline_ms / 1000,
-            min_depth=min(self.min_rerank_depth, depth),
+            min_depth=min_depth,
         )
         try:
             result = self.dispatcher.dispatch(job, deadline_ms / 1000)
             scored = len(result.normalized_scores)
-            if not 0 < scored <= depth or (scored < depth and not result.partial and scored < job.min_depth):
+            if not 0 < scored <= depth or (scored < depth and not result.partial and scored < min_depth):
                 raise RerankError(f"{scored} scores for {depth} passages")
             scores = {i: float(score) for i, score in enumerate(result.normalized_scores)}
         except Exception as exc:  # any dispatcher failure, typed or not, keeps first-stage order

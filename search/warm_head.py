@@ -36,7 +36,7 @@ def head_queries(db: Database, *, since: datetime, limit: int) -> list[tuple[str
         .limit(limit * 4)  # spelling variants of one query merge below
     )
     with db.session() as session:
-        rows = session.execute(counted).all()
+        rows = session.execute(counted).tuples().all()
     merged: Counter[str] = Counter()
     for query, n in rows:
         normalized = normalize_query(str(query))

@@ -356,7 +356,7 @@ _EVENT = {
 
 
 def openapi_document() -> dict[str, Any]:
-    bearer = [{"bearerAuth": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     rerank_errors = _error_responses(400, 401, 413, 422, 429, 503)
 
     def cohere_shaped(summary: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import click
 from sqlalchemy import select
 
 from catalog.feeds import FORMATS
+from catalog.progress import Progress
 from shoprank import migrate
 from shoprank.config import ConfigError, Settings
 
@@ -63,7 +64,7 @@ def catalog_group() -> None:
     """Product catalog."""
 
 
-class BarProgress:
+class BarProgress(Progress):
     """tqdm bars for the import stages (checking, writing, embedding): one bar per stage."""
 
     def __init__(self, quiet: bool = False) -> None:

@@ -61,7 +61,7 @@ def parse_form(form: Mapping[str, str], *, key: str | None = None) -> tuple[Expe
             continue
         index = len(variants)
         row_errors: dict[str, str] = {}
-        spec = VariantSpec(
+        variant = VariantSpec(
             key=variant_key,
             name=(form.get(prefix + "name") or "").strip(),
             weight=parse_float(form, prefix + "weight", 1.0, row_errors),
@@ -71,7 +71,7 @@ def parse_form(form: Mapping[str, str], *, key: str | None = None) -> tuple[Expe
             device_preference=(form.get(prefix + "device_preference") or "").strip().lower() or None,
         )
         errors.update({f"variants[{index}].{name.removeprefix(prefix)}": msg for name, msg in row_errors.items()})
-        variants.append(spec)
+        variants.append(variant)
     namespace = (form.get("namespace") or "").strip().lower() or None
     spec = ExperimentSpec(
         key=key if key is not None else (form.get("key") or "").strip().lower(),
