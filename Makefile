@@ -1,7 +1,7 @@
 # The two commands a fresh machine needs (see README):
 #   make demo   set up and start the demo store
 #   make test   set up and run the whole test suite
-.PHONY: demo test lint bench
+.PHONY: demo test lint typecheck bench
 
 demo:
 	@scripts/setup.sh runtime
@@ -14,6 +14,11 @@ test:
 lint:
 	@scripts/setup.sh dev
 	.venv/bin/ruff check .
+
+# mypy over the seven packages, strict ([tool.mypy] in pyproject.toml); CI runs it before the tests.
+typecheck:
+	@scripts/setup.sh dev
+	.venv/bin/mypy
 
 # CPU reranking benchmark (README "Performance"): FlagReranker vs our scorer fp32 / INT8, one run.
 .PHONY: bench-rerank-cpu
