@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -193,8 +193,11 @@ def build_version(
     query = select(*columns).outerjoin(ProductEmbedding, ProductEmbedding.product_id == Product.id).order_by(Product.id)
     row = 0
     with db.engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, yield_per=_READ_CHUNK).execute(query)
-        for record in result.tuples():
+        # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+        result: Iterable[tuple[Any, ...]] = connection.execution_options(
+            stream_results=True, yield_per=_READ_CHUNK
+        ).execute(query)
+        for record in result:
             if row >= total:  # rows added while reading reach searches through the delta
                 break
             (pid, title, description, price, currency, category, language, brand, stock, attributes, dense_hash,

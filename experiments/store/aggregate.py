@@ -171,7 +171,9 @@ def ab_report(session: Session, experiment: str, rates: Mapping[str, float]) -> 
         session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
     daily: dict[tuple[str, str, dt.date], list[float]] = {}
     unpriced_total = 0
-    for variant, lang, when, *values in session.execute(statistics).tuples():
+    # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+    sums: Iterable[tuple[Any, ...]] = session.execute(statistics)
+    for variant, lang, when, *values in sums:
         row = daily.setdefault((variant, lang, _as_date(when)), [0.0] * len(_FIELDS))
         for index, value in enumerate(values[:-1]):
             row[index] += float(value or 0)
@@ -322,9 +324,12 @@ def interleaving_report(session: Session, experiment: str) -> InterleavingReport
         .group_by(language)
     )
     report = InterleavingReport()
-    for lang, day, a, b, tie in session.execute(by_day).tuples():
+    # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+    days: Iterable[tuple[Any, ...]] = session.execute(by_day)
+    for lang, day, a, b, tie in days:
         report.impressions[(lang, _as_date(day))] = Outcomes(int(a), int(b), int(tie))
-    for lang, a, b, tie in session.execute(by_unit).tuples():
+    units: Iterable[tuple[Any, ...]] = session.execute(by_unit)  # as above
+    for lang, a, b, tie in units:
         report.units[lang] = Outcomes(int(a), int(b), int(tie))
     report.exposed_units = int(
         session.scalar(select(func.count()).select_from(Exposure).where(Exposure.experiment == experiment)) or 0

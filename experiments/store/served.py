@@ -118,7 +118,9 @@ def quality_sums(session: Session, experiment: str, slow_ms: float | None) -> di
         sums += [func.sum(x), func.sum(x * x), func.sum(y), func.sum(y * y), func.sum(x * y)]
     query = select(u.variant, func.count(), *sums).where(u.searches > 0).group_by(u.variant)
     out: dict[str, dict[str, RatioStats]] = {}
-    for variant, units, *values in session.execute(query).tuples():
+    # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+    rows: Iterable[tuple[Any, ...]] = session.execute(query)
+    for variant, units, *values in rows:
         metrics: dict[str, RatioStats] = {}
         for index, metric in enumerate(QUALITY_RATIOS):
             part = [float(v or 0) for v in values[index * 5 : index * 5 + 5]]
