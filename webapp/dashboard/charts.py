@@ -32,7 +32,7 @@ def _nice_step(span: float, target_ticks: int = 5) -> float:
     if span <= 0 or not math.isfinite(span):
         return 0.01
     raw = span / target_ticks
-    magnitude: float = 10 ** math.floor(math.log10(raw))  # int for spans >= 1: as before, not 10.0
+    magnitude: float = 10 ** math.floor(math.log10(raw))  # stays an int for spans >= 1 (not 10.0 **): same labels
     for factor in (1, 2, 2.5, 5, 10):
         if raw <= factor * magnitude:
             return factor * magnitude
