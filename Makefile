@@ -2,7 +2,7 @@
 #   make demo   set up and start the demo store
 #   make test   set up and run the whole test suite
 #   make test-fast   the quick tests only (pytest -m "not slow"; tests/conftest.py says what is slow)
-.PHONY: demo test test-fast lint bench
+.PHONY: demo test test-fast lint typecheck bench
 
 demo:
 	@scripts/setup.sh runtime
@@ -19,6 +19,11 @@ test-fast:
 lint:
 	@scripts/setup.sh dev
 	.venv/bin/ruff check .
+
+# mypy over the seven packages, strict ([tool.mypy] in pyproject.toml); CI runs it before the tests.
+typecheck:
+	@scripts/setup.sh dev
+	.venv/bin/mypy
 
 # CPU reranking benchmark (README "Performance"): FlagReranker vs our scorer fp32 / INT8, one run.
 .PHONY: bench-rerank-cpu

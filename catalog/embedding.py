@@ -88,10 +88,13 @@ def vector_is_current() -> ColumnElement[bool]:
 
 
 def count_stale(session: Session) -> int:
-    return session.scalar(
-        select(func.count(Product.id))
-        .outerjoin(ProductEmbedding, ProductEmbedding.product_id == Product.id)
-        .where(vector_is_stale())
+    return (
+        session.scalar(
+            select(func.count(Product.id))
+            .outerjoin(ProductEmbedding, ProductEmbedding.product_id == Product.id)
+            .where(vector_is_stale())
+        )
+        or 0
     )
 
 

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sqlalchemy import select
@@ -276,14 +276,16 @@ def _commit_chunk(db: Database, job_id: int, chunk: Sequence[Record], rows_done:
     now = utcnow()
     with db.session() as session:
         if chunk and isinstance(chunk[0], DeltaRecord):
-            updated, unchanged, unknown = write_deltas(session, chunk, now)  # type: ignore[arg-type]
+            deltas = cast(Sequence[DeltaRecord], chunk)  # a chunk is one feed's rows: all of one kind
+            updated, unchanged, unknown = write_deltas(session, deltas, now)
             counts = ChunkCounts(0, updated, unchanged)
             if unknown:
                 report.skipped += len(unknown)
                 if len(report.warnings) < 20:
                     report.warnings.append(f"sku(s) not in the catalog, skipped: {', '.join(unknown[:10])}")
         else:
-            counts = write_products(session, chunk, now) if chunk else ChunkCounts()  # type: ignore[arg-type]
+            products = cast(Sequence[ProductRecord], chunk)  # one kind per chunk, and not deltas
+            counts = write_products(session, products, now) if chunk else ChunkCounts()
         job = session.get(ImportJob, job_id)
         assert job is not None
         job.rows_done = rows_done

@@ -86,11 +86,11 @@ def text_field(value: Any, name: str, problems: list[str], *, max_len: int, requ
     if not isinstance(value, str):
         problems.append(f"{name}: must be text, got {type(value).__name__}")
         return None
-    value = value.strip()
-    if len(value) > max_len:
-        problems.append(f"{name}: longer than {max_len} characters ({len(value)})")
+    text = value.strip()
+    if len(text) > max_len:
+        problems.append(f"{name}: longer than {max_len} characters ({len(text)})")
         return None
-    return value
+    return text
 
 
 def _amount(text: str) -> Decimal:
@@ -129,6 +129,7 @@ def price_field(value: Any, problems: list[str]) -> Decimal | None:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         problems.append(f"price: must be a number, got {type(value).__name__}")
         return None
+    price: Decimal | None
     try:
         price = Decimal(str(value).strip())
     except InvalidOperation:
@@ -158,7 +159,8 @@ def stock_field(value: Any, problems: list[str]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         problems.append(f"stock: {value!r} must be a whole number ≥ 0")
         return 0
-    return value
+    stock: int = value
+    return stock
 
 
 def _attributes(value: Any, problems: list[str]) -> dict[str, Any]:

@@ -132,8 +132,8 @@ def team_draft_interleave(
 
     if fill:
         for team in (Team.A, Team.B):
-            while len(items) < limit and (rank := next_for(team)) is not None:
-                take(team, rank, credited=False)
+            while len(items) < limit and (spare := next_for(team)) is not None:
+                take(team, spare, credited=False)
     return Interleaving(seed, tuple(items))
 
 

@@ -32,6 +32,7 @@ from experiments.store.experiment_models import (
     Experiment,
     ExperimentAudit,
     ExperimentVariant,
+    RankingDefault,
 )
 from shoprank.db import utcnow
 
@@ -178,8 +179,9 @@ def _rerank_depth_error(variant: VariantSpec) -> str | None:
 # --- conversions ---------------------------------------------------------------------------------------------------
 
 
-def ranking_config(variant: ExperimentVariant | VariantSpec) -> RankingConfig:
-    """How search ranks for a variant's units, from the stored row or a spec (the same five fields)."""
+def ranking_config(variant: ExperimentVariant | VariantSpec | RankingDefault) -> RankingConfig:
+    """How search ranks for a variant's units, from the stored row or a spec, or for everyone from the shipped
+    default (the same five fields)."""
     return RankingConfig(
         rerank=variant.rerank,
         model=variant.model,

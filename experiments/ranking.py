@@ -51,6 +51,9 @@ class VariantResolver(Protocol):
     def resolve(self, unit_id: str | None, context: SearchContext) -> Assignment:
         """The unit's (sticky) assignment for this search."""
 
+    def invalidate(self) -> None:
+        """Forget any cached experiment definitions (they changed): the next search reads them again."""
+
 
 class NoExperiment:
     """No experiment running: the default config, no variant."""
@@ -60,3 +63,6 @@ class NoExperiment:
 
     def resolve(self, unit_id: str | None, context: SearchContext) -> Assignment:
         return Assignment(experiment=None, variant=None, config=self.config)
+
+    def invalidate(self) -> None:
+        """Nothing is cached."""

@@ -35,6 +35,7 @@ from experiments.stats import (
     required_sample_size,
     required_sample_size_proportion,
 )
+from experiments.stats.analysis import Engine
 from experiments.stats.intervals import CORRECTION_NAMES
 from experiments.stats.sufficient import empty_like
 from experiments.store.aggregate import AbReport, InterleavingReport, Outcomes, ab_report, interleaving_report
@@ -130,7 +131,7 @@ class Report:
             return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab", **checks}
         ranked = sorted(
             comparisons,
-            key=lambda c: (c["relative"] or {}).get("estimate") if c["relative"] else -math.inf,
+            key=lambda c: c["relative"].get("estimate") if c["relative"] else -math.inf,
             reverse=True,
         )
         best = ranked[0]
@@ -307,7 +308,7 @@ def build_report(
     currency: str = "USD",
     sequential: bool = False,
     alpha: float = 0.05,
-    engine: str = "frequentist",
+    engine: Engine = "frequentist",
     cuped: bool = False,
     cuped_window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> Report:
@@ -334,12 +335,12 @@ def build_report(
 
     data: AbReport = ab_report(session, experiment.key, rates)
     totals = data.totals()
-    settings = AnalysisSettings(alpha=alpha, sequential=sequential, engine=engine)  # type: ignore[arg-type]
-    by_language: Mapping[tuple[str, str], UnitAggregates | VariantData]
-    by_language = {key: stats for key, stats in data.by_language.items() if key[1] in order}
+    settings = AnalysisSettings(alpha=alpha, sequential=sequential, engine=engine)
+    observed = {key: stats for key, stats in data.by_language.items() if key[1] in order}
+    by_language: Mapping[tuple[str, str], UnitAggregates | VariantData] = observed
     if cuped:
         pre = pre_period_report(session, experiment.key, rates, window_days=cuped_window_days)
-        variants, by_language = _cuped_inputs(order, by_language, pre)
+        variants, by_language = _cuped_inputs(order, observed, pre)
         report.cuped = {
             "window_days": cuped_window_days,
             "variants": {

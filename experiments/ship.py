@@ -112,4 +112,4 @@ def shipped_history(session: Session, limit: int = 10) -> list[RankingDefault]:
 
 
 def as_config(row: RankingDefault) -> RankingConfig:
-    return ranking_config(row)  # type: ignore[arg-type]  # same five fields as a variant
+    return ranking_config(row)

@@ -15,13 +15,16 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 from cachetools import TTLCache
 
 from reranking.passages import PASSAGE_FORMAT_VERSION
 from reranking.text import normalize_query
+
+if TYPE_CHECKING:  # for the annotation only; RedisScoreCache imports redis when it is built, as before
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,7 @@ class RedisScoreCache:
 
     def __init__(
         self,
-        client_or_url: object,
+        client_or_url: str | redis.Redis,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         retry_after: float = 5.0,
         socket_timeout: float = 0.25,
@@ -142,7 +145,7 @@ class RedisScoreCache:
                 client_or_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
             )
         else:
-            self._redis = client_or_url  # type: ignore[assignment]
+            self._redis = client_or_url
         self._errors = (redis.exceptions.RedisError, OSError)
         self.ttl_seconds = int(ttl_seconds)
         self.retry_after = retry_after
@@ -167,7 +170,8 @@ class RedisScoreCache:
             self.stats.record(misses=len(keys))
             return [None] * len(keys)
         try:
-            raw = self._redis.mget([self.key_prefix + key for key in keys])
+            # bytes: a cache client does not decode responses (one made from a URL never does); mget allows str
+            raw = cast(list[bytes | None], self._redis.mget([self.key_prefix + key for key in keys]))
         except self._errors as exc:
             self._mark_down(exc)
             self.stats.record(misses=len(keys))

@@ -7,7 +7,7 @@ kernels lack Half), INT8 dynamic quantization as the CPU default.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 
@@ -43,7 +43,7 @@ def resolve_precision(device: str, requested: str = "auto", int8: bool = True) -
         raise ValueError(f"{requested} on CPU is slower than fp32 and unsupported by some kernels; use int8 or fp32")
     if requested == "int8" and on_cuda:
         raise ValueError("int8 dynamic quantization is a CPU path; use fp16 on CUDA")
-    return requested  # type: ignore[return-value]
+    return cast(Precision, requested)  # one of PRECISIONS (checked above) and not "auto"
 
 
 def torch_dtype(precision: Precision) -> torch.dtype:

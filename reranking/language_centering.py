@@ -71,4 +71,5 @@ class LanguageCentering:
         nearest = np.argmax(vectors @ self._unit_centroids.T, axis=1)
         shifted = vectors - self._centroids[nearest] + self._global_mean
         norms = np.linalg.norm(shifted, axis=1, keepdims=True)
-        return (shifted / np.maximum(norms, 1e-12)).astype(np.float32)
+        centered: np.ndarray = (shifted / np.maximum(norms, 1e-12)).astype(np.float32)
+        return centered

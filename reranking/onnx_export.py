@@ -109,7 +109,8 @@ def _run_onnx(path: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     wanted = {i.name for i in session.get_inputs()}
-    return session.run(None, {k: v for k, v in inputs.items() if k in wanted})[0].reshape(-1)
+    logits: np.ndarray = session.run(None, {k: v for k, v in inputs.items() if k in wanted})[0].reshape(-1)
+    return logits
 
 
 def _export_fp32(model: Any, inputs: dict[str, np.ndarray], path: Path, opset: int) -> None:
@@ -125,7 +126,8 @@ def _export_fp32(model: Any, inputs: dict[str, np.ndarray], path: Path, opset: i
             self.inner = inner
 
         def forward(self, *args: torch.Tensor) -> torch.Tensor:
-            return self.inner(**dict(zip(names, args, strict=True))).logits
+            logits: torch.Tensor = self.inner(**dict(zip(names, args, strict=True))).logits
+            return logits
 
     dynamic_axes = {name: {0: "batch", 1: "sequence"} for name in names}
     dynamic_axes["logits"] = {0: "batch"}
@@ -264,4 +266,5 @@ def export_onnx(
 def _ort_version() -> str:
     import onnxruntime
 
-    return onnxruntime.__version__
+    version: str = onnxruntime.__version__
+    return version

@@ -66,7 +66,8 @@ def xlmr_tokenizer_file() -> Path | None:
 
 def build_tokenizer() -> Any:
     """An XLM-R-style fast tokenizer: the real vocabulary if available, else a trained Unigram one."""
-    from transformers import PreTrainedTokenizerFast, XLMRobertaTokenizerFast
+    # transformers 5 keeps XLMRobertaTokenizerFast (v4's name) as a lazy alias its type information lacks
+    from transformers import PreTrainedTokenizerFast, XLMRobertaTokenizerFast  # type: ignore[attr-defined]  # above
 
     real = xlmr_tokenizer_file()
     if real is not None:
@@ -110,7 +111,7 @@ def build_random_cross_encoder(
     tokenizer = build_tokenizer()
     config = XLMRobertaConfig(
         vocab_size=len(tokenizer),
-        num_labels=1,
+        num_labels=1,  # type: ignore[call-arg]  # a PreTrainedConfig keyword (sets id2label), not a field
         type_vocab_size=1,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,

@@ -131,7 +131,11 @@ class IndexVersion:
         self.vectors = VectorIndex.open(path)
         self.raw_vectors = np.load(path / "raw_vectors.npy", mmap_mode="r")
         self.lexical = LexicalIndex.open(path)
-        load = lambda name: np.load(path / f"{name}.npy", mmap_mode="r")  # noqa: E731
+
+        def load(name: str) -> np.ndarray:
+            column: np.ndarray = np.load(path / f"{name}.npy", mmap_mode="r")
+            return column
+
         self.product_id = load("product_id")
         self.price_ref, self.stock = load("price_ref"), load("stock")
         self.category, self.brand, self.language = load("category"), load("brand"), load("language")
@@ -325,8 +329,8 @@ class CatalogIndex:
         # a freshly built version's delta empty, whatever was written in the seconds before the build.
         if fresh:
             ids = list(fresh)
-            rows = version.rows_of(ids)
-            built = np.where(rows >= 0, np.asarray(version.changed_us)[np.maximum(rows, 0)], -1)
+            at = version.rows_of(ids)
+            built = np.where(at >= 0, np.asarray(version.changed_us)[np.maximum(at, 0)], -1)
             for pid, row_changed in zip(ids, built.tolist(), strict=True):
                 untouched = pid not in delta.docs and pid not in delta.overrides and pid not in delta.deleted
                 if row_changed >= stamp_us(fresh[pid]) and untouched:

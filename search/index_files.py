@@ -32,7 +32,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -193,7 +193,10 @@ def build_version(
     query = select(*columns).outerjoin(ProductEmbedding, ProductEmbedding.product_id == Product.id).order_by(Product.id)
     row = 0
     with db.engine.connect() as connection:
-        result = connection.execution_options(stream_results=True, yield_per=_READ_CHUNK).execute(query)
+        # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+        result: Iterable[tuple[Any, ...]] = connection.execution_options(
+            stream_results=True, yield_per=_READ_CHUNK
+        ).execute(query)
         for record in result:
             if row >= total:  # rows added while reading reach searches through the delta
                 break
@@ -356,4 +359,5 @@ def _center_in_place(vectors: np.ndarray, has: np.ndarray, centering: Any) -> No
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    unit: np.ndarray = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return unit

@@ -16,13 +16,18 @@ leave the query text together with it.
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypedDict
 
 
 class PricePattern(NamedTuple):
     kind: str  # "max" | "min" | "between"
     regex: str
     needs_currency: bool = False
+
+
+class LanguagePatterns(TypedDict):
+    currencies: dict[str, str]  # the language's currency words -> ISO code
+    patterns: list[PricePattern]
 
 
 #: Symbols and codes understood in every language.
@@ -211,7 +216,7 @@ UNITS: Final[tuple[str, ...]] = (
     "세",
 )
 
-LANGUAGES: Final[dict[str, dict]] = {
+LANGUAGES: Final[dict[str, LanguagePatterns]] = {
     "en": {
         "currencies": {
             "dollars": "USD",

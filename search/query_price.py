@@ -120,7 +120,9 @@ def _bound(match: re.Match[str], slot: str, currencies: dict[str, str], default:
     return PriceBound(amount, currency), written is not None
 
 
-def _constraint(match: re.Match[str], pattern: _Compiled, currencies: dict[str, str], default: str):
+def _constraint(
+    match: re.Match[str], pattern: _Compiled, currencies: dict[str, str], default: str
+) -> tuple[PriceBound | None, PriceBound | None] | None:
     """The bounds a match says, or None when a loose form has no written currency."""
     if pattern.kind == "between":
         low, low_written = _bound(match, "a", currencies, default)

@@ -344,6 +344,7 @@ class SearchService:
         deadline_ms = config.deadline_ms or self.deadline_ms
         left_seconds = max(0.0, deadline_ms / 1000 - (mark - started))
         depth = min(count, config.rerank_max_depth or self.max_rerank_depth or count)
+        min_depth = min(self.min_rerank_depth, depth)
         job = RerankJob(
             query=query,
             passages=passages[:depth],
@@ -351,12 +352,12 @@ class SearchService:
             request_id=request_id,
             device_preference=config.device_preference,
             deadline_at=time.time() + left_seconds,
-            min_depth=min(self.min_rerank_depth, depth),
+            min_depth=min_depth,
         )
         try:
             result = self.dispatcher.dispatch(job, left_seconds)
             scored = len(result.normalized_scores)
-            if not 0 < scored <= depth or (scored < depth and not result.partial and scored < job.min_depth):
+            if not 0 < scored <= depth or (scored < depth and not result.partial and scored < min_depth):
                 raise RerankError(f"{scored} scores for {depth} passages")
             scores = {i: float(score) for i, score in enumerate(result.normalized_scores)}
         except Exception as exc:  # any dispatcher failure, typed or not, keeps first-stage order

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import column, func, select, table
 
@@ -36,7 +37,8 @@ def head_queries(db: Database, *, since: datetime, limit: int) -> list[tuple[str
         .limit(limit * 4)  # spelling variants of one query merge below
     )
     with db.session() as session:
-        rows = session.execute(counted).all()
+        # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+        rows: Sequence[tuple[Any, ...]] = session.execute(counted).all()
     merged: Counter[str] = Counter()
     for query, n in rows:
         normalized = normalize_query(str(query))

@@ -103,7 +103,8 @@ def run_retrying_conflicts(db: Database, work: Callable[[Session], T], attempts:
         except sa_exc.DBAPIError as exc:
             if attempt == attempts or not is_transaction_conflict(exc):
                 raise
-            log.info("transaction conflict (%s), attempt %d of %d", exc.orig.sqlstate, attempt, attempts)
+            sqlstate = getattr(exc.orig, "sqlstate", None)  # set: is_transaction_conflict just read it
+            log.info("transaction conflict (%s), attempt %d of %d", sqlstate, attempt, attempts)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

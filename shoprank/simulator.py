@@ -62,7 +62,7 @@ class HttpTransport:
             session = self._local.session = self._requests.Session()
         return session
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """One request; a 429 is waited out (``Retry-After``, at most ``MAX_RATE_LIMIT_WAITS`` times), as a polite
         client of a rate-limited server should, instead of failing the whole simulation."""
         for _ in range(MAX_RATE_LIMIT_WAITS):
@@ -72,7 +72,8 @@ class HttpTransport:
             time.sleep(min(float(response.headers.get("Retry-After") or 1), 60.0))
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
-        return response.json()
+        payload: dict[str, Any] = response.json()
+        return payload
 
     def get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
         return self._send("GET", path, params=params)
@@ -98,14 +99,16 @@ class FlaskTransport:
             response = client.get(f"{path}?{urlencode(params)}")
         if response.status_code >= 400:
             raise RuntimeError(f"GET {path}: {response.status_code} {response.get_data(as_text=True)[:500]}")
-        return response.get_json()
+        payload: dict[str, Any] = response.get_json()
+        return payload
 
     def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with self.app.test_client() as client:
             response = client.post(path, json=body)
         if response.status_code >= 400:
             raise RuntimeError(f"POST {path}: {response.status_code} {response.get_data(as_text=True)[:500]}")
-        return response.get_json()
+        payload: dict[str, Any] = response.get_json()
+        return payload
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,7 @@ class Simulator:
 
     def run(
         self,
-        progress: Callable[[int], None] | None = None,
+        progress: Callable[[int], object] | None = None,
         batch_size: int = 200,
         pause: Callable[[], None] | None = None,
     ) -> SimulationResult:

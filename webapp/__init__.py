@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from shoprank.config import Settings
 from webapp.context import EXTENSION, app_services
@@ -25,8 +26,9 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
         JSON_SORT_KEYS=False,
         TEMPLATES_AUTO_RELOAD=settings.env == "development",
     )
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    json_provider = cast(DefaultJSONProvider, app.json)  # Flask's default, typed as the base class without these
+    json_provider.ensure_ascii = False
+    json_provider.sort_keys = False
     app.extensions[EXTENSION] = services or build_services(settings)
 
     from shoprank.redaction import install_redaction

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from flask import g, request
 
@@ -15,7 +15,8 @@ from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.ratelimit import enforce
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 _LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one last_used_at write per key per minute
 
 
@@ -27,11 +28,11 @@ def _bearer_token() -> str | None:
     return token.strip()
 
 
-def require_api_key(view: F) -> F:
+def require_api_key(view: Callable[P, R]) -> Callable[P, R]:
     """401 without a valid, unrevoked key (when auth is on); 429 past the key's per-minute budget."""
 
     @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         app = app_services()
         if not app.settings.api_auth_required:
             g.api_key_id = None
@@ -57,4 +58,4 @@ def require_api_key(view: F) -> F:
         g.api_key_id = key.id
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

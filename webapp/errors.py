@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy import exc as sa_exc
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from shoprank.db import is_database_unavailable
 from webapp.context import app_services
@@ -80,8 +80,8 @@ def register_error_handlers(app: Flask) -> None:
             if status == 413:
                 message = f"the request body is larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes"
             response = error_response(status, _HTTP_CODES.get(status, "http_error"), message)
-            if status == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-                response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+            if status == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+                response.headers["Allow"] = ", ".join(exc.valid_methods)
             return response
         return render_template("error.html", status=status, message=exc.description or exc.name), status
 

@@ -116,7 +116,8 @@ def current_request_id() -> str:
 def visitor_id() -> str | None:
     """The shop visitor's id (cookie), created on first page view; None for cookieless API clients."""
     if "visitor_id" in g:
-        return g.visitor_id
+        known: str | None = g.visitor_id
+        return known
     value = request.cookies.get(VISITOR_COOKIE, "")
     return value if _VISITOR_ID.match(value) else None
 

@@ -388,7 +388,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     """The document for an app running with ``settings`` (its limits are the ones this deployment enforces)."""
     per_page = {"type": "integer", "minimum": 1, "maximum": settings.search_max_limit}
     per_page["default"] = min(DEFAULT_LIMIT, settings.search_max_limit)
-    bearer = [{"bearerAuth": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     rerank_errors = _error_responses(400, 401, 413, 422, 429, 503)
 
     def cohere_shaped(summary: str) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def _query(body: Mapping[str, Any]) -> str:
 
 
 def _top_n(body: Mapping[str, Any], maximum: int) -> int | None:
-    value = body.get("top_n")
+    value: object = body.get("top_n")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
@@ -130,7 +130,7 @@ def _price(raw: Mapping[str, Any], where: str, problems: _Problems) -> Decimal |
 
 
 def _stock(raw: Mapping[str, Any], where: str, problems: _Problems) -> int | None:
-    value = raw.get("stock")
+    value: object = raw.get("stock")
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

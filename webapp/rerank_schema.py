@@ -45,7 +45,7 @@ def _bool(body: Mapping[str, Any], name: str, default: bool) -> bool:
 
 
 def _positive_int(body: Mapping[str, Any], name: str) -> int | None:
-    value = body.get(name)
+    value: object = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

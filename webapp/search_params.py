@@ -47,7 +47,7 @@ class SearchParams:
         )
 
 
-def _values(args: MultiDict, name: str) -> list[str]:
+def _values(args: MultiDict[str, str], name: str) -> list[str]:
     """``brand=Sony&brand=Bose`` and ``brand=Sony,Bose`` alike (brands with a comma use the repeated form)."""
     raw = args.getlist(name)
     if len(raw) == 1 and "," in raw[0]:
@@ -55,7 +55,7 @@ def _values(args: MultiDict, name: str) -> list[str]:
     return [value.strip() for value in raw if value.strip()]
 
 
-def _whole(args: MultiDict, name: str, default: int, low: int, high: int) -> int:
+def _whole(args: MultiDict[str, str], name: str, default: int, low: int, high: int) -> int:
     raw = args.get(name)
     if raw is None or raw == "":
         return default
@@ -68,7 +68,7 @@ def _whole(args: MultiDict, name: str, default: int, low: int, high: int) -> int
     return value
 
 
-def _amount(args: MultiDict, name: str) -> Decimal | None:
+def _amount(args: MultiDict[str, str], name: str) -> Decimal | None:
     raw = (args.get(name) or "").strip()
     if not raw:
         return None
@@ -90,7 +90,7 @@ def parse_currency(raw: str | None, fx: FxRates, default: str) -> str:
     return code
 
 
-def parse_bool(args: MultiDict, name: str) -> bool:
+def parse_bool(args: MultiDict[str, str], name: str) -> bool:
     raw = (args.get(name) or "").strip().lower()
     if raw in _TRUE:
         return True
@@ -100,7 +100,7 @@ def parse_bool(args: MultiDict, name: str) -> bool:
 
 
 def parse_search_params(
-    args: MultiDict, *, fx: FxRates, default_currency: str, default_per_page: int, max_per_page: int
+    args: MultiDict[str, str], *, fx: FxRates, default_currency: str, default_per_page: int, max_per_page: int
 ) -> SearchParams:
     """Everything but ``q``/``lang``/``user``/``market``; ``limit`` (the older name) still sets the page size."""
     currency = parse_currency(args.get("currency"), fx, default_currency)

@@ -53,11 +53,13 @@ def client_ip() -> str:
 
 
 def login_limiter() -> RateLimiter:
-    return current_app.extensions[LOGIN_LIMITER]
+    limiter: RateLimiter = current_app.extensions[LOGIN_LIMITER]
+    return limiter
 
 
 def public_limiter() -> RateLimiter:
-    return current_app.extensions[PUBLIC_LIMITER]
+    limiter: RateLimiter = current_app.extensions[PUBLIC_LIMITER]
+    return limiter
 
 
 def _limit_public_api() -> None:
@@ -70,7 +72,8 @@ def install_security(app: Flask, settings: Any) -> None:
     production = settings.env == "production"
     if settings.trusted_proxies > 0:
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        # Flask's documented way to wrap the app in WSGI middleware: replace the wsgi_app method
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]  # see above
     app.extensions[PUBLIC_LIMITER] = build_limiter(settings, "public-ip", settings.public_rate_limit_per_minute)
     app.extensions[LOGIN_LIMITER] = build_limiter(settings, "login-ip", settings.login_rate_limit_per_minute)
     app.before_request(_limit_public_api)

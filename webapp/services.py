@@ -66,7 +66,7 @@ def share_language_centering(dispatcher: RerankDispatcher, index: CatalogIndex) 
 def build_dispatcher(settings: Settings) -> RerankDispatcher:
     if settings.resolved_broker_url:
         try:
-            from workers.client import CeleryDispatcher  # type: ignore[import-not-found]
+            from workers.client import CeleryDispatcher
         except ImportError as exc:
             log.error(
                 "a broker is configured (%s) but the Celery client is unavailable (%s); reranking in-process",
@@ -91,8 +91,9 @@ class AppServices:
     #: Recent searches for the ops page (Redis-backed when configured, so every web process sees all).
     window: SearchWindow | None = None
     #: The shopper's search around ``search`` (query understanding, floor, facets, pages) and autocomplete.
-    shop_search: ShopSearch | None = None
-    suggester: Suggester | None = None
+    # Never None once built: __post_init__ fills in what was not given (None is only the "not given" marker).
+    shop_search: ShopSearch = None  # type: ignore[assignment]  # see above: callers always see a ShopSearch
+    suggester: Suggester = None  # type: ignore[assignment]  # see above: callers always see a Suggester
     #: Work this process does after it started serving (the demo's simulated traffic); the dashboard shows it.
     background: BackgroundProgress = field(default_factory=BackgroundProgress)
 
@@ -132,7 +133,8 @@ class AppServices:
         scorers = described.get("scorers")
         if isinstance(scorers, dict) and scorers:
             default = described.get("default_model")
-            return scorers.get(default) or next(iter(scorers.values()))
+            chosen: dict[str, Any] | None = scorers.get(default) or next(iter(scorers.values()))
+            return chosen
         return None
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from waitress.channel import HTTPChannel
 from waitress.server import create_server
 from waitress.task import ErrorTask
+from waitress.utilities import Error
 
 from webapp.errors import JSON_PREFIXES
 
@@ -24,10 +25,10 @@ _JSON_PREFIXES = tuple(prefix.encode() for prefix in JSON_PREFIXES)
 
 def _request_target(request: Any) -> bytes:
     """The raw target of the request line (what was sent, even when waitress could not parse it)."""
-    path = getattr(request, "path", None)
+    path: str | None = getattr(request, "path", None)
     if path:
         return path.encode("latin-1", "replace")
-    parts = (getattr(request, "first_line", None) or b"").split(b" ")
+    parts: list[bytes] = (getattr(request, "first_line", None) or b"").split(b" ")
     return parts[1] if len(parts) > 1 else b""
 
 
@@ -42,13 +43,15 @@ class JsonErrorTask(ErrorTask):
         if not _request_target(self.request).startswith(_JSON_PREFIXES):
             super().execute()
             return
-        error = self.request.error
+        # types-waitress types Task.request as the Error; it is the request parser, which holds it (as in waitress)
+        error: Error = self.request.error  # type: ignore[attr-defined]  # see above: the stub's request is wrong
         message = f"{error.reason}: {error.body}" if error.body else error.reason
         if error.body == "Bad URI":
             message += " (percent-encode the URL: curl -G --data-urlencode 'q=...')"
         body = json.dumps({"error": {"code": server_error_code(error.code), "message": message}}).encode()
         self.status = f"{error.code} {error.reason}"
-        self.response_headers.extend([("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")])
+        json_headers = [("Content-Type", "application/json"), ("X-Content-Type-Options", "nosniff")]
+        self.response_headers.extend(json_headers)  # type: ignore[attr-defined]  # a list; types-waitress: Sequence
         self.set_close_on_finish()
         self.content_length = len(body)
         self.write(body)

@@ -194,7 +194,7 @@ class CeleryDispatcher:
             _stop_waiting(result)
             raise RerankError(f"could not read the worker's answer: {type(exc).__name__}: {exc}") from None
 
-        state = result.state
+        state: str = result.state  # celery-types' Literal for it lacks REVOKED, which celery does report
         if state == celery_states.SUCCESS:
             try:
                 answer = result_from_payload(value)
@@ -325,7 +325,7 @@ class CeleryDispatcher:
             raise RerankUnavailable(f"no live rerank worker {what}(none has sent a heartbeat recently)")
         alive = {w.get("device_family") for w in serving}
         preferred = job.device_preference
-        if preferred in alive:
+        if preferred is not None and preferred in alive:
             return QUEUE_FOR_DEVICE[preferred], f"preferred {preferred}"
         if "cuda" in alive:
             return QUEUE_GPU, "gpu worker alive" if preferred is None else f"no live {preferred} worker"
@@ -368,7 +368,7 @@ def _scorer_from_entry(entry: dict[str, Any]) -> ScorerInfo:
     return ScorerInfo(
         model_id=str(entry.get("model_id")),
         revision=str(entry.get("revision")),
-        kind=entry.get("kind"),  # type: ignore[arg-type]
+        kind=entry.get("kind"),  # type: ignore[arg-type]  # every heartbeat names its scorer's kind
         backend=str(entry.get("backend")),
         device=str(entry.get("device")),
         dtype=str(entry.get("dtype")),

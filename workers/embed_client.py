@@ -50,10 +50,10 @@ class CeleryEmbedding:
     def from_settings(cls, settings: Settings, processes: int) -> CeleryEmbedding:
         return cls(create_embed_app(settings, role="client"), processes)
 
-    def _send(self, chunk: list[DenseItem]) -> AsyncResult:
+    def _send(self, chunk: list[DenseItem]) -> AsyncResult[Any]:
         return self.app.send_task(EMBED_TASK_NAME, kwargs={"texts": [item.text for item in chunk]}, queue=QUEUE_EMBED)
 
-    def _receive(self, chunk: list[DenseItem], result: AsyncResult) -> np.ndarray:
+    def _receive(self, chunk: list[DenseItem], result: AsyncResult[Any]) -> np.ndarray:
         try:
             answer: Any = result.get(timeout=self.timeout, propagate=True)
         finally:
@@ -67,7 +67,7 @@ class CeleryEmbedding:
         return decode_vectors(answer["vectors"], len(chunk), EMBEDDING_DIM)
 
     def embed_chunks(self, chunks: Iterator[list[DenseItem]]) -> Iterator[tuple[list[DenseItem], np.ndarray]]:
-        pending: deque[tuple[list[DenseItem], AsyncResult]] = deque()
+        pending: deque[tuple[list[DenseItem], AsyncResult[Any]]] = deque()
         try:
             for chunk in chunks:
                 pending.append((chunk, self._send(chunk)))

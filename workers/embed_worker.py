@@ -92,7 +92,10 @@ def _engine() -> Any:
 def register_embed_task(app: Celery, settings: Settings) -> None:
     soft = max(10.0, settings.broker_visibility_timeout_seconds * 0.8)
 
-    @app.task(name=EMBED_TASK_NAME, soft_time_limit=soft, time_limit=soft + 5, throws=(EmbedRejected,))
+    # celery takes float time limits; celery-types says int, so no overload matches (and the task is untyped)
+    @app.task(  # type: ignore[call-overload,untyped-decorator]  # float time limits, see above
+        name=EMBED_TASK_NAME, soft_time_limit=soft, time_limit=soft + 5, throws=(EmbedRejected,)
+    )
     def embed_chunk(texts: Any) -> dict[str, Any]:
         from catalog.vectors import EMBEDDING_DIM, EMBEDDING_MODEL_ID
 

@@ -150,7 +150,7 @@ class _Pending:
         if self.uncached is None:
             return min(self.remaining, work)
         misses = np.cumsum(self.uncached[self.done :])
-        return int(min(self.remaining, np.searchsorted(misses, work) + 1))
+        return min(self.remaining, int(np.searchsorted(misses, work)) + 1)
 
     def work(self, count: int) -> int:
         """Model work (expected misses) in the next ``count`` passages."""

@@ -6,7 +6,7 @@ and must not wait for every worker to answer an ``inspect``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shoprank.config import Settings
@@ -50,7 +50,7 @@ def live_worker_entries(settings: Settings, registry: WorkerRegistry | None = No
     return registry.live()
 
 
-def summarize_workers(entries: list[Mapping[str, Any]]) -> dict[str, Any]:
+def summarize_workers(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Live workers per device family (nodes and model processes) with what each serves."""
     nodes: dict[str, dict[str, Any]] = {}
     for entry in entries:

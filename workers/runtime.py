@@ -112,7 +112,7 @@ class WorkerRuntime:
         except Exception as exc:
             raise ModelLoadError(f"{type(exc).__name__}: {exc}") from exc
         cache = RedisScoreCache(
-            settings.redis_url, ttl_seconds=settings.score_cache_ttl_seconds, key_prefix=settings.cache_key_prefix
+            settings.redis_url or "", ttl_seconds=settings.score_cache_ttl_seconds, key_prefix=settings.cache_key_prefix
         )
         registry = backlog = warm_queue = None
         if settings.redis_url:

@@ -35,7 +35,7 @@ def register_tasks(app: Celery) -> None:
     """Register the rerank task on ``app`` (workers only; clients send it by name)."""
 
     @app.task(name=RERANK_TASK_NAME, bind=True, typing=False, throws=EXPECTED_ERRORS)
-    def rerank_job(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    def rerank_job(self: Task[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
         with bound_request_id(job_request_id(kwargs)):  # worker log lines carry the search's request id
             return _run(self, args, kwargs)
 
@@ -47,7 +47,7 @@ def job_request_id(kwargs: Mapping[str, Any] | None) -> str | None:
     return valid_request_id(value)
 
 
-def _run(task: Task, args: Any, kwargs: Any) -> dict[str, Any]:
+def _run(task: Task[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
     runtime = current_runtime()
     if runtime is None:
         metrics.RERANK_JOBS.labels("unavailable").inc()

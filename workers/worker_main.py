@@ -193,7 +193,8 @@ def _stop_when_a_child_cannot_load() -> None:
     def child_failed(*_: Any) -> None:
         from celery.worker import state
 
-        state.should_stop = EXIT_MODEL_LOAD_FAILED  # warm shutdown, exit status 3
+        # warm shutdown, exit status 3 (celery reads an exit code here; celery-types types it None)
+        state.should_stop = EXIT_MODEL_LOAD_FAILED  # type: ignore[assignment]  # an exit code, see above
 
     platforms.signals["SIGUSR2"] = child_failed
 

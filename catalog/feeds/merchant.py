@@ -71,7 +71,7 @@ def normalise(item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _category(item: Mapping[str, Any]) -> str | None:
     """The merchant's own ``product_type`` path; else Google's category (a path, or a numeric id)."""
-    product_type = item.get("product_type")
+    product_type: str | None = item.get("product_type")
     if product_type:
         return product_type.split(",")[0].strip() if ">" not in product_type else product_type
     google = (item.get("google_product_category") or "").strip()

@@ -129,9 +129,7 @@ class UnitAggregates:
         )
 
     def __add__(self, other: UnitAggregates) -> UnitAggregates:
-        return UnitAggregates(
-            *(getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__)  # type: ignore[arg-type]
-        )
+        return UnitAggregates(*(getattr(self, name) + getattr(other, name) for name in self.__dataclass_fields__))
 
     def metrics(self) -> dict[str, MetricStats]:
         n = self.units
@@ -268,7 +266,8 @@ class ExperimentAnalysis:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict; non-finite numbers become ``None`` (JSON has no NaN)."""
-        return _jsonable(asdict(self))
+        plain: dict[str, Any] = _jsonable(asdict(self))
+        return plain
 
 
 def _jsonable(value: Any) -> Any:
@@ -366,7 +365,7 @@ def _compare(
     theta = 0.0
     if isinstance(control, RegressionAdjustedStats) and isinstance(treatment, RegressionAdjustedStats):
         unadjusted = (control.post, treatment.post)
-        control, treatment, theta = adjust_pair(control, treatment)  # type: ignore[assignment]
+        control, treatment, theta = adjust_pair(control, treatment)
     z_p_value: float | None = None
     if method == "two_proportion_z":
         assert isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)

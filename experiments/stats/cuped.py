@@ -42,7 +42,9 @@ def sum_covariance(n: ArrayLike, sum_x: ArrayLike, sum_y: ArrayLike, sum_xy: Arr
     return np.where(n > 1, covariance, 0.0)
 
 
-def pooled_theta_arrays(joint_post_variance: ArrayLike, joint_pre_variance: ArrayLike, joint_covariance: ArrayLike):
+def pooled_theta_arrays(
+    joint_post_variance: ArrayLike, joint_pre_variance: ArrayLike, joint_covariance: ArrayLike
+) -> np.ndarray:
     """``Cov / Var(pre)`` from both arms pooled; 0 (no adjustment) where either pooled variance is 0."""
     post = np.asarray(joint_post_variance, dtype=float)
     pre = np.asarray(joint_pre_variance, dtype=float)
@@ -92,8 +94,8 @@ class RegressionAdjustedStats:
 
     def __add__(self, other: RegressionAdjustedStats) -> RegressionAdjustedStats:
         return RegressionAdjustedStats(
-            self.post + other.post,  # type: ignore[operator]
-            self.pre + other.pre,  # type: ignore[operator]
+            self.post + other.post,  # type: ignore[operator]  # same metric in both, so the same stats kind
+            self.pre + other.pre,  # type: ignore[operator]  # same metric in both, so the same stats kind
             self.sum_post_pre + other.sum_post_pre,
         )
 
@@ -131,7 +133,7 @@ class RegressionAdjustedStats:
         return self.post.denominator
 
     def empty_like(self) -> RegressionAdjustedStats:
-        return RegressionAdjustedStats(empty_like(self.post), empty_like(self.pre), 0.0)  # type: ignore[arg-type]
+        return RegressionAdjustedStats(empty_like(self.post), empty_like(self.pre), 0.0)
 
     def with_theta(self, theta: float) -> RegressionAdjustedStats:
         return replace(self, theta=theta)

@@ -68,5 +68,5 @@ def adjusted_metrics(post: UnitAggregates, pre: PrePeriodAggregates) -> dict[str
             pre.impressions_x_post,
         ),
     }
-    metrics.update(adjusted)  # type: ignore[arg-type]
+    metrics.update(adjusted)  # type: ignore[arg-type]  # RegressionAdjustedStats has MetricStats' interface
     return metrics

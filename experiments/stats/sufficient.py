@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -223,11 +223,18 @@ class RatioStats:
 MetricStats = MeanStats | RatioStats | ProportionStats
 
 
+@overload
+def empty_like(stats: MeanStats) -> MeanStats: ...
+@overload
+def empty_like(stats: ProportionStats) -> ProportionStats: ...
+@overload
+def empty_like(stats: RatioStats) -> RatioStats: ...
 def empty_like(stats: MetricStats) -> MetricStats:
     """Zero-unit statistics of the same kind, for a variant that has no traffic in some slice."""
     own = getattr(stats, "empty_like", None)  # composite kinds built on these (CUPED) say how they empty
     if callable(own):
-        return own()
+        same_kind: MetricStats = own()
+        return same_kind
     if isinstance(stats, MeanStats):
         return MeanStats(0, 0.0, 0.0)
     if isinstance(stats, ProportionStats):

@@ -129,7 +129,7 @@ def ab_report(session: Session, experiment: str, rates: Mapping[str, float]) -> 
         .where(rollup.experiment == experiment)
         .subquery("unit_day")
     )
-    window = {"partition_by": rows.c.unit_id, "order_by": (rows.c.day, rows.c.currency)}
+    window: dict[str, Any] = {"partition_by": rows.c.unit_id, "order_by": (rows.c.day, rows.c.currency)}
     running = select(
         rows,
         func.sum(rows.c.imp).over(**window).label("c_imp"),
@@ -170,13 +170,15 @@ def ab_report(session: Session, experiment: str, rates: Mapping[str, float]) -> 
         # and joins on disk at a million events; this transaction's report may use more memory.
         session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))
     daily: dict[tuple[str, str, dt.date], list[float]] = {}
-    unpriced = 0
-    for variant, lang, when, *values in session.execute(statistics):
+    unpriced_total = 0
+    # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+    sums: Iterable[tuple[Any, ...]] = session.execute(statistics)
+    for variant, lang, when, *values in sums:
         row = daily.setdefault((variant, lang, _as_date(when)), [0.0] * len(_FIELDS))
         for index, value in enumerate(values[:-1]):
             row[index] += float(value or 0)
-        unpriced += int(values[-1] or 0)
-    return _assemble(daily, unpriced)
+        unpriced_total += int(values[-1] or 0)
+    return _assemble(daily, unpriced_total)
 
 
 def _aggregates(values: Iterable[float]) -> UnitAggregates:
@@ -322,9 +324,12 @@ def interleaving_report(session: Session, experiment: str) -> InterleavingReport
         .group_by(language)
     )
     report = InterleavingReport()
-    for lang, day, a, b, tie in session.execute(by_day):
+    # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+    days: Iterable[tuple[Any, ...]] = session.execute(by_day)
+    for lang, day, a, b, tie in days:
         report.impressions[(lang, _as_date(day))] = Outcomes(int(a), int(b), int(tie))
-    for lang, a, b, tie in session.execute(by_unit):
+    units: Iterable[tuple[Any, ...]] = session.execute(by_unit)  # as above
+    for lang, a, b, tie in units:
         report.units[lang] = Outcomes(int(a), int(b), int(tie))
     report.exposed_units = int(
         session.scalar(select(func.count()).select_from(Exposure).where(Exposure.experiment == experiment)) or 0

@@ -12,7 +12,7 @@ Runs on SQLite and PostgreSQL; the join walks ``ix_events_unit_type`` per expose
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Float, and_, case, cast, func, select, text
@@ -135,14 +135,25 @@ def pre_period_report(
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text(f"SET LOCAL work_mem = '{REPORT_WORK_MEM}'"))  # as the report: no on-disk hashes
     out: dict[tuple[str, str], PrePeriodAggregates] = {}
-    for lang, variant, units, *sums in session.execute(statement):
-        values = [float(v or 0) for v in sums]
+    # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+    rows: Iterable[tuple[Any, ...]] = session.execute(statement)
+    for lang, variant, units, *sums in rows:
+        imp, imp_sq, imp_x, clk, clk_sq, clk_x, converted, converted_x, rev, rev_sq, rev_x, active = (
+            float(v or 0) for v in sums
+        )
         out[(lang, variant)] = PrePeriodAggregates(
             int(units),
-            *values[:6],
-            int(values[6]),
-            int(values[7]),
-            *values[8:11],
-            int(values[11]),
+            imp,
+            imp_sq,
+            imp_x,
+            clk,
+            clk_sq,
+            clk_x,
+            int(converted),
+            int(converted_x),
+            rev,
+            rev_sq,
+            rev_x,
+            int(active),
         )
     return out

@@ -287,12 +287,14 @@ def parse_events(
 def _dialect_insert(session: Session) -> Any:
     name = session.get_bind().dialect.name
     if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only the two supported databases
-        raise RuntimeError(f"event store: unsupported database {name!r}")
-    return insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert
+    raise RuntimeError(f"event store: unsupported database {name!r}")  # pragma: no cover - only these two
 
 
 def _inherit_assignment(session: Session, events: Sequence[ValidEvent]) -> None:
@@ -378,7 +380,7 @@ def _copy_items(session: Session, items: list[dict[str, Any]]) -> None:
     way PostgreSQL takes rows.
     """
     raw = session.connection().connection.dbapi_connection
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
+    with raw.cursor() as cursor:  # type: ignore[union-attr]  # None only once the pool closed it; this one is live
         statement = "COPY impression_items (impression_id, position, sku, team) FROM STDIN (FORMAT BINARY)"
         with cursor.copy(statement) as copy:
             copy.set_types(["varchar", "int4", "varchar", "varchar"])

@@ -322,4 +322,4 @@ def languages(session: Session, filters: Filters) -> list[str]:
         .group_by(impression.language)
         .order_by(impression.language)
     )
-    return [value for (value,) in session.execute(statement)]
+    return [value for (value,) in session.execute(statement) if value is not None]  # None: filtered out above

@@ -26,4 +26,8 @@ def popular_queries(
     )
     if since is not None:
         statement = statement.where(Event.occurred_at >= since)
-    return [(query, language, int(count)) for query, language, count in session.execute(statement) if query.strip()]
+    return [
+        (query, language, int(count))
+        for query, language, count in session.execute(statement)
+        if query and query.strip()  # never None: the query leaves those out
+    ]

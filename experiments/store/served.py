@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Float, Integer, and_, case, cast, func, select
+from sqlalchemy import ColumnElement, Float, Integer, and_, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from experiments.stats import RatioStats
@@ -57,6 +58,7 @@ def delivery_counts(session: Session, experiment: str) -> list[DeliveryCount]:
             None if ms is None else int(ms),
         )
         for variant, status, kind, model, depth, ms, count in session.execute(query)
+        if variant is not None  # always: the query keeps only rows with a variant
     ]
 
 
@@ -89,7 +91,7 @@ def quality_sums(session: Session, experiment: str, slow_ms: float | None) -> di
     """
     impression = Event.type == "impression"
 
-    def count_if(condition):  # type: ignore[no-untyped-def]
+    def count_if(condition: ColumnElement[bool]) -> ColumnElement[Any]:
         return func.sum(case((condition, 1), else_=0))
 
     threshold = slow_ms if slow_ms is not None else float("inf")
@@ -116,7 +118,9 @@ def quality_sums(session: Session, experiment: str, slow_ms: float | None) -> di
         sums += [func.sum(x), func.sum(x * x), func.sum(y), func.sum(y * y), func.sum(x * y)]
     query = select(u.variant, func.count(), *sums).where(u.searches > 0).group_by(u.variant)
     out: dict[str, dict[str, RatioStats]] = {}
-    for variant, units, *values in session.execute(query):
+    # Typed as plain tuples: mypy unpacks a Row[*tuple[Any, ...]] to objects.
+    rows: Iterable[tuple[Any, ...]] = session.execute(query)
+    for variant, units, *values in rows:
         metrics: dict[str, RatioStats] = {}
         for index, metric in enumerate(QUALITY_RATIOS):
             part = [float(v or 0) for v in values[index * 5 : index * 5 + 5]]

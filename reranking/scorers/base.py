@@ -69,7 +69,8 @@ class ScorerStats:
 def sigmoid(raw: np.ndarray) -> np.ndarray:
     """Sigmoid in float32 whatever the model ran in: fp16 saturates to 1.0 near logit 8 and ties results."""
     raw = np.asarray(raw, dtype=np.float32)
-    return (1.0 / (1.0 + np.exp(-raw, dtype=np.float32))).astype(np.float32)
+    squashed: np.ndarray = (1.0 / (1.0 + np.exp(-raw, dtype=np.float32))).astype(np.float32)
+    return squashed
 
 
 class Scorer(ABC):

@@ -175,10 +175,11 @@ class E5FallbackScorer(Scorer):
             query_vectors, passage_vectors = centering.transform(query_vectors), centering.transform(passage_vectors)
         by_query = dict(zip(queries, query_vectors, strict=True))
         query_matrix = np.stack([by_query[q] for q, _ in pairs])
-        scores = np.einsum("ij,ij->i", query_matrix, passage_vectors).astype(np.float32)
+        scores: np.ndarray = np.einsum("ij,ij->i", query_matrix, passage_vectors).astype(np.float32)
         self.stats.record(len(pairs), 1, 0, 0, time.perf_counter() - started)
         return scores
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         """Cosine → (0, 1) linearly. Monotone, but *not* a calibrated relevance probability."""
-        return np.clip((np.asarray(raw, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0)
+        unit_interval: np.ndarray = np.clip((np.asarray(raw, dtype=np.float32) + 1.0) / 2.0, 0.0, 1.0)
+        return unit_interval

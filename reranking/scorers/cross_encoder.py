@@ -119,7 +119,8 @@ def quantize_linear_int8(model: torch.nn.Module, weights_dir: Path | None = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if not checkpoint:
-            return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+            quantized: torch.nn.Module = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+            return quantized
         # Parents and child *names* only: holding the Linear modules themselves (say, in a list of
         # named_modules()) would keep every fp32 weight, and its pages, alive until the loop ends.
         parents = [
@@ -169,7 +170,7 @@ def _read_tensor(checkpoint: dict[str, Path], name: str, current: torch.Tensor |
     if current is None or file is None:
         return None
     with safe_open(file, framework="pt") as handle:
-        tensor = handle.get_tensor(name)
+        tensor: torch.Tensor = handle.get_tensor(name)
     if tuple(tensor.shape) != tuple(current.shape):
         return None
     # A copy, not a view: the quantized Linear keeps its bias tensor as given, and a view
@@ -257,4 +258,5 @@ class TorchCrossEncoder(CrossEncoderScorer):
             inputs["token_type_ids"] = torch.from_numpy(token_type_ids).to(self.device)
         with torch.inference_mode():
             logits = self.model(**inputs).logits
-        return logits.view(-1).float().cpu().numpy()
+        scores: np.ndarray = logits.view(-1).float().cpu().numpy()
+        return scores

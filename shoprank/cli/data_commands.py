@@ -9,6 +9,7 @@ import click
 from sqlalchemy import select
 
 from catalog.feeds import FORMATS
+from catalog.progress import Progress
 from shoprank import migrate
 from shoprank.cli import context
 from shoprank.cli.index_build import build_index
@@ -50,7 +51,7 @@ def catalog_group() -> None:
     """Product catalog."""
 
 
-class BarProgress:
+class BarProgress(Progress):
     """tqdm bars for the import stages (checking, writing, embedding): one bar per stage."""
 
     def __init__(self, quiet: bool = False) -> None:

@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -212,8 +212,8 @@ def demo_trap(**options: Any) -> None:
     wins = 0
     for case in KEYWORD_TRAPS:
         trap, answer = format_passage(case["trap"]), format_passage(case["answer"])
-        trap_score, answer_score = scorer.compute_score(
-            [[case["query"], trap], [case["query"], answer]], normalize=True
+        trap_score, answer_score = cast(  # a list of pairs gives a list of scores
+            list[float], scorer.compute_score([[case["query"], trap], [case["query"], answer]], normalize=True)
         )
         won = answer_score > trap_score
         wins += won

@@ -106,7 +106,7 @@ def worker_health(device: str | None, node: str | None, timeout: float) -> None:
         replies = app.control.ping(destination=sorted(mine), timeout=timeout)
     except Exception as exc:  # broker down
         raise click.ClickException(f"ping failed: {exc}") from None
-    answered = {name for reply in replies for name in reply}
+    answered = {name for reply in replies or [] for name in reply}  # None only when asked for no reply
     if not mine <= answered:
         raise click.ClickException(f"no ping reply from {', '.join(sorted(mine - answered))}")
     click.echo(f"ok: {', '.join(sorted(mine))}")

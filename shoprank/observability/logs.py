@@ -51,8 +51,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or request_id_var.get() or "-",
         }
-        if record.exc_info or record.exc_text:  # exc_text first: the redaction filter has already masked it
-            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
+        if record.exc_text:  # exc_text first: the redaction filter has already masked it
+            entry["exc"] = record.exc_text
+        elif record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, ensure_ascii=False, default=str)

@@ -66,7 +66,8 @@ def home() -> Any:
 def page_currency() -> str:
     """The shopper's currency: ``?currency=`` (remembered in a cookie), else the cookie, else from language/market."""
     if "page_currency" in g:
-        return g.page_currency
+        chosen: str = g.page_currency
+        return chosen
     fx = app_services().search.fx
     requested = request.args.get("currency", "").strip().upper()
     remembered = request.cookies.get(CURRENCY_COOKIE, "")

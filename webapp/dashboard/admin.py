@@ -22,7 +22,9 @@ from webapp.dashboard.blueprint import bp
 admin_only = auth_users.login_required("admin")
 
 
-def _users_page(errors: dict[str, str] | None = None, values: dict[str, str] | None = None, status: int = 200):
+def _users_page(
+    errors: dict[str, str] | None = None, values: dict[str, str] | None = None, status: int = 200
+) -> tuple[str, int]:
     db_session = app_services().db.scoped()
     return (
         render_template(
@@ -93,7 +95,9 @@ def admin_user_unlock(user_id: int) -> Any:
     return _user_action(user_id, unlock_user, "{email} is unlocked.")
 
 
-def _keys_page(created: tuple[ApiKey, str] | None = None, error: str | None = None, status: int = 200):
+def _keys_page(
+    created: tuple[ApiKey, str] | None = None, error: str | None = None, status: int = 200
+) -> tuple[str, int]:
     keys = app_services().db.scoped().scalars(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())).all()
     return render_template("dashboard/admin_api_keys.html", keys=keys, created=created, error=error), status
 

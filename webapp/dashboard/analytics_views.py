@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from flask import abort, render_template, request
 from sqlalchemy import select
@@ -30,7 +30,7 @@ RANKED_RESULTS = 10
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})?$")
 
 
-def _bad(field: str, message: str) -> Any:
+def _bad(field: str, message: str) -> NoReturn:
     abort(400, description=f"{field}: {message}")
 
 

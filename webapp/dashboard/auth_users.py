@@ -28,14 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, ParamSpec
 
 from flask import Flask, abort, g, redirect, request, session, url_for
 
 from shoprank.users import User, authenticate, revoke_sessions
 from webapp.context import app_services
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
 SESSION_USER = "dashboard_user_id"
 SESSION_EPOCH = "dashboard_epoch"
 SESSION_CSRF = "dashboard_csrf"
@@ -78,7 +78,8 @@ def protect_csrf() -> None:
 
 def current_user() -> User | None:
     if "dashboard_user" in g:
-        return g.dashboard_user
+        known: User | None = g.dashboard_user
+        return known
     user_id = session.get(SESSION_USER)
     user = app_services().db.scoped().get(User, user_id) if isinstance(user_id, int) else None
     if user is not None and (not user.active or session.get(SESSION_EPOCH) != user.session_epoch):
@@ -152,16 +153,16 @@ def logout() -> None:
     g.pop("dashboard_user", None)
 
 
-def login_required(*roles: str) -> Callable[[F], F]:
+def login_required(*roles: str) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
     """Redirect anonymous visitors to the login page; 403 for a signed-in user without one of ``roles``.
 
     The allowed roles (admin included) are recorded on the view as ``allowed_roles`` for the url_map tests.
     """
     allowed = tuple(dict.fromkeys((*(roles or DASHBOARD_ROLES), "admin")))
 
-    def decorate(view: F) -> F:
+    def decorate(view: Callable[P, Any]) -> Callable[P, Any]:
         @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
             user = current_user()
             if user is None:
                 if _prefers_json():
@@ -174,7 +175,7 @@ def login_required(*roles: str) -> Callable[[F], F]:
             return view(*args, **kwargs)
 
         setattr(wrapper, ROLES_ATTRIBUTE, allowed)
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorate
 

@@ -32,7 +32,7 @@ def _nice_step(span: float, target_ticks: int = 5) -> float:
     if span <= 0 or not math.isfinite(span):
         return 0.01
     raw = span / target_ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
+    magnitude: float = 10 ** math.floor(math.log10(raw))  # stays an int for spans >= 1 (not 10.0 **): same labels
     for factor in (1, 2, 2.5, 5, 10):
         if raw <= factor * magnitude:
             return factor * magnitude
@@ -154,6 +154,16 @@ class SeriesPoint:
     ci_upper: float | None
 
 
+@dataclass(frozen=True)
+class _Plotted:
+    """A :class:`SeriesPoint` with all three numbers: the only kind the chart draws."""
+
+    day: dt.date
+    estimate: float
+    ci_lower: float
+    ci_upper: float
+
+
 def series_chart(
     points: Sequence[SeriesPoint],
     *,
@@ -165,7 +175,11 @@ def series_chart(
 ) -> Markup:
     """Cumulative estimate over days (line) inside its confidence band (area), with the no-effect line."""
     left, right, top, bottom = 56, 16, 28, 30
-    usable = [p for p in points if p.estimate is not None and p.ci_lower is not None and p.ci_upper is not None]
+    usable = [
+        _Plotted(p.day, p.estimate, p.ci_lower, p.ci_upper)
+        for p in points
+        if p.estimate is not None and p.ci_lower is not None and p.ci_upper is not None
+    ]
     parts = [
         f'<svg class="chart series-chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
@@ -179,11 +193,11 @@ def series_chart(
         return Markup("".join(parts))  # nosec B704 - every interpolated text went through escape()
     # The first days' intervals are very wide; scale the axis to the estimates and the latest interval (x3) so
     # the converged part stays readable; wider bands are clipped at the plot edge.
-    last = usable[-1]
-    reach = 3 * max(abs(last.ci_upper - last.estimate), abs(last.estimate - last.ci_lower), 1e-6)  # type: ignore[operator]
-    estimates = [p.estimate for p in usable if math.isfinite(p.estimate)]  # type: ignore[arg-type]
+    latest = usable[-1]
+    reach = 3 * max(abs(latest.ci_upper - latest.estimate), abs(latest.estimate - latest.ci_lower), 1e-6)
+    estimates = [p.estimate for p in usable if math.isfinite(p.estimate)]
     bounds = [
-        min(max(v, last.estimate - reach), last.estimate + reach)  # type: ignore[operator]
+        min(max(v, latest.estimate - reach), latest.estimate + reach)
         for p in usable
         for v in (p.ci_lower, p.ci_upper)
         if v is not None and math.isfinite(v)
@@ -206,18 +220,18 @@ def series_chart(
         return format_percent(value, 0)
 
     parts += y_grid(ticks, y, left=left, right=width - right, label=label)
-    upper = " ".join(f"{_num(x(p.day))},{_num(y(p.ci_upper))}" for p in usable)  # type: ignore[arg-type]
-    lower = " ".join(f"{_num(x(p.day))},{_num(y(p.ci_lower))}" for p in reversed(usable))  # type: ignore[arg-type]
-    line = " ".join(f"{_num(x(p.day))},{_num(y(p.estimate))}" for p in usable)  # type: ignore[arg-type]
+    upper = " ".join(f"{_num(x(p.day))},{_num(y(p.ci_upper))}" for p in usable)
+    lower = " ".join(f"{_num(x(p.day))},{_num(y(p.ci_lower))}" for p in reversed(usable))
+    line = " ".join(f"{_num(x(p.day))},{_num(y(p.estimate))}" for p in usable)
     parts.append(f'<polygon class="band" points="{upper} {lower}"/>')
     by = y(baseline)
     parts.append(f'<line class="zero" x1="{left}" x2="{width - right}" y1="{_num(by)}" y2="{_num(by)}"/>')
     parts.append(f'<polyline class="line" points="{line}"/>')
     for p in usable:
         parts.append(
-            f'<circle class="dot" cx="{_num(x(p.day))}" cy="{_num(y(p.estimate))}" r="2.6">'  # type: ignore[arg-type]
-            f"<title>{p.day.isoformat()}: {escape(label(p.estimate))} "  # type: ignore[arg-type]
-            f"[{escape(label(p.ci_lower))}, {escape(label(p.ci_upper))}]</title></circle>"  # type: ignore[arg-type]
+            f'<circle class="dot" cx="{_num(x(p.day))}" cy="{_num(y(p.estimate))}" r="2.6">'
+            f"<title>{p.day.isoformat()}: {escape(label(p.estimate))} "
+            f"[{escape(label(p.ci_lower))}, {escape(label(p.ci_upper))}]</title></circle>"
         )
     label_every = max(1, math.ceil(len(usable) / 7))
     for index, p in enumerate(usable):

@@ -69,7 +69,7 @@ def parse_form(form: Mapping[str, str], *, key: str | None = None) -> tuple[Expe
             continue
         index = len(variants)
         row_errors: dict[str, str] = {}
-        spec = VariantSpec(
+        variant = VariantSpec(
             key=variant_key,
             name=(form.get(prefix + "name") or "").strip(),
             weight=parse_float(form, prefix + "weight", 1.0, row_errors),
@@ -80,7 +80,7 @@ def parse_form(form: Mapping[str, str], *, key: str | None = None) -> tuple[Expe
             rerank_max_depth=_optional_int(form, prefix + "rerank_max_depth", row_errors),
         )
         errors.update({f"variants[{index}].{name.removeprefix(prefix)}": msg for name, msg in row_errors.items()})
-        variants.append(spec)
+        variants.append(variant)
     namespace = (form.get("namespace") or "").strip().lower() or None
     spec = ExperimentSpec(
         key=key if key is not None else (form.get("key") or "").strip().lower(),

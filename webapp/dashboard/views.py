@@ -23,6 +23,7 @@ from experiments.manage import (
 )
 from experiments.report import DASHBOARD_METRICS, METRIC_FORMATS, METRIC_LABELS, Report, build_report, report_csv
 from experiments.ship import ShipRequest, ship_variant
+from experiments.stats.analysis import Engine
 from experiments.store.currency import parse_rates, reporting_rates
 from experiments.store.experiment_models import PRIMARY_METRICS, Experiment
 from webapp.background import BackgroundSnapshot
@@ -53,7 +54,8 @@ def _report_cache() -> TTLCache[tuple[Any, ...], Report]:
     extensions = current_app.extensions
     if "dashboard_reports" not in extensions:
         extensions["dashboard_reports"] = TTLCache(maxsize=256, ttl=REPORT_TTL_SECONDS)
-    return extensions["dashboard_reports"]
+    cache: TTLCache[tuple[Any, ...], Report] = extensions["dashboard_reports"]
+    return cache
 
 
 def _rates() -> dict[str, float]:
@@ -66,7 +68,7 @@ def report_for(
     *,
     sequential: bool = False,
     fresh: bool = False,
-    engine: str = "frequentist",
+    engine: Engine = "frequentist",
     cuped: bool = False,
 ) -> Report:
     """The experiment's report, computed at most every few seconds per process (list and page share it)."""
@@ -223,7 +225,9 @@ def experiment_list() -> Any:
     return render_template("dashboard/list.html", rows=rows, counts=counts, metric_labels=METRIC_LABELS)
 
 
-def _render_form(values: dict[str, Any], errors: dict[str, str], experiment: Experiment | None, status: int = 200):
+def _render_form(
+    values: dict[str, Any], errors: dict[str, str], experiment: Experiment | None, status: int = 200
+) -> tuple[str, int]:
     return (
         render_template(
             "dashboard/form.html",
@@ -583,7 +587,7 @@ def calculator() -> Any:
     }
     result: dict[str, Any] = {}
     if not errors:
-        rate, comparisons = values["baseline"] / 100, values["variants"] - 1
+        rate, comparisons = values["baseline"] / 100, int(values["variants"]) - 1
         try:
             size = required_sample_size_proportion(
                 baseline_rate=rate,

@@ -37,7 +37,8 @@ _FORMAT_LOCALES = {"en": "en_US", "zh": "zh_Hans_CN", "es": "es_ES", "ar": "ar",
 @cache
 def catalog(language: str) -> dict[str, Any]:
     with (CATALOG_DIR / f"{language}.json").open(encoding="utf-8") as handle:
-        return json.load(handle)
+        messages: dict[str, Any] = json.load(handle)
+        return messages
 
 
 def translate(ui_language: str, key: str, /, **values: Any) -> str:
@@ -57,7 +58,8 @@ def format_locale(language: str) -> str:
 
 def ui_language() -> str:
     if "ui_language" in g:
-        return g.ui_language
+        chosen: str = g.ui_language
+        return chosen
     requested = request.args.get("lang", "")
     if requested in UI_LANGUAGES:
         language = requested
