@@ -41,6 +41,8 @@ def test_the_image_copies_every_package():
 
 def _run(command: list[str], cwd: Path, env: dict[str, str] | None = None, *, warnings: bool = True) -> str:
     """stdout of ``command``, which must succeed (and, unless ``warnings``, print no Python warning)."""
+    if env is None:  # never the checkout: a PYTHONPATH to it would let pip think the wheel is installed already
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{command[:4]} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     assert warnings or "Warning" not in result.stderr, f"{command[:4]} warned:\n{result.stderr[-3000:]}"
