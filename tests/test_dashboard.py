@@ -241,13 +241,9 @@ def test_max_rerank_depth_round_trips_through_the_form(dashboard, shop_services)
     with shop_services.db.session() as session:
         ingest_events(session, parse_events(events))
     page = client.get("/dashboard/experiments/depth").get_data(as_text=True)
-    rows = dict(
-        re.findall(r'<tr data-variant="(\w+)".*?<td class="num">([^<]*<span class="muted">[^<]*)</span>', page, re.S)
-    )
-    assert rows == {
-        "control": '30 <span class="muted">(28–30) of 100, max 30',
-        "rerank": '20 <span class="muted">(12–20) of 50, max 20',
-    }
+    cells = re.findall(r'<tr data-variant="(\w+)".*?<td class="num">([^<]*<span class="muted">.*?)</td>', page, re.S)
+    rows = {variant: re.sub(r"<[^>]+>", "", cell) for variant, cell in cells}  # the cell's text
+    assert rows == {"control": "30 (28–30) of 100, max 30", "rerank": "20 (12–20) of 50, max 20"}
 
 
 def test_experiment_page_with_simulated_traffic(dashboard, shop_services):
@@ -317,3 +313,16 @@ def test_sample_size_calculator_agrees_with_statsmodels(dashboard):
     assert 'id="detectable"' in html
     bad = client.get("/dashboard/calculator?baseline=abc").get_data(as_text=True)
     assert "is not a number" in bad
+
+
+def test_rerank_depth_labels_say_what_a_variant_can_really_reach(dashboard):
+    from webapp.dashboard.views import rerank_depth_label
+
+    with dashboard.app_context():
+        default = dashboard.extensions["shoprank"].settings.rerank_max_depth
+        assert rerank_depth_label(20, 50) == "20"
+        assert rerank_depth_label(None) == f"default ({default})"
+        assert rerank_depth_label(None, default + 5) == f"default ({default})"
+        assert rerank_depth_label(None, 5) == f"5 (default {default}, top-K 5)"  # no deeper than its candidates
+        assert rerank_depth_label(None, "5") == f"default ({default})"  # form text is not a number yet
+        assert rerank_depth_label(20, 50, rerank=False) == "–"  # a first-stage-only variant has no depth

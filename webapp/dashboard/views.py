@@ -554,12 +554,19 @@ def language_label(code: str) -> str:
 
 
 @bp.app_template_global("rerank_depth_label")
-def rerank_depth_label(depth: int | None) -> str:
+def rerank_depth_label(depth: int | None, top_k: object = None, rerank: bool = True) -> str:
     """A variant's maximum rerank depth as merchandisers read it: unset shows the deployment's value, since that
-    (``SHOPRANK_RERANK_MAX_DEPTH``) is what its searches get and it differs between deployments."""
+    (``SHOPRANK_RERANK_MAX_DEPTH``) is what its searches get and it differs between deployments; with the
+    variant's ``top_k`` the value it can really reach (no deeper than its candidates); ``–`` when the variant
+    does not rerank at all."""
+    if not rerank:
+        return "–"
     if depth is not None:
         return str(depth)
-    return f"default ({app_services().settings.rerank_max_depth})"
+    default = app_services().settings.rerank_max_depth
+    if isinstance(top_k, int) and top_k < default:  # a form re-shown after an error may hold text: ignored
+        return f"{top_k} (default {default}, top-K {top_k})"
+    return f"default ({default})"
 
 
 def _form_float(name: str, default: float, low: float, high: float, errors: dict[str, str]) -> float:
