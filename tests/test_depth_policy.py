@@ -177,6 +177,29 @@ def test_the_batcher_plans_steps_by_cache_misses_not_passages(tiny_scorer_fp32):
         batcher.stop()
 
 
+def test_mostly_cached_jobs_are_admitted_side_by_side_beyond_the_round_cap(tiny_scorer_fp32):
+    """The round cap bounds model work, not passages: five jobs of 40 passages (200 > a cap of 64) with 2 misses
+    each (10 <= 64) run side by side in one step instead of one after the other."""
+    paced = PacedScorer(tiny_scorer_fp32, 0.01)
+    reranker = Reranker(paced, MemoryScoreCache())
+    jobs = [texts(40, f"j{n}") for n in range(5)]
+    for n, passages in enumerate(jobs):
+        reranker.score(f"q{n}", passages[2:])  # all but the first two cached
+    batcher = MicroBatcher(reranker, max_pairs_per_round=64)
+    batcher.meter.observe(100, 1.0)
+    try:
+        with batcher._cond:  # all five handed over before the model thread plans its next step (re-entrant lock)
+            futures = [
+                batcher.submit(f"q{n}", passages, deadline=JobDeadline(time.monotonic() + 3, 5))
+                for n, passages in enumerate(jobs)
+            ]
+        answers = [future.result(10) for future in futures]
+        assert all(a.complete and a.scored.cache_misses == 2 for a in answers)
+        assert max(a.batch_jobs for a in answers) == 5  # one step carried all five
+    finally:
+        batcher.stop()
+
+
 def test_a_job_takes_passages_up_to_its_share_of_misses():
     from workers.microbatch import _Pending
 

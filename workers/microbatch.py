@@ -307,17 +307,22 @@ class MicroBatcher:
             self._cond.wait(remaining)
 
     def _admit(self, live: list[_Pending]) -> None:
-        """Move handed-over jobs into the active set while the live work stays under the round cap."""
-        room = self.max_pairs_per_round - sum(job.remaining for job in live)
-        while self._pending and (not live or len(self._pending[0].passages) <= room):
+        """Move handed-over jobs into the active set while the live work stays under the round cap.
+
+        Work is model work: a job's cached passages cost no forward pass, so they take no room. Counting them
+        kept mostly cached jobs waiting in line behind the cap while the pool had time for them, which the
+        web tier's depth policy (it plans every job in flight side by side) does not expect.
+        """
+        room = self.max_pairs_per_round - sum(job.work(job.remaining) for job in live)
+        while self._pending and (not live or self._pending[0].work(self._pending[0].remaining) <= room):
             item = self._pending.popleft()
             if item.future.set_running_or_notify_cancel():  # False: its caller gave up while it queued
                 live.append(item)
                 self._active.append(item)
-                room -= len(item.passages)
+                room -= item.work(item.remaining)
 
     def _pending_pairs(self) -> int:
-        return sum(len(item.passages) for item in self._pending)
+        return sum(item.work(item.remaining) for item in self._pending)
 
     def _drop_expired(self, live: list[_Pending]) -> list[_Pending]:
         now = time.monotonic()
