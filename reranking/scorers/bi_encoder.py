@@ -13,7 +13,7 @@ import dataclasses
 import hashlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,8 +48,8 @@ class E5Embedder:
     The same catalog passages come back search after search; embedding one costs
     ~10 ms on a CPU core, looking it up costs microseconds. Shop queries are head-heavy
     too, and the engine runs one call at a time per process (``_ENGINE_CALL_LOCK``): under
-    load, searches queued behind each other's query encoding. A repeated query is now a
-    lookup under its own lock that never waits for the engine.
+    load, searches queued behind each other's query encoding. A repeated query or passage is
+    a lookup under its LRU's own lock that never waits for the engine.
     """
 
     dim = 384
@@ -57,57 +57,56 @@ class E5Embedder:
     def __init__(self, cache_size: int = 50_000, query_cache_size: int = 4096) -> None:
         self._engine = shared_e5()
         self._lock = _ENGINE_CALL_LOCK  # the engine is shared, so its lock must be too
-        self._passages: LRUCache[bytes, np.ndarray] = LRUCache(maxsize=cache_size)
-        self._queries: LRUCache[bytes, np.ndarray] = LRUCache(maxsize=query_cache_size)
-        self._queries_lock = threading.Lock()
+        self._passages = _VectorLRU(cache_size)
+        self._queries = _VectorLRU(query_cache_size)
 
     def queries(self, texts: Sequence[str]) -> np.ndarray:
-        keys = [_text_key(text) for text in texts]
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        missing: dict[bytes, list[int]] = {}
-        with self._queries_lock:
-            for row, key in enumerate(keys):
-                vector = self._queries.get(key)
-                if vector is None:
-                    missing.setdefault(key, []).append(row)
-                else:
-                    out[row] = vector
-        if missing:
-            first_rows = [rows[0] for rows in missing.values()]
-            with self._lock:
-                vectors = np.asarray(self._engine.query([texts[r] for r in first_rows]), dtype=np.float32)
-            vectors = vectors.reshape(len(first_rows), self.dim)
-            with self._queries_lock:
-                for (key, rows), vector in zip(missing.items(), vectors, strict=True):
-                    self._queries[key] = vector
-                    out[rows] = vector
-        return out
+        return self._embed(texts, self._queries, self._engine.query)
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
-        keys = [_text_key(text) for text in texts]
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        missing: dict[bytes, list[int]] = {}
-        with self._lock:
-            for row, key in enumerate(keys):
-                vector = self._passages.get(key)
-                if vector is None:
-                    missing.setdefault(key, []).append(row)
-                else:
-                    out[row] = vector
-            if missing:
-                first_rows = [rows[0] for rows in missing.values()]
-                vectors = np.asarray(self._engine.passage([texts[r] for r in first_rows]), dtype=np.float32)
-                vectors = vectors.reshape(len(first_rows), self.dim)
-                for (key, rows), vector in zip(missing.items(), vectors, strict=True):
-                    self._passages[key] = vector
-                    out[rows] = vector
-        return out
+        return self._embed(texts, self._passages, self._engine.passage)
 
     def remember(self, texts: Sequence[str], vectors: np.ndarray) -> None:
         """Seed the passage LRU with vectors computed earlier (e.g. stored catalog embeddings)."""
+        self._passages.store([_text_key(text) for text in texts], np.asarray(vectors, dtype=np.float32))
+
+    def _embed(self, texts: Sequence[str], lru: _VectorLRU, encode: Callable[[list[str]], Any]) -> np.ndarray:
+        """Vectors for ``texts``: from ``lru`` where it has them (never waiting for the engine), the rest encoded
+        once per distinct text under the engine lock and remembered."""
+        keys = [_text_key(text) for text in texts]
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        missing: dict[bytes, list[int]] = {}
+        for row, (key, vector) in enumerate(zip(keys, lru.lookup(keys), strict=True)):
+            if vector is None:
+                missing.setdefault(key, []).append(row)
+            else:
+                out[row] = vector
+        if missing:
+            first_rows = [rows[0] for rows in missing.values()]
+            with self._lock:
+                vectors = np.asarray(encode([texts[r] for r in first_rows]), dtype=np.float32)
+            vectors = vectors.reshape(len(first_rows), self.dim)
+            lru.store(list(missing), vectors)
+            for rows, vector in zip(missing.values(), vectors, strict=True):
+                out[rows] = vector
+        return out
+
+
+class _VectorLRU:
+    """An LRU of vectors by text key with its own lock: a lookup never waits for an encoding in progress."""
+
+    def __init__(self, size: int) -> None:
+        self._vectors: LRUCache[bytes, np.ndarray] = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+
+    def lookup(self, keys: Sequence[bytes]) -> list[np.ndarray | None]:
         with self._lock:
-            for text, vector in zip(texts, np.asarray(vectors, dtype=np.float32), strict=True):
-                self._passages[_text_key(text)] = vector
+            return [self._vectors.get(key) for key in keys]
+
+    def store(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
+        with self._lock:
+            for key, vector in zip(keys, vectors, strict=True):
+                self._vectors[key] = vector
 
 
 def _text_key(text: str) -> bytes:
