@@ -11,6 +11,7 @@ for a warmed query is then answered from the cache at full depth.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -107,8 +108,6 @@ def repeat_rounds(
     as a loop beside the workers (compose service ``warm-head``) rather than once. A round that fails (the
     database or Redis briefly away) is logged and the next one tries again: the loop outlives outages.
     """
-    import time
-
     wait = sleep or time.sleep
     done = 0
     while rounds is None or done < rounds:
