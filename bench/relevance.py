@@ -1,43 +1,46 @@
-"""Ranking quality on the labelled demo queries: each first-stage retriever, their fusion, and the reranker.
+"""Relevance through the path a shopper's search takes, per labelled set, arm and language.
 
-    python bench/relevance.py [--model DIR_OR_HUB_ID] [--top-k 100]
+    python bench/relevance.py [--sets demo-dev,demo-heldout,heldout-catalog] [--arms rerank,first_stage]
+                              [--workdir DIR] [--out FILE.json]
 
-Relevance claims belong here, measured on graded judgements
-(``data/catalog/demo_queries.jsonl``: grade 3 = what the shopper wants, 2 = good
-alternative, 1 = related, plus keyword-trap products that must not come first):
+Every query goes through ``ShopSearch`` (price words parsed into a filter, the relevance gate, intent tiers,
+out-of-stock demotion, facets), exactly as ``/api/search`` runs it, with the deployment's default scorer (the e5
+bi-encoder fallback where no cross-encoder weights are on the machine, reported as such) in the ``rerank`` arm and
+first-stage order in the ``first_stage`` arm.
 
-- nDCG@10 (gain 2^grade - 1),
-- recall@K of grade-3 products in the first stage (what the reranker can work with),
-- trap@1: how often a keyword-trap accessory is the top result,
-- cross-lingual hit@10: non-English queries with a grade-3 product in another language in the top 10.
+Sets (``data/catalog``):
 
-Price-capped queries (``data/catalog/demo_price_queries.jsonl``, 11 languages: "auriculares inalámbricos por
-menos de 100 euros", "无线降噪耳机 1000元以下", ...) reuse a labelled query's judgements, keeping only the products
-whose converted price is within the limit. They compare the query as typed (the limit's words and number go to
-retrieval) with the query understood (limit cut out, applied as a price filter inside the first stage), by nDCG@10
-and out_of_range@10 (share of the top 10 outside the limit). The labelled queries also go through the price
-parser, which must find no limit in any of them (their metrics are then exactly today's).
+- ``demo-dev``: the demo queries (and price-capped queries) whose ids are *not* listed in ``demo_split.json``.
+  The only set any threshold or weight of the search was chosen on.
+- ``demo-heldout``: the ids listed in ``demo_split.json`` (30 %, drawn by hash before any tuning): never tuned on.
+- ``heldout-catalog``: ``heldout/`` — another catalog and its queries, written independently of the demo and of
+  the search code (different categories, merchant-style titles, no stock column), never tuned on.
 
-The reranker is whatever ``load_scorer`` finds (``--model``); without weights that is the
-e5 bi-encoder fallback, reported as such. ``--depths 10,20,50`` adds ``reranked_depth_N``:
-only the first N first-stage candidates reranked, the rest kept below in first-stage order
-(what deadline-aware depth serves under load). Prints JSON, then one summary line.
+Metrics: nDCG@10 (gain 2^grade − 1), MRR (first grade-3 product), trap@3 (share of queries with a listed trap in
+the top 3), zero-result rate on queries that have relevant products, related rate (answered ``total: 0`` with
+related products), and for each set's nonsense list the share answered empty (``total: 0``). Prints JSON, then one
+summary line; ``--out`` also writes the JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+DATA = REPO / "data" / "catalog"
 
 
 def dcg(grades: Sequence[int]) -> float:
@@ -49,164 +52,197 @@ def ndcg_at(ranked: Sequence[str], judgements: dict[str, int], k: int = 10) -> f
     return dcg([judgements.get(sku, 0) for sku in ranked[:k]]) / ideal if ideal else 0.0
 
 
-def evaluate(rankings: dict[str, list[str]], queries: list[dict], languages: dict[str, str], k: int) -> dict:
-    """Mean metrics of one system over all queries; ``rankings`` maps query id → ranked skus."""
-    ndcg, recall, trap_top, cross_hits, cross_total = [], [], 0, 0, 0
-    for q in queries:
-        ranked = rankings[q["id"]]
-        judgements = {sku: int(g) for sku, g in q["relevant"].items()}
-        ndcg.append(ndcg_at(ranked, judgements))
-        wanted = {sku for sku, g in judgements.items() if g == 3}
-        recall.append(len(wanted & set(ranked[:k])) / len(wanted))
-        trap_top += bool(ranked) and ranked[0] in set(q.get("traps", []))
-        foreign = {sku for sku in wanted if languages[sku] != q["language"]}
-        if q["language"] != "en" and foreign:
-            cross_total += 1
-            cross_hits += bool(foreign & set(ranked[:10]))
-    n = len(queries)
-    return {
-        "ndcg@10": round(sum(ndcg) / n, 4),
-        f"recall@{k}": round(sum(recall) / n, 4),
-        "trap@1": round(trap_top / n, 4),
-        "cross_lingual_hit@10": round(cross_hits / cross_total, 4) if cross_total else None,
-    }
+def reciprocal_rank(ranked: Sequence[str], wanted: set[str]) -> float:
+    return next((1.0 / rank for rank, sku in enumerate(ranked, start=1) if sku in wanted), 0.0)
 
 
-def price_capped(index, products: list[dict], reranker, labelled: list[dict], path: Path, top_k: int) -> dict:
-    """Price-capped queries, typed as-is versus understood (limit cut out and applied inside the first stage)."""
+@dataclass(frozen=True)
+class LabelledSet:
+    name: str
+    catalog: Path
+    queries: list[dict[str, Any]]
+    nonsense: list[str]
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _price_cases(products: list[dict[str, Any]], labelled: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    """Price-capped queries: the base query's judgements, only for products whose converted price is in range."""
     from search.filters import FxRates, SearchFilters
     from search.query_price import parse_query
     from search.shopper_currency import LANGUAGE_CURRENCY
 
-    fx = FxRates()
-    base = {q["id"]: q for q in labelled}
-    cases = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    systems: dict[str, dict[str, list[float]]] = {"typed": {}, "understood": {}}
-    recognised, skipped = 0, []
-    for case in cases:
+    fx, base = FxRates(), {q["id"]: q for q in labelled}
+    cases = []
+    for case in _jsonl(path):
         parsed = parse_query(case["query"], language=case["language"], currency=LANGUAGE_CURRENCY[case["language"]])
-        if parsed.price is None:
-            skipped.append(case["id"])
+        if parsed.price is None or case["base"] not in base:
             continue
-        recognised += 1
-        filters = SearchFilters.of(min_price=parsed.price.min_price, max_price=parsed.price.max_price)
-        in_range = {
-            p["sku"]
-            for p in products
-            if filters.matches(
-                category=p["category"],
-                brand=p.get("brand"),
-                language=p["language"],
-                stock=int(p.get("stock", 1)),
-                reference_price=fx.to_reference(Decimal(str(p["price"])), p["currency"]),
-                fx=fx,
-            )  # fmt: skip
+        limit = SearchFilters.of(min_price=parsed.price.min_price, max_price=parsed.price.max_price)
+        in_range = {p["sku"] for p in products if limit.matches(
+            category=p["category"], brand=p.get("brand"), language=p["language"], stock=1,
+            reference_price=fx.to_reference(Decimal(str(p["price"])), p["currency"]), fx=fx)}  # fmt: skip
+        judged = {sku: g for sku, g in base[case["base"]]["relevant"].items() if sku in in_range}
+        if any(g == 3 for g in judged.values()):
+            traps = [t for t in base[case["base"]].get("traps", []) if t in in_range]
+            cases.append({**case, "relevant": judged, "traps": traps})
+    return cases
+
+
+def labelled_sets(names: Sequence[str]) -> list[LabelledSet]:
+    demo_products = _jsonl(DATA / "demo_products.jsonl")
+    demo = _jsonl(DATA / "demo_queries.jsonl")
+    demo += _price_cases(demo_products, demo, DATA / "demo_price_queries.jsonl")
+    heldout_ids = set(json.loads((DATA / "demo_split.json").read_text())["heldout"])
+    nonsense = (DATA / "demo_nonsense.txt").read_text(encoding="utf-8").split("\n")
+    sets = {
+        "demo-dev": LabelledSet("demo-dev", DATA / "demo_products.jsonl",
+                                [q for q in demo if q["id"] not in heldout_ids], []),
+        "demo-heldout": LabelledSet("demo-heldout", DATA / "demo_products.jsonl",
+                                    [q for q in demo if q["id"] in heldout_ids], [n for n in nonsense if n.strip()]),
+    }  # fmt: skip
+    heldout = DATA / "heldout"
+    if (heldout / "queries.jsonl").exists():
+        sets["heldout-catalog"] = LabelledSet(
+            "heldout-catalog",
+            heldout / "products.jsonl",
+            _jsonl(heldout / "queries.jsonl"),
+            [n for n in (heldout / "nonsense.txt").read_text(encoding="utf-8").split("\n") if n.strip()],
+        )
+    return [sets[name] for name in names if name in sets]
+
+
+class _Arm:
+    """A resolver that gives every search one config: the rerank arm or the first-stage-only arm."""
+
+    def __init__(self, rerank: bool) -> None:
+        from experiments.ranking import Assignment, RankingConfig
+
+        self._assignment = Assignment(None, None, RankingConfig(rerank=rerank))
+
+    def resolve(self, unit_id: str | None, context: Any) -> Any:
+        return self._assignment
+
+    def invalidate(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def shop_for(catalog: Path, workdir: Path | None) -> Iterator[Any]:
+    """A migrated SQLite shop with ``catalog`` imported and indexed (reused from ``workdir`` when built there)."""
+    from catalog.importer import import_file
+    from catalog.vectors import embedder
+    from search.index import CatalogIndex
+    from shoprank import migrate
+    from shoprank.db import Database
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = (workdir / catalog.parent.name / catalog.stem) if workdir else Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{root}/shop.db"
+        fresh = not (root / "index").exists()
+        migrate.upgrade(url)
+        db = Database(url)
+        if fresh:
+            import_file(db, catalog, embedder().passages)
+            CatalogIndex(db, embedder(), root / "index").refresh()
+        db.dispose()
+        yield url, root / "index"
+
+
+def evaluate(shop: Any, labelled: LabelledSet) -> dict[str, Any]:
+    """Metrics of one arm over one set, overall and per query language."""
+    from search.shop_search import ShopQuery
+    from search.shopper_currency import LANGUAGE_CURRENCY
+
+    per_query: list[dict[str, Any]] = []
+    for q in labelled.queries:
+        page = shop.search(ShopQuery(text=q["query"], currency=LANGUAGE_CURRENCY.get(q["language"], "USD"),
+                                     language=q["language"], per_page=100))  # fmt: skip
+        ranked = [hit.item.sku for hit in page.hits]
+        judged = {sku: int(g) for sku, g in q["relevant"].items()}
+        per_query.append({
+            "id": q["id"], "language": q["language"], "total": page.total, "match": getattr(page, "match", "matched"),
+            "ndcg@10": ndcg_at(ranked, judged),
+            "mrr": reciprocal_rank(ranked, {s for s, g in judged.items() if g == 3}),
+            "trap@3": bool(set(ranked[:3]) & set(q.get("traps", []))),
+        })  # fmt: skip
+    nonsense = [shop.search(ShopQuery(text=text, currency="USD", per_page=10)).total == 0 for text in labelled.nonsense]
+
+    def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        n = len(rows)
+        return {
+            "queries": n,
+            "ndcg@10": round(sum(r["ndcg@10"] for r in rows) / n, 4),
+            "mrr": round(sum(r["mrr"] for r in rows) / n, 4),
+            "trap@3": round(sum(r["trap@3"] for r in rows) / n, 4),
+            "zero_result_rate": round(sum(r["total"] == 0 for r in rows) / n, 4),
+            "related_rate": round(sum(r["match"] == "related" for r in rows) / n, 4),
         }
-        judgements = {sku: int(g) for sku, g in base[case["base"]]["relevant"].items() if sku in in_range}
-        if not any(g >= 2 for g in judgements.values()):
-            skipped.append(case["id"])  # nothing good within the limit: nDCG is undefined
-            continue
-        for name, text, limit in (("typed", case["query"], None), ("understood", parsed.text, filters)):
-            first_stage = index.first_stage(text, top_k, limit)
-            fused = [h.sku for h in first_stage.hits]
-            outcome = reranker.rerank(text, [first_stage.items[s].passage for s in fused])
-            ranked = [fused[r.index] for r in outcome.results]
-            metrics = systems[name]
-            metrics.setdefault("ndcg@10", []).append(ndcg_at(ranked, judgements))
-            top = ranked[:10]
-            metrics.setdefault("out_of_range@10", []).append(sum(s not in in_range for s in top) / max(len(top), 1))
+
+    languages = sorted({r["language"] for r in per_query})
     return {
-        "queries": len(cases),
-        "recognised": recognised,
-        "languages": sorted({c["language"] for c in cases}),
-        "skipped": skipped,
-        **{name: {k: round(sum(v) / len(v), 4) for k, v in m.items()} for name, m in systems.items()},
+        **summary(per_query),
+        "nonsense_empty": round(sum(nonsense) / len(nonsense), 4) if nonsense else None,
+        "nonsense_queries": len(nonsense),
+        "by_language": {lang: summary([r for r in per_query if r["language"] == lang]) for lang in languages},
+        "zero_result_queries": [r["id"] for r in per_query if r["total"] == 0],
     }
+
+
+def run(set_names: Sequence[str], arms: Sequence[str], workdir: Path | None) -> dict[str, Any]:
+    from reranking import MemoryScoreCache, Reranker, load_scorer
+    from reranking.dispatch import InProcessDispatcher
+    from search.shop_search import ShopSearch
+    from shoprank.config import Settings
+    from webapp.services import build_services
+
+    report: dict[str, Any] = {"sets": {}}
+    for labelled in labelled_sets(set_names):
+        with shop_for(labelled.catalog, workdir) as (url, index_dir):
+            settings = Settings.from_env({}, database_url=url, index_dir=str(index_dir), redis_url=None,
+                                         broker_url=None, reranker_allow_download=False, env="test")  # fmt: skip
+            scorer = load_scorer(settings.scorer_spec(allow_download=False))
+            dispatcher = InProcessDispatcher({"default": Reranker(scorer, MemoryScoreCache())}, "default")
+            results: dict[str, Any] = {}
+            for arm in arms:
+                services = build_services(settings, dispatcher=dispatcher, resolver=_Arm(arm == "rerank"))
+                services.search.deadline_ms = 60_000  # quality, not latency: never fall back on a slow machine
+                services.index.refresh_if_changed()
+                started = time.perf_counter()
+                results[arm] = evaluate(ShopSearch(services.search), labelled)
+                results[arm]["seconds"] = round(time.perf_counter() - started, 1)
+                services.db.dispose()
+            report["sets"][labelled.name] = {
+                "catalog": str(labelled.catalog.relative_to(REPO)),
+                "products": services.index.size,
+                "scorer": {k: scorer.info.as_dict()[k] for k in ("model_id", "kind", "backend")},
+                "arms": results,
+            }
+    return report
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--catalog", type=Path, default=REPO / "data" / "catalog" / "demo_products.jsonl")
-    parser.add_argument("--queries", type=Path, default=REPO / "data" / "catalog" / "demo_queries.jsonl")
-    parser.add_argument("--price-queries", type=Path, default=REPO / "data" / "catalog" / "demo_price_queries.jsonl")
-    parser.add_argument("--model", default=None, help="cross-encoder hub id or directory (default: settings)")
-    parser.add_argument("--top-k", type=int, default=100)
-    parser.add_argument("--depths", default="", help="comma-separated rerank depth caps, e.g. 10,20,30,50")
+    parser.add_argument("--sets", default="demo-dev,demo-heldout,heldout-catalog")
+    parser.add_argument("--arms", default="rerank,first_stage")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep built shops here and reuse them")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    depths = sorted({int(d) for d in args.depths.split(",") if d.strip()})
     logging.basicConfig(level=logging.WARNING)
-
-    from catalog.importer import import_file
-    from catalog.vectors import embedder
-    from reranking import Reranker, load_scorer
-    from reranking.scorers.bi_encoder import E5FallbackScorer
-    from search.index import CatalogIndex
-    from search.query_price import parse_query
-    from shoprank import migrate
-    from shoprank.config import Settings
-    from shoprank.db import Database
-
-    queries = [json.loads(line) for line in args.queries.read_text(encoding="utf-8").splitlines() if line.strip()]
-    spec = Settings.from_env({}).scorer_spec(allow_download=False, **({"model": args.model} if args.model else {}))
-    scorer = load_scorer(spec)
-    reranker = Reranker(scorer)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/relevance.db"
-        migrate.upgrade(url)
-        db = Database(url)
-        import_file(db, args.catalog, embedder().passages)
-        index = CatalogIndex(db, embedder(), Path(tmp) / "index").refresh()
-        if isinstance(scorer, E5FallbackScorer):  # as the app does: rerank in the space retrieval used
-            scorer.use_centering(index.centering)
-
-        catalog_lines = args.catalog.read_text(encoding="utf-8").splitlines()
-        catalog = [json.loads(line) for line in catalog_lines if line.strip()]
-        languages = {p["sku"]: p["language"] for p in catalog}
-        systems: dict[str, dict[str, list[str]]] = {}
-        for q in queries:
-            first_stage = index.first_stage(q["query"], args.top_k)
-            for name in ("dense", "lexical"):  # each retriever's own order, among the fused candidates
-                ranked = sorted((h for h in first_stage.hits if name in h.ranks), key=lambda h: h.ranks[name])
-                systems.setdefault(f"first_stage_{name}", {})[q["id"]] = [h.sku for h in ranked]
-            fused = [h.sku for h in first_stage.hits]
-            systems.setdefault("first_stage_fused", {})[q["id"]] = fused
-            outcome = reranker.rerank(q["query"], [first_stage.items[s].passage for s in fused])
-            systems.setdefault("reranked", {})[q["id"]] = [fused[r.index] for r in outcome.results]
-            score_of = {r.index: r.score for r in outcome.results}
-            for depth in depths:
-                head = sorted(range(min(depth, len(fused))), key=lambda i: -score_of[i])  # stable: ties keep order
-                systems.setdefault(f"reranked_depth_{depth}", {})[q["id"]] = [fused[i] for i in head] + fused[depth:]
-        products = index.size
-        centering = index.centering
-        price = price_capped(index, catalog, reranker, queries, args.price_queries, args.top_k)
-        db.dispose()
-
-    misread = [q["query"] for q in queries if parse_query(q["query"], language=q["language"], currency="USD").price]
-
-    report = {
-        "queries": len(queries),
-        "price_limits_found_in_labelled_queries": misread,
-        "price_capped": price,
-        "products": products,
-        "top_k": args.top_k,
-        "lexical_weight": index.lexical_weight,
-        "language_centering": centering.fingerprint if centering else None,
-        "reranker": {k: scorer.info.as_dict()[k] for k in ("model_id", "kind", "backend", "dtype")},
-        "systems": {name: evaluate(r, queries, languages, args.top_k) for name, r in systems.items()},
-    }
-    print(json.dumps(report, ensure_ascii=False, indent=2))
-    fused, reranked = report["systems"]["first_stage_fused"], report["systems"]["reranked"]
-    print(
-        f"nDCG@10 first stage {fused['ndcg@10']:.3f} -> reranked {reranked['ndcg@10']:.3f} "
-        f"({scorer.info.kind}); trap@1 {fused['trap@1']:.2f} -> {reranked['trap@1']:.2f}; "
-        f"cross-lingual hit@10 {fused['cross_lingual_hit@10']:.2f} -> {reranked['cross_lingual_hit@10']:.2f}; "
-        f"recall@{args.top_k} {fused[f'recall@{args.top_k}']:.2f} over {len(queries)} queries; "
-        f"price-capped ({price['queries']} queries, {len(price['languages'])} languages, reranked): nDCG@10 "
-        f"{price['typed']['ndcg@10']:.3f} typed -> {price['understood']['ndcg@10']:.3f} understood, out of range@10 "
-        f"{price['typed']['out_of_range@10']:.2f} -> {price['understood']['out_of_range@10']:.2f}"
-        + "".join(f"; depth {d}: {report['systems'][f'reranked_depth_{d}']['ndcg@10']:.3f}" for d in depths)
-    )
+    report = run(args.sets.split(","), args.arms.split(","), args.workdir)
+    text = json.dumps(report, ensure_ascii=False, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n", encoding="utf-8")
+    parts = []
+    for name, body in report["sets"].items():
+        for arm, m in body["arms"].items():
+            parts.append(f"{name}/{arm}: nDCG@10 {m['ndcg@10']:.3f} MRR {m['mrr']:.3f} trap@3 {m['trap@3']:.2f} "
+                         f"zero {m['zero_result_rate']:.2f} nonsense-empty {m['nonsense_empty']}")  # fmt: skip
+    print("; ".join(parts))
 
 
 if __name__ == "__main__":

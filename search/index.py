@@ -599,6 +599,69 @@ class CatalogIndex:
         if texts:
             self._embedder.remember(texts, np.stack(vectors))
 
+    def vectors_of(self, items: Sequence[CatalogItem]) -> np.ndarray:
+        """Language-centred unit e5 vectors of these products, as the dense first stage compares them.
+
+        Stored vectors are used where the index has them (version rows, delta documents); a product without one
+        (its vector has not landed yet, or an inline product of ``/api/rank``) is embedded from its passage.
+        """
+        state = self.state
+        version = state.version
+        rows = version.rows_of([item.id for item in items])
+        out = np.zeros((len(items), self._embedder.dim), dtype=np.float32)
+        missing: list[int] = []
+        for i, (item, row) in enumerate(zip(items, rows.tolist(), strict=True)):
+            doc = state.delta.docs.get(item.id)
+            if doc is not None and doc.raw_vector is not None:
+                out[i] = doc.raw_vector
+            elif doc is None and row >= 0 and version.has_vector[row]:
+                out[i] = version.raw_vectors[row]
+            else:
+                missing.append(i)
+        if missing:
+            out[missing] = self._embedder.passages([items[i].passage for i in missing])
+        centering = version.centering
+        if centering is not None and len(out):
+            return centering.transform(out)
+        unit: np.ndarray = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return unit
+
+    def query_vectors(self, queries: Sequence[str]) -> np.ndarray:
+        """Language-centred unit e5 query vectors (the embedder's query cache makes repeats free)."""
+        vectors = self._embedder.queries(list(queries))
+        centering = self.state.version.centering
+        if centering is not None:
+            return centering.transform(vectors)
+        unit: np.ndarray = (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(
+            np.float32
+        )
+        return unit
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The query's language-centred unit e5 vector."""
+        vector: np.ndarray = self.query_vectors([query])[0]
+        return vector
+
+    def passage_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Language-centred unit e5 vectors of arbitrary passage texts (title heads and targets, for intent)."""
+        vectors = self._embedder.passages(list(texts))
+        centering = self.state.version.centering
+        if centering is not None and len(vectors):
+            return centering.transform(vectors)
+        unit: np.ndarray = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return unit
+
+    def profile_inputs(self) -> tuple[str, np.ndarray, list[str], LanguageCentering | None]:
+        """What ``search.intent.build_profile`` needs: version name, raw vectors, category per row, centering.
+
+        Rows without a vector are left out (their zero vectors would pull every centroid toward the origin).
+        """
+        version = self.state.version
+        with_vector = np.flatnonzero(np.asarray(version.has_vector))
+        codes = np.asarray(version.category)[with_vector]
+        names = [version.categories[int(code)] if code >= 0 else "" for code in codes.tolist()]
+        return version.name, np.asarray(version.raw_vectors)[with_vector], names, version.centering
+
     # --- lookups for pages and /api/rank -----------------------------------------------------------------
 
     def get(self, skus: Sequence[str]) -> list[CatalogItem]:

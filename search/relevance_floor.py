@@ -1,40 +1,52 @@
-"""When a query matches nothing: a relevance floor calibrated on nonsense, per catalog and reranker.
+"""Which candidates a query matches: one decision for every arm, relative to the query's own best candidate.
 
-Dense retrieval always returns *something*, and every reranker has its own score scale (a cross-encoder gives
-gibberish ~0.01, the e5 fallback ~0.92 with good matches at ~0.94), so a fixed threshold would be wrong for one
-of them. Instead the floor asks the deployed reranker how well the catalog's best products match a few random
-letter strings ("qxvbzt", ...), and uses two thresholds from those probes' best scores:
+The earlier floor asked the deployed reranker how high nonsense scores and cut everything below that. It was
+tuned on the demo catalog and broke on others: good cross-lingual matches of a small bi-encoder score below
+what letter salad reaches on another catalog (empty pages for real queries), and the first-stage-only arm had no
+floor at all (so "total" and the zero-result rate meant different things per arm).
 
-- *a match at all*: the query's best product must beat the best any probe reached, else the page says
-  "nothing found" (this empties "xyzzyqwerty", "stapler" in a shop without staplers);
-- *the tail*: of a query that matches, the products that score no better than the weakest probe's best are cut,
-  which gives an honest ``total`` without dropping cross-lingual matches a small bi-encoder scores modestly
-  (on the demo queries with the e5 fallback: 2 % of the products judged good fall under it, 25 % would under
-  the strict threshold).
-A word match is evidence too: the lexical retriever's first ``LEXICAL_EVIDENCE`` hits stay even below the floor
-(a brand name such as "lego" can mean little to a small bi-encoder, but the word is in the product's title).
+The decision here reads only what every arm has, the first-stage candidates, never the arm's scores:
 
-The floor is computed once per catalog snapshot and scorer; while it is unknown (the reranker timed out during
-calibration, or a search fell back to first-stage order, whose fused scores have no absolute meaning) no floor
-is applied and the shopper sees the first-stage candidates, as before.
+1. **Nonsense** (``search.nonsense``): no letter token of the query is a word in any language, and no candidate
+   matches a query token lexically → nothing matches (``total: 0``, no related products).
+2. **How well each candidate matches**, as ``z``: its e5 similarity to the query in standard deviations above the
+   catalog's average product for this query (``search.intent``), so a weak cross-lingual query and a strong
+   same-language one are judged on the same scale.
+3. **Relative floor**: a candidate matches when its ``z`` is within a window of the query's *best* candidate:
+   ``IN_INTENT_WINDOW`` for products in the query's intended categories, the narrower ``OUT_OF_INTENT_WINDOW``
+   outside them, and ``LEXICAL_WINDOW`` for products that also match the query's words. The best candidate
+   always matches, so a query with words and candidates never gets an empty page.
+4. **Related**: when the best candidate is no better than nonsense reaches (below the weakest nonsense probe's
+   best, less ``RELATED_MARGIN``) and nothing matches lexically, the query answers ``total: 0`` with the closest
+   products under ``related``. The margin is deliberately wide: with the e5 fallback, weak real cross-lingual
+   matches and nonsense overlap, and hiding a real match is the worse error.
+
+The order within the matches is the arm's; ``search.shop_search`` then moves accessories below the product they
+serve (``search.product_type``) and out-of-intent products below in-intent ones. The window constants were chosen
+on the demo *development* queries only; ``bench/relevance.py`` reports the held-out sets separately.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
-from reranking.dispatch import RerankJob
-from search.service import SearchHit, SearchResult, SearchService
+import numpy as np
+
+from search.index import CatalogIndex
+from search.index_files import lexical_text
+from search.intent import CatalogProfile, ProfileCache, QueryIntent, build_profile, understand
+from search.nonsense import has_words
+from search.product_type import AccessoryShapes, split_title
+from search.service import SearchHit
+from search.tokenize import tokenize
 
 log = logging.getLogger(__name__)
 
-#: Letter strings that mean nothing in any language the shop sells in (Latin, Cyrillic, CJK-free on purpose:
-#: CJK bigrams always share characters with some product).
+#: Letter strings that mean nothing in any language (Latin and Cyrillic): the floor's reference for "nonsense".
 NONSENSE_PROBES: tuple[str, ...] = (
     "xyzzyqwerty",
     "qxvbzt wrpl",
@@ -43,99 +55,169 @@ NONSENSE_PROBES: tuple[str, ...] = (
     "ploqvem xazt",
     "ывфщз кцуй",
 )
-#: Candidates per probe whose scores count: the best a nonsense query can reach on this catalog.
-PROBE_DEPTH = 20
-#: The lexical retriever's best hits kept even below the floor: the query's words are in them.
+#: Lexical hits ranked this high count as the query's words being in the product.
 LEXICAL_EVIDENCE = 10
-#: After a catalog change, how often a failed background recalibration is retried.
-RETRY_SECONDS = 60.0
+#: Window below the best in-intent product's z (in the catalog's standard deviations for the query).
+IN_INTENT_WINDOW = 2.5
+#: A product of another kind matches only this close to (negative: above) the best in-intent product.
+OUT_OF_INTENT_WINDOW = 0.0
+#: Query words found in more than this share of the catalog's titles say nothing about the product kind.
+INFORMATIVE_SHARE = 0.1
+#: How far below the weakest nonsense probe's best z a query's best must fall before it only gets "related".
+RELATED_MARGIN = 0.5
+#: Related products shown when nothing matches well.
+RELATED_COUNT = 12
+#: An accessory is for the query's product when the query is this much closer to the product it serves than to
+#: the accessory itself (cosine; 0 = closer at all).
+ACCESSORY_MARGIN = -0.02
+
+MATCHED, RELATED, NOTHING = "matched", "related", "none"
 
 
 @dataclass(frozen=True, slots=True)
-class Floor:
-    match: float  # the query's best product must score above this (the best any nonsense probe reached)
-    keep: float  # products at or below this are cut (the weakest probe's best)
-    model_id: str | None
-    fingerprint: tuple[Any, ...]
+class Decision:
+    """What a query matched, the same in every arm."""
+
+    state: str  # matched | related | none
+    matching: frozenset[str]  # skus that match (empty unless matched)
+    related: tuple[str, ...]  # skus shown under "related" (state related), closest first
+    intent: QueryIntent | None
+    #: sku -> its place among the matches: 0 holds the query's words, 1 in the intended categories, 2 another
+    #: kind of product, 3 an accessory of what the query asks for
+    tiers: dict[str, int] = field(default_factory=dict)
 
 
-class RelevanceFloor:
-    """Keeps the hits that score above what nonsense reaches; see the module docstring for why."""
+class RelevanceGate:
+    """Decides matches from the first stage's candidates; thread-safe, one per process."""
 
-    def __init__(self, service: SearchService, probes: Sequence[str] = NONSENSE_PROBES, margin: float = 0.0) -> None:
-        self._service = service
-        self._probes = tuple(probes)
-        self._margin = margin
-        self._floor: Floor | None = None
-        self._attempted_at = 0.0
+    def __init__(self, index: CatalogIndex) -> None:
+        self._index = index
+        self._profiles = ProfileCache()
+        self._shapes: tuple[str, AccessoryShapes] | None = None
+        self._nonsense: tuple[str, float] | None = None
         self._lock = threading.Lock()
 
-    def current(self) -> Floor | None:
-        """The floor for the current catalog snapshot (None when calibration failed).
+    # --- per index version ----------------------------------------------------------------------------------
 
-        The first calibration runs in the calling search (a few rerank calls, once per process); after a catalog
-        change the previous floor keeps serving while a background thread recalibrates, so no shopper waits.
-        """
-        fingerprint = self._service.index.fingerprint
-        floor = self._floor
-        if floor is not None and floor.fingerprint == fingerprint:
-            return floor
-        if floor is not None:
-            due = time.monotonic() - self._attempted_at >= RETRY_SECONDS
-            if due and self._lock.acquire(blocking=False):
-                self._attempted_at = time.monotonic()
-                threading.Thread(target=self._recalibrate, args=(fingerprint,), daemon=True).start()
-            return floor
+    def profile(self) -> CatalogProfile:
+        def build() -> CatalogProfile:
+            version, vectors, categories, centering = self._index.profile_inputs()
+            return build_profile(version, vectors, categories, centering)
+
+        return self._profiles.get(self._index.state.version.name, build)
+
+    def shapes(self) -> AccessoryShapes:
+        version = self._index.state.version.name
+        cached = self._shapes
+        if cached is None or cached[0] != version:
+            cached = (version, AccessoryShapes(title for _, title, _, _ in self._index.title_sample()))
+            self._shapes = cached
+        return cached[1]
+
+    def nonsense_z(self) -> float:
+        """The weakest best-candidate z that a nonsense probe reaches on this catalog (cached per version)."""
+        version = self._index.state.version.name
+        cached = self._nonsense
+        if cached is not None and cached[0] == version:
+            return cached[1]
         with self._lock:
-            if self._floor is None or self._floor.fingerprint != fingerprint:
-                self._floor = self._calibrate(fingerprint) or self._floor
-            return self._floor
+            profile = self.profile()
+            tops = []
+            for probe in NONSENSE_PROBES:
+                first_stage = self._index.first_stage(probe, 20)
+                items = [first_stage.items[hit.sku] for hit in first_stage.hits]
+                if items:
+                    query = self._index.query_vector(probe)
+                    intent = understand(profile, query)
+                    tops.append(intent.z(float(np.max(self._index.vectors_of(items) @ query))))
+            value = min(tops) if tops else float("inf")
+            self._nonsense = (version, value)
+            log.info("relevance gate for %s: nonsense probes reach z >= %.2f", version, value)
+            return value
 
-    def _recalibrate(self, fingerprint: Any) -> None:
-        try:
-            self._floor = self._calibrate(fingerprint) or self._floor
-        finally:
-            self._lock.release()
+    # --- per query ------------------------------------------------------------------------------------------
 
-    def _calibrate(self, fingerprint: Any) -> Floor | None:
-        tops: list[float] = []
-        model_id = None
-        for probe in self._probes:
-            first_stage = self._service.index.first_stage(probe, PROBE_DEPTH)
-            passages = [first_stage.items[hit.sku].passage for hit in first_stage.hits]
-            if not passages:
-                continue
-            try:
-                outcome = self._service.dispatcher.dispatch(
-                    RerankJob(query=probe, passages=passages, request_id="relevance-floor"),
-                    self._service.deadline_ms / 1000,
-                )
-            except Exception as exc:  # calibration must never fail a search: no floor until it succeeds
-                log.warning("relevance floor: calibration probe failed (%s); no floor for now", exc)
-                return None
-            if outcome.normalized_scores:
-                tops.append(max(outcome.normalized_scores))
-            model_id = (outcome.scorer or {}).get("model_id")
-        if not tops:
-            return None
-        floor = Floor(max(tops) + self._margin, min(tops) + self._margin, model_id, fingerprint)
-        log.info("relevance floor for %s: match above %.4f, keep above %.4f", model_id, floor.match, floor.keep)
-        return floor
+    def decide(self, query: str, hits: Sequence[SearchHit]) -> Decision:
+        """Which of ``hits`` (any arm's order of the first stage's candidates) match ``query``."""
+        if not hits:
+            return Decision(NOTHING, frozenset(), (), None)
+        words = self.word_matches(query, hits)
+        lexical = {hit.item.sku for hit in hits if hit.retriever_ranks.get("lexical", LEXICAL_EVIDENCE + 1)
+                   <= LEXICAL_EVIDENCE}  # fmt: skip
+        if not lexical and not words and not has_words(query):
+            return Decision(NOTHING, frozenset(), (), None)
+        vector = self._index.query_vector(query)
+        intent = understand(self.profile(), vector)
+        similarity = self._index.vectors_of([hit.item for hit in hits]) @ vector
+        z = {hit.item.sku: intent.z(float(s)) for hit, s in zip(hits, similarity.tolist(), strict=True)}
+        if not lexical and not words and max(z.values()) < self.nonsense_z() - RELATED_MARGIN:
+            closest = sorted(z, key=lambda sku: -z[sku])[:RELATED_COUNT]
+            return Decision(RELATED, frozenset(), tuple(closest), intent)
+        if words:  # the query's own words name the kind of product: their categories are the intent
+            intent = dataclasses.replace(intent, categories=frozenset(h.item.category for h in hits
+                                                                       if h.item.sku in words))  # fmt: skip
+        accessories = self.accessories(query, vector, hits) | self.served_products(query, hits)
+        products = [hit for hit in hits if hit.item.sku not in accessories] or list(hits)
+        in_intent = [hit for hit in products if hit.item.category in intent.categories] or products
+        # the window hangs from the best product that matched by meaning alone: a listing repeating the query's
+        # words in the query's language sits far above every cross-lingual match and would shut them out
+        by_meaning = [hit for hit in in_intent if hit.item.sku not in words] or in_intent
+        best_in = max(z[hit.item.sku] for hit in by_meaning)
+        matching, tiers = set(), {}
+        for hit in hits:
+            sku = hit.item.sku
+            if hit.item.category in intent.categories or sku in words:
+                keep = sku in words or z[sku] >= best_in - IN_INTENT_WINDOW
+                tier = 0 if sku in words else 1
+            else:  # another kind of product: only when it matches better than anything of the intended kind
+                keep = not words and z[sku] >= best_in - OUT_OF_INTENT_WINDOW
+                tier = 2
+            if keep:
+                matching.add(sku)
+                tiers[sku] = 3 if sku in accessories else tier
+        return Decision(MATCHED, frozenset(matching), (), intent, tiers)
 
-    def keep(self, result: SearchResult) -> list[SearchHit]:
-        """The hits above the floor; all hits when no floor applies to this result (see the module docstring)."""
-        if not result.reranked or not result.hits:
-            return list(result.hits)
-        floor = self.current()
-        if floor is None or (result.scorer or {}).get("model_id") != floor.model_id:
-            return list(result.hits)
+    def word_matches(self, query: str, hits: Sequence[SearchHit]) -> set[str]:
+        """Candidates whose text holds every informative word of the query (words in at most
+        ``INFORMATIVE_SHARE`` of the catalog's titles; "for", "para", "de" are not informative)."""
+        shapes = self.shapes()
+        informative = {t for t in tokenize(query) if shapes.share(t) <= INFORMATIVE_SHARE}
+        if not informative:
+            return set()
+        found = set()
+        for hit in hits:
+            item = hit.item
+            text = lexical_text(item.title, item.brand, item.category, item.description, item.attributes)
+            if informative <= set(tokenize(text)):
+                found.add(item.sku)
+        return found
 
-        def lexical(hit: SearchHit) -> bool:
-            return hit.retriever_ranks.get("lexical", LEXICAL_EVIDENCE + 1) <= LEXICAL_EVIDENCE
+    def accessories(self, query: str, vector: np.ndarray, hits: Sequence[SearchHit]) -> set[str]:
+        """Accessory-shaped candidates whose served product is what the query wants (see ``search.product_type``):
+        the query is closer to the product they serve than to the accessory itself by ``ACCESSORY_MARGIN``, and
+        none of the accessory's own words is in the query ("coque iphone 15" wants the "Coque pour iPhone 15")."""
+        shapes = self.shapes()
+        words = set(tokenize(query))
+        shaped = [(hit, parts) for hit in hits if (parts := shapes.parts(hit.item.title)) is not None
+                  and not words & set(tokenize(parts.head))]  # fmt: skip
+        if not shaped:
+            return set()
+        texts = [text for _, parts in shaped for text in (parts.head, parts.target)]
+        similarity = (self._index.passage_vectors(texts) @ vector).reshape(len(shaped), 2)
+        return {
+            hit.item.sku
+            for (hit, _), (to_head, to_target) in zip(shaped, similarity.tolist(), strict=True)
+            if to_target - to_head > ACCESSORY_MARGIN
+        }
 
-        def above(hit: SearchHit, threshold: float) -> bool:
-            return hit.rerank_score is not None and hit.rerank_score > threshold
-
-        if not any(above(hit, floor.match) or lexical(hit) for hit in result.hits):
-            return []
-        return [hit for hit in result.hits if above(hit, floor.keep) or lexical(hit)]
+    def served_products(self, query: str, hits: Sequence[SearchHit]) -> set[str]:
+        """When the query itself asks for something *for* a product ("Laptophülle für MacBook Air 13"), the
+        candidates closer to what it is for than to what it asks for: they rank below, like accessories do."""
+        parts = split_title(query)
+        if parts is None:
+            return set()
+        head, target = self._index.query_vectors([parts.head, parts.target])
+        similarity = self._index.vectors_of([hit.item for hit in hits])
+        to_head, to_target = similarity @ head, similarity @ target
+        return {hit.item.sku for hit, h, t in zip(hits, to_head.tolist(), to_target.tolist(), strict=True)
+                if t - h > ACCESSORY_MARGIN}  # fmt: skip

@@ -1,13 +1,17 @@
-"""A shopper's search, as a shop does it: understand the query, filter, rank, cut at the relevance floor,
-keep out-of-stock products below in-stock ones, count facets, sort, and cut one page.
+"""A shopper's search, as a shop does it: understand the query, filter, rank, keep what matches (the relevance
+gate, the same in every arm), put accessories and off-intent products below what the query asks for, keep
+out-of-stock products below in-stock ones, count facets, sort, and cut one page.
 
 ``SearchService.search`` ranks (filters applied inside the first stage); this module is everything a results
 page adds around it, shared by ``/search`` and ``/api/search`` so both say the same ``total``.
 
 - Price limits typed in the query are cut out of the text (``query_price``) and become a price filter; a limit
   given as a URL parameter wins over one in the text.
-- ``total`` counts the ranked candidates above the relevance floor (``relevance_floor``): at most the first
-  stage's depth (100 by default), and 0 for a query that matches nothing.
+- ``total`` counts the candidates the relevance gate keeps (``relevance_floor``): at most the first stage's depth
+  (100 by default), 0 for nonsense, and 0 with ``related`` products for a query nothing matches well. The gate
+  reads only the first stage's candidates, so ``total``, facets and zero-result counts mean the same in every arm.
+- Relevance order is the arm's order in tiers: products of the query's intended categories (or with its words)
+  first, then other matches, then accessories of the product the query asks for (``search.product_type``).
 - Out of stock: in relevance order, a product that cannot be bought moves down ``OUT_OF_STOCK_DEMOTION``
   places, so it stays above in-stock products ranked much lower but below the in-stock ones of similar
   relevance (rank positions, not scores: the same rule for every reranker and for first-stage order).
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from search.catalog_browse import items_matching
 from search.filters import FxRates, SearchFilters
 from search.query_price import ParsedQuery, PriceConstraint, parse_query
-from search.relevance_floor import RelevanceFloor
+from search.relevance_floor import MATCHED, Decision, RelevanceGate
 from search.service import SearchHit, SearchInputError, SearchResult, SearchService, clean_query
 
 SORTS = ("relevance", "price_asc", "price_desc")
@@ -86,6 +90,9 @@ class ShopPage:
     sort: str
     currency: str
     facets: Facets
+    #: matched | related | none (``relevance_floor``); with related, ``related`` holds the closest products
+    match: str = MATCHED
+    related: list[SearchHit] = field(default_factory=list)
 
     @property
     def pages(self) -> int:
@@ -113,6 +120,11 @@ def _demote_out_of_stock(hits: list[SearchHit]) -> list[SearchHit]:
 
 def _price_in(hit: SearchHit, currency: str, fx: FxRates) -> float | None:
     return fx.convert(hit.item.price, hit.item.currency, currency)
+
+
+def _in_tiers(hits: list[SearchHit], tiers: dict[str, int]) -> list[SearchHit]:
+    """The arm's order within each tier (stable), tiers in order: see the module docstring."""
+    return sorted(hits, key=lambda hit: tiers.get(hit.item.sku, 0))
 
 
 def _sorted(hits: list[SearchHit], sort: str, fx: FxRates) -> list[SearchHit]:
@@ -183,9 +195,9 @@ def facets_of(hits: list[SearchHit], currency: str, fx: FxRates) -> Facets:
 
 
 class ShopSearch:
-    def __init__(self, service: SearchService, floor: RelevanceFloor | None = None) -> None:
+    def __init__(self, service: SearchService, gate: RelevanceGate | None = None) -> None:
         self.service = service
-        self.floor = floor or RelevanceFloor(service)
+        self.gate = gate or RelevanceGate(service.index)
 
     @property
     def fx(self) -> FxRates:
@@ -210,9 +222,12 @@ class ShopSearch:
                 market=query.market,
                 filters=filters,
             )
-            matching = self.floor.keep(result)
+            decision = self.gate.decide(parsed.text, result.hits)
+            matching = _in_tiers([hit for hit in result.hits if hit.item.sku in decision.matching], decision.tiers)
+            related = [hit for sku in decision.related for hit in result.hits if hit.item.sku == sku]
             total = len(matching)
         else:
+            decision, related = Decision(MATCHED, frozenset(), (), None), []
             if filters.is_empty():
                 raise SearchInputError("empty_query", "the query is empty; type what you are looking for")
             result, matching, total = self._browse(query, filters)
@@ -233,6 +248,8 @@ class ShopSearch:
             sort=query.sort,
             currency=query.currency,
             facets=facets_of(ordered, query.currency, self.fx),
+            match=decision.state,
+            related=[dataclasses.replace(hit, rank=n) for n, hit in enumerate(related, start=1)],
         )
 
     def _browse(self, query: ShopQuery, filters: SearchFilters) -> tuple[SearchResult, list[SearchHit], int]:

@@ -511,7 +511,18 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                         "properties": {
                                             "total": {
                                                 "type": "integer",
-                                                "description": "Matching products above the relevance floor",
+                                                "description": "Products the query matches (the same in every arm)",
+                                            },
+                                            "match": {
+                                                "enum": ["matched", "related", "none"],
+                                                "description": "none: nonsense; related: nothing matches well, "
+                                                "the closest products are under `related` and `total` is 0",
+                                            },
+                                            "related": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/ProductResult"},
+                                                "description": "Closest products when nothing matches well; "
+                                                "never counted as results",
                                             },
                                             "page": {"type": "integer"},
                                             "per_page": {"type": "integer"},

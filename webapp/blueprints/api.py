@@ -76,6 +76,10 @@ def search_json(page: ShopPage, locale: str | None, fx: FxRates) -> dict[str, An
         **result_json(page.result, locale),
         "results": [hit_json(hit, locale, converted_price(hit.item, page.currency, fx, locale)) for hit in page.hits],
         "total": page.total,
+        "match": page.match,
+        "related": [
+            hit_json(hit, locale, converted_price(hit.item, page.currency, fx, locale)) for hit in page.related
+        ],
         "page": page.page,
         "per_page": page.per_page,
         "sort": page.sort,
