@@ -278,3 +278,34 @@ def test_rank_api_inline_products_without_stock_are_unknown(shop):
     assert (by_sku["os-1"]["stock"], by_sku["os-1"]["availability"]) == (None, None)
     assert (by_sku["os-2"]["stock"], by_sku["os-2"]["availability"]) == (0, "out of stock")
     assert (by_sku["os-3"]["stock"], by_sku["os-3"]["availability"]) == (4, "in stock")
+
+
+def test_the_migration_keeps_stored_vectors_and_downgrade_turns_unknown_into_zero(tmp_path):
+    """SQLite rebuilds ``products`` to change the column; the cascade must not take the stored vectors along."""
+    from sqlalchemy import text
+
+    from tests.shop_support import CountingEmbedder
+
+    url = f"sqlite:///{tmp_path / 'migrate.db'}"
+    migrate.upgrade(url)
+    db = Database(url)
+    rows = _stockless(ROWS[:3])
+    rows[0]["stock"] = 7
+    import_file(db, _write_jsonl(tmp_path / "feed.jsonl", rows), CountingEmbedder())
+    db.dispose()
+
+    def read() -> tuple[int, list]:
+        database = Database(url)
+        try:
+            with database.session() as session:
+                vectors = session.execute(text("SELECT count(*) FROM product_embeddings")).scalar_one()
+                stock = session.execute(text("SELECT stock FROM products ORDER BY id")).scalars().all()
+            return vectors, stock
+        finally:
+            database.dispose()
+
+    assert read() == (3, [7, None, None])
+    migrate.downgrade(url, "0014_variant_rerank_depth")
+    assert read() == (3, [7, 0, 0])  # the old schema has no "unknown"
+    migrate.upgrade(url)
+    assert read() == (3, [7, 0, 0])
