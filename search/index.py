@@ -620,8 +620,8 @@ class CatalogIndex:
         """Products passing ``filters`` without a query (a category or brand listing), and how many there are.
 
         Order: buyable first (in stock or unknown), listings in ``language`` next, then the most stocked (unknown
-        after known counts), then oldest; at most
-        ``limit`` products are returned (sorted column-wise over the matching rows, hydrated from the database).
+        after known counts), then oldest; at most ``limit`` products are returned (sorted column-wise over the
+        matching rows, hydrated from the database).
         """
         state = self.state
         version, delta = state.version, state.delta
