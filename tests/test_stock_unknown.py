@@ -44,8 +44,7 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def _write_csv(path: Path, rows: list[dict]) -> Path:
     """A CSV with a stock column whose cells are empty where the row gives no stock."""
-    names = [*dict.fromkeys(k for row in rows for k in row), "stock"]
-    names = list(dict.fromkeys(names))
+    names = list(dict.fromkeys([*(k for row in rows for k in row), "stock"]))
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=names)
         writer.writeheader()
