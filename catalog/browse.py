@@ -9,26 +9,29 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from catalog.models import Product
 from shoprank.db import Database
 
 T = TypeVar("T")
+#: In stock, or stock unknown (NULL: the feed said nothing; buyable, see ``catalog.stock``).
+_buyable = or_(Product.stock > 0, Product.stock.is_(None))
 
 
 def featured(db: Database, language: str, limit: int, build: Callable[[Product], T]) -> list[T]:
-    """In-stock products, listings in the shopper's language first, then any language (newest ids last)."""
+    """Buyable products (in stock, or stock unknown), listings in the shopper's language first, then any language
+    (newest ids last)."""
     with db.session() as session:
         own = session.scalars(
-            select(Product).where(Product.stock > 0, Product.language == language).order_by(Product.id).limit(limit)
+            select(Product).where(_buyable, Product.language == language).order_by(Product.id).limit(limit)
         ).all()
         rest: list[Any] = []
         if len(own) < limit:
             rest = list(
                 session.scalars(
                     select(Product)
-                    .where(Product.stock > 0, Product.language != language)
+                    .where(_buyable, Product.language != language)
                     .order_by(Product.id)
                     .limit(limit - len(own))
                 ).all()

@@ -156,6 +156,7 @@ def check_feed(path: Path, options: ImportOptions, progress: Progress | None = N
     _require_defaults(fmt, options)
     check = FeedCheck(fmt)
     extras: Counter[str] = Counter()
+    unknown_stock = 0
     hashes = _GrowingArray(np.uint64)
     lines = _GrowingArray(np.uint32)
     progress = progress or Progress()
@@ -167,6 +168,8 @@ def check_feed(path: Path, options: ImportOptions, progress: Progress | None = N
             _add_error(check, row.error)
         else:
             assert row.record is not None
+            if isinstance(row.record, ProductRecord) and row.record.stock is None:
+                unknown_stock += 1
             digest = hashlib.blake2b(row.record.sku.encode(), digest_size=8).digest()
             hashes.append(int.from_bytes(digest, "little"))
             lines.append(row.line)
@@ -178,9 +181,20 @@ def check_feed(path: Path, options: ImportOptions, progress: Progress | None = N
         kept = "ignored" if options.delta else "kept as attributes"
         listed = ", ".join(f"{name} ({count} rows)" for name, count in sorted(extras.items()))
         check.warnings.append(f"field(s) outside the schema, {kept}: {listed}")
+    if unknown_stock:
+        check.warnings.append(unknown_stock_warning(unknown_stock))
     if check.rows == 0 and not check.error_count:
         _add_error(check, RowError(1, ["the file has no products"]))
     return check
+
+
+def unknown_stock_warning(count: int) -> str:
+    """One warning per file (not per row): a stock-less feed is common and not an error, but the operator
+    should know that these products show no stock badge and stay buyable (``catalog.stock``)."""
+    return (
+        f"{count} product(s) had no stock information (no stock or availability value) and were imported as "
+        "availability unknown: buyable, shown without a stock badge, kept by 'in stock only'"
+    )
 
 
 def _add_error(check: FeedCheck, error: RowError) -> None:

@@ -27,7 +27,8 @@ class Product(Base):
     language: Mapped[str] = mapped_column(String(8), index=True)
     brand: Mapped[str | None] = mapped_column(String(200))
     image: Mapped[str | None] = mapped_column(String(1000))
-    stock: Mapped[int] = mapped_column(Integer, default=0)
+    #: NULL: the feed said nothing about stock (availability unknown: buyable, no badge; ``catalog.stock``).
+    stock: Mapped[int | None] = mapped_column(Integer)
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -36,6 +36,7 @@ FIELDS = (
 )
 REQUIRED = ("sku", "title", "price", "currency", "category", "language")
 #: Accepted besides ``FIELDS``: turned into ``stock`` when no stock is given, and kept as an attribute.
+#: A row with neither is stored with stock unknown (None; see ``catalog.stock``).
 AVAILABILITY = "availability"
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_PRICE = Decimal("1e12")
@@ -62,7 +63,7 @@ class ProductRecord:
     language: str
     description: str = ""
     brand: str | None = None
-    stock: int = 0
+    stock: int | None = 0  # None: the feed said nothing about stock (availability unknown, ``catalog.stock``)
     attributes: dict[str, Any] = field(default_factory=dict)
     image: str | None = None
     category_name: str | None = None  # the feed's display name of the category leaf, for pages
@@ -252,7 +253,8 @@ def validate_row(raw: Any, defaults: Mapping[str, str] | None = None) -> Product
         problems.append(f"language: {language!r} is not an ISO 639-1 code (e.g. en, zh, es, ar)")
     brand = text_field(raw.get("brand"), "brand", problems, max_len=200)
     in_stock = availability_field(raw.get(AVAILABILITY), problems)
-    stock = stock_field(raw.get("stock"), problems) if raw.get("stock") not in (None, "") else (in_stock or 0)
+    # Neither a count nor an availability: unknown (None), buyable without a badge, never "0 in stock".
+    stock = stock_field(raw.get("stock"), problems) if raw.get("stock") not in (None, "") else in_stock
     attributes = _attributes(raw.get("attributes"), problems)
     for name in extra_fields(raw):
         value = raw[name]

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from catalog.stock import is_out_of_stock
 from experiments.store.currency import reporting_rates
 
 #: The currency the index stores comparable prices in; any currency with a rate works the same.
@@ -111,7 +112,7 @@ class SearchFilters:
         category: str,
         brand: str | None,
         language: str,
-        stock: int,
+        stock: int | None,
         reference_price: float | None,
         fx: FxRates,
     ) -> bool:
@@ -122,7 +123,7 @@ class SearchFilters:
             return False
         if self.languages and language.lower() not in self.languages:
             return False
-        if self.in_stock and stock <= 0:
+        if self.in_stock and is_out_of_stock(stock):  # unknown stock is kept: buyable, the feed said nothing
             return False
         low, high = self.reference_price_range(fx)
         if low is None and high is None:

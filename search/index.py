@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 from cachetools import LRUCache
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from catalog.models import Product, ProductEmbedding, ProductTombstone
+from catalog.stock import buyable_column, is_out_of_stock, stock_column
 from catalog.vectors import product_passage, stored_vector_is_current, vector_from_bytes
 from reranking.language_centering import LanguageCentering
 from reranking.scorers.bi_encoder import E5Embedder
@@ -75,7 +76,7 @@ class CatalogItem:
     language: str
     brand: str | None
     image: str | None
-    stock: int
+    stock: int | None  # None: availability unknown, buyable without a badge (``catalog.stock``)
     attributes: dict[str, Any]
     passage: str
 
@@ -180,7 +181,8 @@ class _Delta:
     """What changed since the version's watermark, as this process has read it."""
 
     docs: dict[int, _DeltaDoc] = field(default_factory=dict)
-    overrides: dict[int, tuple[int, float, int]] = field(default_factory=dict)  # id -> (row, price_ref, stock)
+    #: id -> (row, price_ref, stock as the index column stores it: ``UNKNOWN_STOCK`` for unknown)
+    overrides: dict[int, tuple[int, float, int]] = field(default_factory=dict)
     deleted: set[int] = field(default_factory=set)
     seen: dict[int, Any] = field(default_factory=dict)  # id -> change stamp already applied
     #: When the previous poll ran (None: not yet for this version). Polls read from here minus the margin, so a
@@ -238,7 +240,7 @@ class CatalogIndex:
         #: served while the database is down
         self._items: LRUCache[int, _CachedItem] = LRUCache(maxsize=20_000)
         self._items_lock = threading.Lock()  # LRUCache reorders itself on every read: not thread-safe alone
-        self._titles: tuple[str, list[tuple[str, str, str, int]]] | None = None
+        self._titles: tuple[str, list[tuple[str, str, str, int | None]]] | None = None
         self._category_names: tuple[tuple[str, int], dict[str, dict[str, str]]] | None = None
         #: Called with the index after it opens a (new) version, e.g. to share its language centering.
         self.on_refresh: list[Callable[[CatalogIndex], None]] = []
@@ -405,7 +407,7 @@ class CatalogIndex:
         same_text = row >= 0 and int(version.text_hash[row]) == content_hash(text, item.language)
         if same_text and (bool(version.has_vector[row]) or not vector_current):
             delta.docs.pop(item.id, None)
-            delta.overrides[item.id] = (row, np.nan if price_ref is None else price_ref, item.stock)
+            delta.overrides[item.id] = (row, np.nan if price_ref is None else price_ref, stock_column(item.stock))
             return
         raw = vector_from_bytes(embedding.vector, embedding.dim) if vector_current else None
         centred = None
@@ -470,7 +472,7 @@ class CatalogIndex:
         if filters.languages:
             mask &= np.isin(version.language[rows], version.codes(version.languages, filters.languages))
         if filters.in_stock:
-            mask &= np.asarray(stock) > 0
+            mask &= buyable_column(stock)  # a count > 0, or unknown
         low, high = filters.reference_price_range(self.fx)
         if low is not None or high is not None:
             price = np.asarray(price)
@@ -680,8 +682,9 @@ class CatalogIndex:
     def browse(self, filters: SearchFilters, language: str | None, limit: int) -> tuple[list[CatalogItem], int]:
         """Products passing ``filters`` without a query (a category or brand listing), and how many there are.
 
-        Order: in stock first, listings in ``language`` next, then the most stocked, then oldest; at most
-        ``limit`` products are returned (sorted column-wise over the matching rows, hydrated from the database).
+        Order: buyable first (in stock or unknown), listings in ``language`` next, then the most stocked (unknown
+        after known counts), then oldest; at most ``limit`` products are returned (sorted column-wise over the
+        matching rows, hydrated from the database).
         """
         state = self.state
         version, delta = state.version, state.delta
@@ -694,12 +697,13 @@ class CatalogIndex:
             stock[at[listed]] = delta.override_stock[listed]
         code = version.languages.index(language) if language in version.languages else -2
         product_ids = np.asarray(version.product_id)[rows]
-        keys = (product_ids, -np.minimum(stock, 50), np.asarray(version.language)[rows] != code, stock <= 0)
+        sold_out = ~buyable_column(stock)
+        keys = (product_ids, -np.clip(stock, 0, 50), np.asarray(version.language)[rows] != code, sold_out)
         order = np.lexsort(keys)[:limit]
         docs = [d.item for d in delta.docs.values() if self._doc_allowed(d, filters)]
         by_id = self._hydrate([int(i) for i in product_ids[order]], state)
         items = [by_id[int(i)] for i in product_ids[order] if int(i) in by_id] + docs
-        items.sort(key=lambda i: (i.stock <= 0, i.language != language, -min(i.stock, 50), i.id))
+        items.sort(key=lambda i: (is_out_of_stock(i.stock), i.language != language, -min(i.stock or 0, 50), i.id))
         return items[:limit], len(rows) + len(docs)
 
     def brand_counts(self) -> dict[str, int]:
@@ -718,9 +722,9 @@ class CatalogIndex:
                 counts[name] = counts.get(name, 0) + 1
         return counts
 
-    def title_sample(self, limit: int = 20_000) -> list[tuple[str, str, str, int]]:
-        """``(sku, title, language, stock)`` of up to ``limit`` products, in stock first: what title
-        autocomplete scans by prefix (a bounded list per process, refreshed with each version)."""
+    def title_sample(self, limit: int = 20_000) -> list[tuple[str, str, str, int | None]]:
+        """``(sku, title, language, stock)`` of up to ``limit`` products, buyable (in stock or unknown) first: what
+        title autocomplete scans by prefix (a bounded list per process, refreshed with each version)."""
         name = self.state.version.name
         cached = self._titles
         if cached is not None and cached[0] == name:
@@ -728,7 +732,7 @@ class CatalogIndex:
         with self._db.session() as session:
             rows = session.execute(
                 select(Product.sku, Product.title, Product.language, Product.stock)
-                .order_by((Product.stock <= 0), Product.id)
+                .order_by(func.coalesce(Product.stock, 1) <= 0, Product.id)  # NULL (unknown) is buyable
                 .limit(limit)
             ).all()
         sample = [(r.sku, r.title, r.language, r.stock) for r in rows]

@@ -9,7 +9,7 @@ Layout of ``SHOPRANK_INDEX_DIR`` (one directory per database by default)::
         vectors.npy         (rows, dim) float32, unit length, language-centred, grouped by IVF list
         ivf_centroids.npy, ivf_offsets.npy
         lex_*.npy, lex_stats.json        BM25 postings (search.lexical_index)
-        product_id.npy, price_ref.npy, stock.npy, category.npy, brand.npy, language.npy,
+        product_id.npy, price_ref.npy, stock.npy (-1: unknown), category.npy, brand.npy, language.npy,
         has_vector.npy, text_hash.npy, changed_us.npy   one value per row, for filters and change detection
         ids_sorted.npy, ids_sorted_row.npy   product id → row by binary search
         centering.npz           language centroids (search dense space)
@@ -44,6 +44,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from catalog.models import Product, ProductEmbedding
+from catalog.stock import stock_column
 from catalog.vectors import EMBEDDING_DIM, vector_from_bytes
 from reranking.language_centering import LanguageCentering
 from reranking.text import clean_text
@@ -206,7 +207,7 @@ def build_version(
             text = lexical_text(title, brand, category, description or "", attributes or {})
             ids.append(pid)
             prices.append(fx.to_reference(Decimal(price), currency))
-            stocks.append(stock)
+            stocks.append(stock_column(stock))  # unknown (NULL) as UNKNOWN_STOCK: the column is int32
             category_codes.append(categories.code(category))
             brand_codes.append(brands.code((brand or "").strip().casefold() or None))
             if brand and brand.strip():

@@ -17,6 +17,8 @@ page adds around it, shared by ``/search`` and ``/api/search`` so both say the s
   relevance (rank positions, not scores: the same rule for every reranker and for first-stage order).
 - Price sorts compare prices converted to one currency, out-of-stock products after the ones that can be
   bought (else "lowest price first" opens with things nobody can buy); ties keep the relevance order.
+- Unknown stock (a feed without stock or availability, ``catalog.stock``) is buyable: never demoted, sorted with
+  the in-stock products, counted by the in-stock facet.
 - With no words left (only filters, or only "under 50 €"), the page lists every product matching the filters.
 """
 
@@ -27,6 +29,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 
+from catalog.stock import is_out_of_stock
 from search.catalog_browse import items_matching
 from search.filters import FxRates, SearchFilters
 from search.query_price import ParsedQuery, PriceConstraint, parse_query
@@ -114,7 +117,8 @@ def _merged_filters(url: SearchFilters, price: PriceConstraint | None) -> Search
 
 
 def _demote_out_of_stock(hits: list[SearchHit]) -> list[SearchHit]:
-    order = sorted(range(len(hits)), key=lambda i: i + (OUT_OF_STOCK_DEMOTION + 0.5 if hits[i].item.stock <= 0 else 0))
+    demoted = OUT_OF_STOCK_DEMOTION + 0.5
+    order = sorted(range(len(hits)), key=lambda i: i + (demoted if is_out_of_stock(hits[i].item.stock) else 0))
     return [hits[i] for i in order]
 
 
@@ -133,7 +137,8 @@ def _sorted(hits: list[SearchHit], sort: str, fx: FxRates) -> list[SearchHit]:
     prices = [fx.to_reference(hit.item.price, hit.item.currency) for hit in hits]
     sign = 1 if sort == "price_asc" else -1
     order = sorted(
-        range(len(hits)), key=lambda i: (hits[i].item.stock <= 0, prices[i] is None, sign * (prices[i] or 0.0), i)
+        range(len(hits)),
+        key=lambda i: (is_out_of_stock(hits[i].item.stock), prices[i] is None, sign * (prices[i] or 0.0), i),
     )
     return [hits[i] for i in order]
 
@@ -186,7 +191,7 @@ def facets_of(hits: list[SearchHit], currency: str, fx: FxRates) -> Facets:
         category=ranked(categories),
         brand=ranked(dict(brands.values())),
         language=ranked(languages),
-        in_stock=sum(1 for hit in hits if hit.item.stock > 0),
+        in_stock=sum(1 for hit in hits if not is_out_of_stock(hit.item.stock)),  # what in_stock=true keeps
         currency=currency,
         price_min=round(min(prices), 2) if prices else None,
         price_max=round(max(prices), 2) if prices else None,

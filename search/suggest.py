@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from catalog.stock import is_out_of_stock
 from search.catalog_browse import brand_counts, category_counts
 from search.index import CatalogIndex
 
@@ -97,7 +98,7 @@ class Suggester:
         for brand, _count in brand_counts(self._index).most_common():
             if matches(prefix, brand):
                 found["brand"].append(Suggestion("brand", brand, brand, None))
-        titles = sorted(self._index.title_sample(), key=lambda t: (t[2] != language, t[3] <= 0))
+        titles = sorted(self._index.title_sample(), key=lambda t: (t[2] != language, is_out_of_stock(t[3])))
         for sku, title, title_language, _stock in titles:
             if len(found["product"]) >= limit:
                 break

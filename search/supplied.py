@@ -57,8 +57,9 @@ def generated_sku(index: int) -> str:
 def inline_item(product: InlineProduct) -> CatalogItem:
     """A ``CatalogItem`` for an inline product; its passage leaves out whatever the client did not send.
 
-    ``CatalogItem`` has no "unknown" price or stock, so they are 0 there; the passage is built from the fields
-    as sent (a missing price is no "Price:" line, never "0.00"), and the API shows missing fields as null.
+    ``CatalogItem`` has no "unknown" price, so it is 0 there; the passage is built from the fields as sent (a
+    missing price is no "Price:" line, never "0.00"), and the API shows missing fields as null. A product sent
+    without stock has unknown availability (stock None), as a catalog product whose feed gave none.
     """
     passage = product_passage(
         {
@@ -81,7 +82,7 @@ def inline_item(product: InlineProduct) -> CatalogItem:
         language=product.language or "",
         brand=product.brand,
         image=product.image,
-        stock=product.stock or 0,
+        stock=product.stock,
         attributes=dict(product.attributes),
         passage=passage,
     )

@@ -238,7 +238,7 @@ class Simulator:
                 if rng.random() < config.cart_rate:
                     events.append({"id": str(uuid.uuid4()), "type": "add_to_cart", "ts": clock + 500, **base})
                 p_buy = config.cvr * (1.0 + (config.cvr_lift if treated else 0.0))
-                if hit.get("stock", 1) > 0 and rng.random() < min(p_buy, 0.95):
+                if (hit.get("stock") is None or hit["stock"] > 0) and rng.random() < min(p_buy, 0.95):
                     events.append(
                         {
                             "id": str(uuid.uuid4()),

@@ -194,7 +194,11 @@ _PRODUCT_RESULT = {
             "properties": {"amount": {"type": "number"}, "currency": {"type": "string"}, "display": {"type": "string"}},
         },
         "image": {"type": ["string", "null"]},
-        "stock": {"type": "integer"},
+        "stock": {"type": ["integer", "null"], "description": "null: the feed gave no stock (availability unknown)"},
+        "availability": {
+            "enum": ["in stock", "out of stock", "preorder", "backorder", None],
+            "description": "null when unknown: buyable, shown without a stock badge, kept by in_stock=true",
+        },
         "attributes": {"type": "object"},
         "score": {"type": "number", "description": "Rerank score (0..1) when reranked, else the first-stage score"},
         "first_stage_rank": {"type": "integer"},
@@ -277,7 +281,7 @@ _RANK_CANDIDATE = {
                 "brand": {"type": "string", "maxLength": MAX_CHARS["brand"]},
                 "category": {"type": "string", "maxLength": MAX_CHARS["category"]},
                 "image": {"type": "string", "maxLength": MAX_CHARS["image"]},
-                "stock": {"type": "integer", "minimum": 0},
+                "stock": {"type": "integer", "minimum": 0, "description": "Left out: availability unknown (buyable)"},
                 "attributes": {
                     "type": "object",
                     "maxProperties": MAX_ATTRIBUTES,

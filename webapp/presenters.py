@@ -8,6 +8,7 @@ from typing import Any
 
 from babel.numbers import format_currency
 
+from catalog.stock import availability
 from reranking.text import clean_text
 from search.filters import FxRates, PriceBound
 from search.index import CatalogItem
@@ -35,7 +36,8 @@ def item_json(item: CatalogItem, locale: str | None) -> dict[str, Any]:
         "currency": item.currency,
         "price_display": display_price(item.price, item.currency, locale),
         "image": item.image,
-        "stock": item.stock,
+        "stock": item.stock,  # null: the feed said nothing about stock (buyable, DESIGN.md §8)
+        "availability": availability(item.stock, item.attributes),
         "attributes": item.attributes,
     }
 

@@ -64,8 +64,6 @@ def rank() -> Any:
 def _show_unsent_as_null(entry: dict[str, Any], product: InlineProduct) -> None:
     if product.price is None:
         entry.update(dict.fromkeys(_UNSENT_IF_NO_PRICE))
-    if product.stock is None:
-        entry["stock"] = None
     for name in _UNSENT_IF_EMPTY:
         if not entry[name]:
             entry[name] = None
