@@ -57,10 +57,8 @@ def test_metrics_export_the_signal_from_redis():
         backlog.add("rerank.cpu", "job-1", 90, now + 30)
         backlog.add("rerank.cpu", "job-2", 60, now + 30)
         backlog.add("rerank.cpu", "stale", 1000, now - 1)  # its caller gave up: not work anyone waits for
-        families = {f.name: f for f in OpsCollector(settings).collect()}
-        samples = {
-            (f.name, s.labels.get("queue")): s.value for f in families.values() for s in f.samples if "queue" in s.labels
-        }
+        families = list(OpsCollector(settings).collect())
+        samples = {(f.name, s.labels.get("queue")): s.value for f in families for s in f.samples if "queue" in s.labels}
         assert samples[("shoprank_backlog_pairs", "rerank.cpu")] == 150
         assert samples[("shoprank_pool_pairs_per_second", "rerank.cpu")] == 100.0
         assert samples[("shoprank_work_waiting_seconds", "rerank.cpu")] == pytest.approx(1.5)
