@@ -444,7 +444,8 @@ def svg_chart(series: list[dict[str, Any]], fixed: int, title: str) -> str:
         ly = top + 12 + i * 15
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(
-            f'<line x1="{left + 10}" y1="{ly}" x2="{left + 30}" y2="{ly}" stroke="{colour}" stroke-width="2"{dash_attr}/>'
+            f'<line x1="{left + 10}" y1="{ly}" x2="{left + 30}" y2="{ly}" stroke="{colour}"'
+            f' stroke-width="2"{dash_attr}/>'
         )
         parts.append(f'<text x="{left + 35}" y="{ly + 4}">{label}</text>')
     parts.append("</svg>")
