@@ -230,6 +230,24 @@ def test_the_web_tier_runs_gunicorn_with_health_probes_metrics_token_and_an_hpa(
     assert one(defaults, "PodDisruptionBudget", "-web")["spec"]["minAvailable"] == 1
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"config": {"SHOPRANK_SECRET_KEY": "in-a-values-file"}},
+        {"config": {"SHOPRANK_DATABASE_URL": "postgresql+psycopg://u:p@db/shop"}},
+        {"config": {"SHOPRANK_INDEX_DIR": "/elsewhere"}},  # the chart sets it where it mounts the index
+        {"config": {"LOG_LEVEL": "INFO"}},  # not a SHOPRANK_ setting
+        {"secrets": {"name": "shoprank", "keys": {"secretKey": "K"}, "value": "hunter2"}},
+        {"autoscaling": {"workerCpu": {"workWaitingTargetSeconds": 0}}},
+        {"autoscaling": {"redisLists": {"enabled": True, "address": "redis://broker:6379/0"}}},  # host:port only
+    ],
+    ids=["secret-key", "database-url", "index-dir", "not-a-setting", "secret-value", "zero-target", "redis-url"],
+)
+def test_the_values_schema_refuses_secrets_and_mistakes_before_anything_renders(values):
+    with helm.Chart.load(CHART) as chart, pytest.raises(helm.HelmValuesError):
+        chart.render(values, name="shop", namespace="shop")
+
+
 def test_secrets_come_from_existing_secrets_never_from_values(manifests):
     secret_like = ("SHOPRANK_SECRET_KEY", "SHOPRANK_METRICS_TOKEN", "POSTGRES_PASSWORD")
     for where, container, _ in containers(manifests):
@@ -430,6 +448,8 @@ def test_every_environment_variable_is_a_setting_or_read_by_the_process(manifest
     allowed_other = {"PROMETHEUS_MULTIPROC_DIR", "POSTGRES_PASSWORD", "POSTGRES_DB", "POSTGRES_USER", "PGDATA"}
     gunicorn = _gunicorn_variables()
     for where, container, _ in containers(manifests):
+        names = [entry["name"] for entry in container.get("env", [])]
+        assert len(names) == len(set(names)), f"{where}: a variable set twice (the last one would win silently)"
         for name in env_of(container):
             if name.startswith("SHOPRANK_"):
                 assert name in SETTINGS_ENV, f"{where}: {name} is not a shoprank.config.Settings variable"
