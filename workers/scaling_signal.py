@@ -8,9 +8,9 @@ needs to clear what it holds: a number that means the same on one CPU worker or 
 autoscaler can compare with a target (the Helm chart's KEDA ``ScaledObject`` does, through Prometheus).
 
 Because the depth policy admits only what fits before a search's deadline, the value saturates near
-``deadline × safety`` when the pool is overloaded: a target well below that (the chart uses 0.75 s for a
-3 s deadline) leaves room to see the overload and grow; shed searches, which add nothing to the backlog,
-are watched by a second trigger (``shoprank_searches_total{status="shed"}``).
+``(deadline - overhead) × safety`` (2 s by default) when the pool is overloaded: a target below that (the chart
+uses 1.2 s, chosen with ``bench/autoscale.py``) leaves room to see the overload and grow; shed searches, which
+add nothing to the backlog, are watched by a second trigger (``shoprank_searches_total{status="shed"}``).
 """
 
 from __future__ import annotations
