@@ -289,6 +289,10 @@ def test_request_id_follows_a_search_into_a_real_worker_and_the_ops_page_shows_i
                 assert live["cpu"] == 1 and live["cuda"] == 0
                 assert {s.labels["queue"] for s in families["shoprank_queue_depth"]} == {"rerank.gpu", "rerank.cpu"}
                 assert families["shoprank_ops_up"][0].value == 1
+                # the autoscaler's signal: the worker's calibrated pairs/s makes the CPU queue's value defined
+                rates = {s.labels["queue"]: s.value for s in families["shoprank_pool_pairs_per_second"]}
+                assert rates["rerank.cpu"] > 0 and rates["rerank.gpu"] == 0
+                assert {s.labels["queue"] for s in families["shoprank_work_waiting_seconds"]} >= {"rerank.cpu", "all"}
 
                 # The worker's own /metrics port: the job it served, its batches and its cache lookups.
                 with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as answer:

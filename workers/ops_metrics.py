@@ -15,8 +15,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from shoprank.config import Settings
+from workers.backlog import Backlog
 from workers.ops import QUEUES, queue_depths, redis_client, summarize_workers
 from workers.registry import WorkerRegistry
+from workers.scaling_signal import work_waiting
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,12 @@ class OpsCollector(Collector):
             registry = WorkerRegistry.from_url(
                 self.settings.redis_url or broker, self.settings.queue_prefix, socket_timeout=self.timeout
             )
-            workers = summarize_workers(registry.live())
+            entries = registry.live()
+            workers = summarize_workers(entries)
+            backlog = Backlog.from_url(
+                self.settings.redis_url or broker, self.settings.queue_prefix, socket_timeout=self.timeout
+            )
+            waiting = work_waiting({queue: backlog.pairs(queue) for queue in QUEUES}, entries)
         except Exception as exc:  # Redis down or slow: report it, never fail or stall the scrape
             log.debug("ops metrics unavailable: %s", exc)
             up.add_metric([], 0)
@@ -70,11 +77,33 @@ class OpsCollector(Collector):
             "Pairs/s each live model process measured on its own work (what the depth policy plans with).",
             labels=["node", "pid"],
         )
-        for entry in registry.live():
+        for entry in entries:
             value = entry.get("pairs_per_second")
             if isinstance(value, int | float):
                 rate.add_metric([str(entry.get("node")), str(entry.get("pid"))], float(value))
         yield rate
+        # The autoscaler's signal (workers.scaling_signal): uncached pairs in flight ÷ the pool's measured pairs/s.
+        pairs = GaugeMetricFamily(
+            "shoprank_backlog_pairs", "Uncached pairs of the rerank jobs sent and not finished.", labels=["queue"]
+        )
+        pool = GaugeMetricFamily(
+            "shoprank_pool_pairs_per_second",
+            "Pairs/s the queue's live workers measured, summed (what the depth policy plans with).",
+            labels=["queue"],
+        )
+        seconds = GaugeMetricFamily(
+            "shoprank_work_waiting_seconds",
+            "Backlog pairs / pool pairs/s: seconds of model work waiting (absent while no worker measured a rate).",
+            labels=["queue"],
+        )
+        for queue, signal in waiting.items():
+            pairs.add_metric([queue], signal.pairs)
+            pool.add_metric([queue], signal.pairs_per_second)
+            if signal.seconds is not None:
+                seconds.add_metric([queue], signal.seconds)
+        yield pairs
+        yield pool
+        yield seconds
 
 
 def ops_collector_for(settings: Settings) -> OpsCollector | None:
