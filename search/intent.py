@@ -42,8 +42,8 @@ class CatalogProfile:
     """The catalog's shape in the encoder's space, for one index version."""
 
     version: str
-    categories: tuple[str, ...]
-    centroids: np.ndarray  # (categories, dim), unit rows
+    kinds: tuple[tuple[str, ...], ...]  # categories grouped into kinds of product (see ``_kinds``)
+    centroids: np.ndarray  # (kinds, dim), unit rows
     mean: np.ndarray  # (dim,)
     covariance: np.ndarray  # (dim, dim)
 
@@ -92,25 +92,71 @@ def build_profile(
     matrix = _unit(np.asarray(vectors[wanted], dtype=np.float32), centering)
     position = {int(row): i for i, row in enumerate(wanted.tolist())}
     sampled = matrix[[position[int(r)] for r in sample.tolist()]] if len(sample) else matrix
-    centroids = np.stack([matrix[[position[int(r)] for r in members.tolist()]].mean(axis=0) for members in picked])
+    member_vectors = [matrix[[position[int(r)] for r in members.tolist()]] for members in picked]
+    groups = _kinds(names, member_vectors)
+    centroids = np.stack([np.concatenate([member_vectors[i] for i in group]).mean(axis=0) for group in groups])
     centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    kinds = tuple(tuple(names[i] for i in group) for group in groups)
     mean = sampled.mean(axis=0) if len(sampled) else np.zeros(matrix.shape[1], np.float32)
     covariance = np.cov(sampled.T) if len(sampled) > 1 else np.eye(matrix.shape[1])
-    return CatalogProfile(version, names, centroids.astype(np.float32), mean.astype(np.float32), covariance)
+    return CatalogProfile(version, kinds, centroids.astype(np.float32), mean.astype(np.float32), covariance)
+
+
+def _kinds(names: Sequence[str], members: Sequence[np.ndarray]) -> list[list[int]]:
+    """Categories grouped into kinds of product: merchant feeds name one kind several ways ("Mattresses",
+    "Matratzen", "Colchones") and split it into leaves of one or two products, so a category alone is too
+    fine and too noisy to stand for what a query asks for.
+
+    Two categories join when their centroids are at least as close as a typical product is to the rest of its own
+    category (the catalog's median leave-one-out cohesion, over categories with two or more products): then the
+    catalog itself says they hold the same kind of product. Average-linkage clustering (scipy) applies that rule
+    transitively; no constant is tuned.
+    """
+    if len(names) < 2:
+        return [list(range(len(names)))]
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    # around the catalog's mean: e5 vectors share a large common direction that makes every centroid look alike
+    middle = np.concatenate(list(members)).mean(axis=0)
+    centred = [m - middle for m in members]
+    centroids = np.stack([m.mean(axis=0) for m in centred])
+    units = centroids / np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    cohesion = [_leave_one_out_cohesion(m) for m in centred if len(m) >= 2]
+    if not cohesion:
+        return [[i] for i in range(len(names))]
+    threshold = 1.0 - float(np.median(cohesion))  # cosine distance
+    labels = fcluster(linkage(units, method="average", metric="cosine"), t=threshold, criterion="distance")
+    grouped: dict[int, list[int]] = {}
+    for index, label in enumerate(labels.tolist()):
+        grouped.setdefault(int(label), []).append(index)
+    return sorted(grouped.values())
 
 
 def understand(profile: CatalogProfile, query: np.ndarray) -> QueryIntent:
-    """The intended categories and the catalog's similarity spread for ``query`` (a centred unit vector)."""
+    """The intended categories and the catalog's similarity spread for ``query`` (a centred unit vector).
+
+    Kinds of product are scored (``_kinds``); every category of an intended kind is intended.
+    """
     mean, spread = profile.spread(query)
     similarities = profile.centroids @ query
+    everything = frozenset(name for kind in profile.kinds for name in kind)
     if len(similarities) < MIN_CATEGORIES:
-        scores = {name: 0.0 for name in profile.categories}
-        return QueryIntent(frozenset(profile.categories), scores, mean, spread)
+        return QueryIntent(everything, {name: 0.0 for name in everything}, mean, spread)
     z = (similarities - similarities.mean()) / max(float(similarities.std()), 1e-12)
     best = float(z.max())
-    scores = {name: float(score) for name, score in zip(profile.categories, z.tolist(), strict=True)}
+    scores = {name: float(score) for kind, score in zip(profile.kinds, z.tolist(), strict=True) for name in kind}
     intended = frozenset(name for name, score in scores.items() if score >= best - INTENT_BAND)
     return QueryIntent(intended, scores, mean, spread)
+
+
+def _leave_one_out_cohesion(members: np.ndarray) -> float:
+    """Median cosine of each product to the centroid of the *other* products of its category."""
+    total = members.sum(axis=0)
+    others = (total[None, :] - members) / (len(members) - 1)
+    cosines = np.einsum("ij,ij->i", members, others) / np.maximum(
+        np.linalg.norm(members, axis=1) * np.linalg.norm(others, axis=1), 1e-12
+    )
+    return float(np.median(cosines))
 
 
 def _unit(vectors: np.ndarray, centering: LanguageCentering | None) -> np.ndarray:

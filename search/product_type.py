@@ -55,10 +55,15 @@ class TitleParts:
     target: str  # the product it is for
 
 
+#: Characters that make 用 part of a word meaning "use" (家用 household, 商用 commercial, 通用 universal, 日用
+#: daily, 兼用 dual-use, 業務用 professional, 家庭用 home), not "for X".
+_USE_COMPOUNDS = "家商通日兼務庭"
+
+
 def _pattern(words: Sequence[str], cjk_suffix: bool) -> re.Pattern[str]:
     alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
     if cjk_suffix:  # attached to the target in CJK ("X用"), a separate word in Turkish ("X için")
-        return re.compile(rf"(?P<conn>{alternatives})(?=\s|[^\W\d_]|$)", re.IGNORECASE)
+        return re.compile(rf"(?<![{_USE_COMPOUNDS}])(?P<conn>{alternatives})(?=\s|[^\W\d_]|$)", re.IGNORECASE)
     return re.compile(rf"(?<![^\W_])(?P<conn>{alternatives})(?![^\W_])", re.IGNORECASE)
 
 

@@ -40,7 +40,7 @@ from search.index import CatalogIndex
 from search.index_files import lexical_text
 from search.intent import CatalogProfile, ProfileCache, QueryIntent, build_profile, understand
 from search.nonsense import has_words
-from search.product_type import AccessoryShapes, split_title
+from search.product_type import AccessoryShapes
 from search.service import SearchHit
 from search.tokenize import tokenize
 
@@ -153,10 +153,13 @@ class RelevanceGate:
         if not lexical and not words and max(z.values()) < self.nonsense_z() - RELATED_MARGIN:
             closest = sorted(z, key=lambda sku: -z[sku])[:RELATED_COUNT]
             return Decision(RELATED, frozenset(), tuple(closest), intent)
+        accessories = self.accessories(query, vector, hits) | self.served_products(query, hits)
+        if words and self.names_a_brand(query, hits, words):  # "sony", "lego": that brand's products, in any language
+            tiers = {sku: 3 if sku in accessories else 0 for sku in words}
+            return Decision(MATCHED, frozenset(words), (), intent, tiers)
         if words:  # the query's own words name the kind of product: their categories are the intent
             intent = dataclasses.replace(intent, categories=frozenset(h.item.category for h in hits
                                                                        if h.item.sku in words))  # fmt: skip
-        accessories = self.accessories(query, vector, hits) | self.served_products(query, hits)
         products = [hit for hit in hits if hit.item.sku not in accessories] or list(hits)
         in_intent = [hit for hit in products if hit.item.category in intent.categories] or products
         # the window hangs from the best product that matched by meaning alone: a listing repeating the query's
@@ -192,6 +195,14 @@ class RelevanceGate:
                 found.add(item.sku)
         return found
 
+    def names_a_brand(self, query: str, hits: Sequence[SearchHit], words: set[str]) -> bool:
+        """Whether every informative word of the query is in the brand of a product that matched by words (a
+        query for a brand, as shops treat a query that is a facet value: that brand's products only)."""
+        shapes = self.shapes()
+        informative = {t for t in tokenize(query) if shapes.share(t) <= INFORMATIVE_SHARE}
+        brands = [set(tokenize(hit.item.brand or "")) for hit in hits if hit.item.sku in words]
+        return bool(informative) and any(informative <= brand for brand in brands)
+
     def accessories(self, query: str, vector: np.ndarray, hits: Sequence[SearchHit]) -> set[str]:
         """Accessory-shaped candidates whose served product is what the query wants (see ``search.product_type``):
         the query is closer to the product they serve than to the accessory itself by ``ACCESSORY_MARGIN``, and
@@ -213,7 +224,7 @@ class RelevanceGate:
     def served_products(self, query: str, hits: Sequence[SearchHit]) -> set[str]:
         """When the query itself asks for something *for* a product ("Laptophülle für MacBook Air 13"), the
         candidates closer to what it is for than to what it asks for: they rank below, like accessories do."""
-        parts = split_title(query)
+        parts = self.shapes().parts(query)  # "X for Y" where the catalog sells Y ("blender for smoothies" is not)
         if parts is None:
             return set()
         head, target = self._index.query_vectors([parts.head, parts.target])
