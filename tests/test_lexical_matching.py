@@ -198,6 +198,9 @@ def test_delta_documents_are_analysed_like_built_ones(own_catalog):
 def test_did_you_mean_in_the_api_and_on_the_page(client):
     body = client.get("/api/search?q=hedphones&lang=en").get_json()
     assert body["did_you_mean"] == "headphones" and body["results"]
+    priced = client.get("/api/search?q=hedphones+under+100+dollars&lang=en").get_json()
+    assert priced["did_you_mean"] == "headphones under 100 dollars"  # the price words stay in the suggestion
+    assert priced["applied_filters"]["price_from_query"]["text"] == "under 100 dollars"
     assert client.get("/api/search?q=headphones&lang=en").get_json()["did_you_mean"] is None
     assert client.get("/api/search?q=WH-1000XM5&lang=en").get_json()["did_you_mean"] is None
     page = client.get("/search?q=hedphones&lang=de").get_data(as_text=True)
