@@ -107,7 +107,7 @@ def price_capped(index, products: list[dict], reranker, labelled: list[dict], pa
             skipped.append(case["id"])  # nothing good within the limit: nDCG is undefined
             continue
         for name, text, limit in (("typed", case["query"], None), ("understood", parsed.text, filters)):
-            first_stage = index.first_stage(text, top_k, limit)
+            first_stage = index.first_stage(text, top_k, limit, language=case["language"])
             fused = [h.sku for h in first_stage.hits]
             outcome = reranker.rerank(text, [first_stage.items[s].passage for s in fused])
             ranked = [fused[r.index] for r in outcome.results]
@@ -165,7 +165,7 @@ def main() -> None:
         languages = {p["sku"]: p["language"] for p in catalog}
         systems: dict[str, dict[str, list[str]]] = {}
         for q in queries:
-            first_stage = index.first_stage(q["query"], args.top_k)
+            first_stage = index.first_stage(q["query"], args.top_k, language=q["language"])  # the shopper's
             for name in ("dense", "lexical"):  # each retriever's own order, among the fused candidates
                 ranked = sorted((h for h in first_stage.hits if name in h.ranks), key=lambda h: h.ranks[name])
                 systems.setdefault(f"first_stage_{name}", {})[q["id"]] = [h.sku for h in ranked]
