@@ -17,10 +17,12 @@ Documents (built versions and delta documents alike, ``document_terms``):
 BM25's document length stays the number of tokens as written: the extra terms do not make a listing "longer".
 
 Queries (``Lexicon.query_terms``): each token as written plus its stem in the query's language. A token the
-index does not know in either form is, in order, split into vocabulary words (query-side decompounding in any
-Latin-script language: an unknown word that is exactly two or three catalog words is meant as them,
-"fahrradhelm" in an English UI too), or corrected to the closest vocabulary word (``search.spelling``); a
-correction is what "did you mean" shows. Known words are never corrected; a known compound (one the build
+index does not know in either form is, in order, split into vocabulary words (query-side decompounding: an
+unknown word that is exactly two to four catalog words is meant as them; against the words of the query
+language's listings for German, Dutch and the Nordic languages, of all listings otherwise, so "fahrradhelm"
+works in an English UI too), left alone when it is a common word of the shopper's language or English that
+the catalog happens to lack (``search.spelling.common_word``), or else corrected to the closest vocabulary word
+(``search.spelling``); a correction is what "did you mean" shows. Known words are never corrected; a known compound (one the build
 split) adds its parts, so "Fahrradhelm" also finds "Fahrrad-Helm" listings, below the ones that say
 "Fahrradhelm" (they match the word itself too).
 
@@ -34,14 +36,14 @@ import json
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from search.compounds import COMPOUNDING, split_compound
-from search.spelling import Speller
+from search.spelling import Speller, common_word
 from search.stemming import base_language, query_language, stem, stemmable
-from search.tokenize import tokenize
+from search.tokenize import tokenize, tokenize_forms
 
 #: A compound's part counts this much of the compound's own term frequency.
 PART_WEIGHT = 0.5
@@ -104,6 +106,7 @@ class VocabularyBuilder:
         self.frequency: Counter[str] = Counter()
         self.display: dict[str, str] = {}
         self.compound_language: dict[str, str] = {}  # word seen in a compounding-language listing → that language
+        self.languages: dict[str, set[str]] = {}  # compounding language → the words of its listings (the parts)
 
     def add(self, forms: Sequence[tuple[str, str]], language: str | None) -> list[str]:
         """Record one listing's (token, written form) pairs; returns its tokens."""
@@ -117,25 +120,31 @@ class VocabularyBuilder:
             seen.add(token)
             if written != token and token not in self.display:
                 self.display[token] = written
-            if compounding and token not in self.compound_language:
-                self.compound_language[token] = code or ""
+            if compounding:
+                self.compound_language.setdefault(token, code or "")
+                self.languages.setdefault(code or "", set()).add(token)
         self.frequency.update(seen)
         return tokens
 
     def compounds(self) -> dict[str, list[str]]:
         """Word → part terms, for every compound word of a compounding-language listing."""
-        vocabulary = self.frequency.keys()
         out: dict[str, list[str]] = {}
         for word, language in self.compound_language.items():
-            parts = split_compound(word, vocabulary, language)
+            # parts are words of listings in the same language: "marchenschloss" is no French "marche" + "schloss"
+            parts = split_compound(word, self.languages.get(language, ()), language)
             if parts:
                 out[word] = part_terms(parts, language)
         return out
 
     def save(self, directory: Path, compounds: Mapping[str, Sequence[str]]) -> None:
         with open(directory / WORDS_FILE, "w", encoding="utf-8") as handle:
+            by_word: dict[str, list[str]] = {}
+            for language, words in self.languages.items():
+                for word in words:
+                    by_word.setdefault(word, []).append(language)
             for word, frequency in sorted(self.frequency.items(), key=lambda kv: (-kv[1], kv[0])):
-                handle.write(f"{word}\t{frequency}\t{self.display.get(word, '')}\n")
+                languages = ",".join(sorted(by_word.get(word, ())))
+                handle.write(f"{word}\t{frequency}\t{self.display.get(word, '')}\t{languages}\n")
         (directory / COMPOUNDS_FILE).write_text(json.dumps(dict(compounds), ensure_ascii=False), encoding="utf-8")
 
 
@@ -146,6 +155,15 @@ class QueryTerms:
     did_you_mean: str | None  # the query as written, with each correction applied (None: nothing corrected)
 
 
+@dataclass(frozen=True)
+class _Stored:
+    frequency: dict[str, int]
+    display: dict[str, str]
+    languages: dict[str, frozenset[str]]  # compounding language → words of its listings
+    compounds: dict[str, list[str]]
+    speller: Speller
+
+
 class Lexicon:
     """A version's stored vocabulary and compound map, loaded lazily (once per process and version)."""
 
@@ -153,39 +171,52 @@ class Lexicon:
         self._directory = directory
         self._known = known
         self._lock = threading.Lock()
-        self._loaded: tuple[dict[str, int], dict[str, str], dict[str, list[str]], Speller] | None = None
+        self._stored: _Stored | None = None
 
-    def _load(self) -> tuple[dict[str, int], dict[str, str], dict[str, list[str]], Speller]:
-        loaded = self._loaded
-        if loaded is not None:
-            return loaded
+    def _load(self) -> _Stored:
+        stored = self._stored
+        if stored is not None:
+            return stored
         with self._lock:
-            if self._loaded is None:
+            if self._stored is None:
                 frequency: dict[str, int] = {}
                 display: dict[str, str] = {}
+                languages: dict[str, set[str]] = {}
                 path = self._directory / WORDS_FILE
                 if path.exists():  # versions built before the vocabulary was stored have none
                     with open(path, encoding="utf-8") as handle:
                         for line in handle:
-                            word, count, written = line.rstrip("\n").split("\t")
+                            word, count, written, in_languages = line.rstrip("\n").split("\t")
                             frequency[word] = int(count)
                             if written:
                                 display[word] = written
+                            for language in in_languages.split(",") if in_languages else ():
+                                languages.setdefault(language, set()).add(word)
                 compounds_path = self._directory / COMPOUNDS_FILE
                 compounds = json.loads(compounds_path.read_text(encoding="utf-8")) if compounds_path.exists() else {}
-                self._loaded = (frequency, display, compounds, Speller(frequency.items()))
-            return self._loaded
+                self._stored = _Stored(
+                    frequency,
+                    display,
+                    {language: frozenset(words) for language, words in languages.items()},
+                    compounds,
+                    Speller(frequency.items()),
+                )
+            return self._stored
 
     @property
     def words(self) -> Mapping[str, int]:
-        return self._load()[0]
+        return self._load().frequency
 
     @property
     def compounds(self) -> Mapping[str, list[str]]:
-        return self._load()[2]
+        return self._load().compounds
 
     def split(self, word: str, language: str | None) -> list[str] | None:
-        return split_compound(word, self.words, language)
+        """``word`` split into words of ``language``'s listings (a compounding language), else of any listing."""
+        stored = self._load()
+        code = base_language(language)
+        vocabulary: Container[str] = stored.languages.get(code or "") or stored.frequency
+        return split_compound(word, vocabulary, language)
 
     def document_terms(self, tokens: Sequence[str], language: str | None) -> dict[str, float]:
         """A delta document's terms, as the build would have indexed it."""
@@ -194,7 +225,6 @@ class Lexicon:
     def query_terms(self, query: str, language: str | None) -> QueryTerms:
         """The terms to search for ``query`` typed in ``language`` (the shopper's; None: by script or unstemmed)."""
         code = query_language(query, language)
-        tokens = tokenize(query)
         terms: list[str] = []
         corrections: dict[str, str] = {}
 
@@ -202,7 +232,7 @@ class Lexicon:
             if term not in terms:
                 terms.append(term)
 
-        for token in tokens:
+        for token, written in tokenize_forms(query):
             stemmed = stem(token, code)
             add(token)
             add(stemmed)
@@ -212,12 +242,14 @@ class Lexicon:
                 for term in self.compounds.get(token, ()):  # a known compound also finds listings of its parts
                     add(term)
                 continue
-            parts = split_compound(token, self.words, code)
+            parts = self.split(token, code)
             if parts:
                 for term in part_terms(parts, code):
                     add(term)
                 continue
-            fixed = self._load()[3].correct(token)
+            if common_word(written, (code, "en")):
+                continue  # a real word of the shopper's language that the catalog lacks is no typo
+            fixed = self._load().speller.correct(token)
             if fixed is not None:
                 corrections[token] = fixed
                 add(fixed)
@@ -225,7 +257,7 @@ class Lexicon:
         return QueryTerms(terms, corrections, self._rewrite(query, corrections) if corrections else None)
 
     def _rewrite(self, query: str, corrections: Mapping[str, str]) -> str:
-        display = self._load()[1]
+        display = self._load().display
 
         def replace(match: re.Match[str]) -> str:
             written = match.group(0)

@@ -8,6 +8,13 @@ letter ("bycicle" → "bicycle", "recieve"), the most common misspelling that pl
 Numbers, model codes, CJK and Arabic are never corrected (``stemmable`` and script checks): a wrong digit
 is another product, and one edit of a short Arabic root is often another real word.
 
+A word the shopper's language uses commonly is not a typo, even when the catalog lacks it: most searches here
+cross languages, and "Maus", "pelo" or "unter" must not become "mais", "pole" or "under". ``common_word``
+asks ``wordfreq`` (word frequencies of 40 languages from Wikipedia, subtitles, news, web text; its data is
+frozen at 2021, which suits a list of common words) whether the written word has a Zipf frequency of at least
+``COMMON_ZIPF`` (once per million words) in the query's language or in English (brand and loan words every
+shop uses); misspellings sit below ("recieve" 2.8, "hedphones" 0).
+
 Bounded cost: the vocabulary is bucketed by (first letter, length), as Lucene's DirectSpellChecker assumes
 by default that the first letter is right; a lookup compares the word with the buckets of lengths ±typos
 only (a few thousand words in a 100k vocabulary, about a millisecond; ``bench/spelling.py``), and answers are
@@ -23,12 +30,31 @@ from collections.abc import Iterable
 from cachetools import LRUCache
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
+from wordfreq import zipf_frequency
 
-from search.stemming import stemmable
+from search.stemming import base_language, stemmable
 
 ONE_TYPO_FROM = 4
 TWO_TYPOS_FROM = 8
 _NOT_CORRECTED = re.compile("[\u0600-\u06ff]")
+
+
+COMMON_ZIPF = 3.0
+#: wordfreq languages whose lists need no extra tokenizer (Japanese and Chinese would need MeCab / jieba).
+_WORDFREQ = frozenset(
+    "ar bg bn ca cs da de el en es fa fi fil fr he hi hu id it lt lv mk ms nb nl pl pt ro ru sk sl sr sv ta tr uk "
+    "ur vi".split()
+)
+
+
+def common_word(written: str, languages: Iterable[str | None]) -> bool:
+    """Whether ``written`` is a common word (Zipf ≥ ``COMMON_ZIPF``) of any of ``languages``."""
+    for language in languages:
+        code = base_language(language)
+        code = "nb" if code in ("no", "nn") else code
+        if code in _WORDFREQ and zipf_frequency(written, code, wordlist="small") >= COMMON_ZIPF:
+            return True
+    return False
 
 
 def allowed_typos(word: str) -> int:

@@ -13,8 +13,9 @@ import pytest
 from catalog.vectors import embedder
 from search.compounds import split_compound
 from search.index import CatalogIndex
-from search.lexicon import document_terms
-from search.spelling import Speller, typos
+from search.lexicon import VocabularyBuilder, document_terms
+from search.spelling import Speller, common_word, typos
+from search.tokenize import tokenize_forms
 from search.stemming import query_language, stem
 from shoprank import migrate
 from shoprank.db import Database
@@ -38,6 +39,8 @@ CATALOG = [
     {"sku": "NL2", "title": "Fietsverlichting set LED", "language": "nl"},
     {"sku": "SV1", "title": "Cykel hjälm för vuxna", "language": "sv"},
     {"sku": "ZH1", "title": "无线降噪耳机", "language": "zh"},
+    {"sku": "EN6", "title": "Trekking pole carbon", "language": "en"},
+    {"sku": "PT1", "title": "Milho de pipoca mais crocante", "language": "pt"},
 ]
 
 
@@ -98,6 +101,13 @@ def test_compounds_split_only_into_vocabulary_words_covering_them():
     assert split_compound("helm", vocabulary, "de") is None
 
 
+def test_index_side_parts_are_words_of_the_same_language():
+    builder = VocabularyBuilder()
+    builder.add(tokenize_forms("Märchenschloss Schloss Fahrradhelm Fahrrad Helm"), "de")
+    builder.add(tokenize_forms("Marche rapide"), "fr")  # French "marche" is no part of a German word
+    assert builder.compounds() == {"fahrradhelm": ["fahrrad", "helm"]}
+
+
 def test_typos_follow_the_usual_limits_and_prefer_the_frequent_word():
     speller = Speller([("headphones", 30), ("headphone", 3), ("bicycle", 5), ("bicycles", 2), ("lamp", 9),
                        ("lamps", 1), ("camp", 4)])  # fmt: skip
@@ -151,6 +161,17 @@ def test_typos_are_corrected_against_the_catalog_and_said(catalog):
     assert did_you_mean == "bicycle pump" and found[0] == "EN4"
     assert lexical(index, "Kopfhörr", "de")[1] == "Kopfhörer"  # the catalog's spelling, the shopper's capital
     assert lexical(index, "Zapatilas", "es")[1] == "Zapatillas"
+
+
+def test_common_words_of_the_shoppers_language_are_no_typos(catalog):
+    """Cross-lingual queries are the rule: a real word the catalog lacks is not "corrected" into a listing word."""
+    _, index = catalog
+    assert common_word("Maus", ["de"]) and common_word("pelo", ["es"]) and not common_word("hedphones", ["en"])
+    assert lexical(index, "kabellose Maus", "de")[1] is None  # not "mais" (PT1)
+    assert Speller([("pole", 1)]).correct("pelo") == "pole"  # one typo away, so only the language rule keeps it
+    found, did_you_mean = lexical(index, "secador de pelo", "es")
+    assert "EN6" not in found and did_you_mean is None
+    assert lexical(index, "Trekking pol", "en")[1] is None  # 3 letters: no typo allowed
 
 
 def test_model_numbers_correct_words_and_cjk_are_left_alone(catalog):
