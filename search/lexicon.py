@@ -22,9 +22,9 @@ unknown word that is exactly two to four catalog words is meant as them; against
 language's listings for German, Dutch and the Nordic languages, of all listings otherwise, so "fahrradhelm"
 works in an English UI too), left alone when it is a common word of the shopper's language or English that
 the catalog happens to lack (``search.spelling.common_word``), or else corrected to the closest vocabulary word
-(``search.spelling``); a correction is what "did you mean" shows. Known words are never corrected; a known compound (one the build
-split) adds its parts, so "Fahrradhelm" also finds "Fahrrad-Helm" listings, below the ones that say
-"Fahrradhelm" (they match the word itself too).
+(``search.spelling``); a correction is what "did you mean" shows. Known words are never corrected; a known
+compound (one the build split) adds its parts, so "Fahrradhelm" also finds "Fahrrad Helm" listings, below
+the ones that say "Fahrradhelm" (they match the word itself too).
 
 The vocabulary (``lex_words.tsv``: word, listings holding it, display spelling) is stored with each version
 and loaded by a process the first time a query needs it.

@@ -42,9 +42,9 @@ _NOT_CORRECTED = re.compile("[\u0600-\u06ff]")
 COMMON_ZIPF = 3.0
 #: wordfreq languages whose lists need no extra tokenizer (Japanese and Chinese would need MeCab / jieba).
 _WORDFREQ = frozenset(
-    "ar bg bn ca cs da de el en es fa fi fil fr he hi hu id it lt lv mk ms nb nl pl pt ro ru sk sl sr sv ta tr uk "
-    "ur vi".split()
-)
+    {"ar", "bg", "bn", "ca", "cs", "da", "de", "el", "en", "es", "fa", "fi", "fil", "fr", "he", "hi", "hu", "id", "it",
+     "lt", "lv", "mk", "ms", "nb", "nl", "pl", "pt", "ro", "ru", "sk", "sl", "sr", "sv", "ta", "tr", "uk", "ur", "vi"}
+)  # fmt: skip
 
 
 def common_word(written: str, languages: Iterable[str | None]) -> bool:

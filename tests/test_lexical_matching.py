@@ -15,8 +15,8 @@ from search.compounds import split_compound
 from search.index import CatalogIndex
 from search.lexicon import VocabularyBuilder, document_terms
 from search.spelling import Speller, common_word, typos
-from search.tokenize import tokenize_forms
 from search.stemming import query_language, stem
+from search.tokenize import tokenize_forms
 from shoprank import migrate
 from shoprank.db import Database
 from tests.test_catalog_index import add_products, wait_until
