@@ -17,8 +17,8 @@ shop uses); misspellings sit below ("recieve" 2.8, "hedphones" 0).
 
 Bounded cost: the vocabulary is bucketed by (first letter, length), as Lucene's DirectSpellChecker assumes
 by default that the first letter is right; a lookup compares the word with the buckets of lengths ±typos
-only (a few thousand words in a 100k vocabulary, about a millisecond; ``bench/spelling.py``), and answers are
-cached per process.
+only (a few thousand words in a 100k vocabulary: 0.5 ms at the median, under 2 ms CPU at p99;
+``bench/spelling.py``), and answers are cached per process.
 """
 
 from __future__ import annotations
