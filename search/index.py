@@ -49,6 +49,7 @@ from search.index_files import (
     stamp_us,
 )
 from search.lexical_index import LexicalIndex
+from search.lexicon import Lexicon
 from search.retrieval import DEFAULT_LEXICAL_WEIGHT, RRF_K, FusedHit, Hit, rrf_fuse
 from search.tokenize import tokenize
 from search.vector_index import VectorIndex
@@ -120,6 +121,8 @@ class FirstStage:
     timings_ms: dict[str, float]
     #: Products in the index that pass the filters (the size of the filtered catalog; all products without).
     matching: int = 0
+    #: The query with its misspelt words corrected, when the lexical stage searched with corrections.
+    did_you_mean: str | None = None
 
 
 class IndexVersion:
@@ -132,6 +135,7 @@ class IndexVersion:
         self.vectors = VectorIndex.open(path)
         self.raw_vectors = np.load(path / "raw_vectors.npy", mmap_mode="r")
         self.lexical = LexicalIndex.open(path)
+        self.lexicon = Lexicon(path, self.lexical.contains)
 
         def load(name: str) -> np.ndarray:
             column: np.ndarray = np.load(path / f"{name}.npy", mmap_mode="r")
@@ -172,7 +176,8 @@ class _DeltaDoc:
     item: CatalogItem
     vector: np.ndarray | None  # centred, unit length; None: lexical only until its vector lands
     raw_vector: np.ndarray | None
-    tokens: list[str]
+    terms: dict[str, float]  # as the build would index it (search.lexicon.document_terms)
+    length: int  # tokens as written (BM25's document length)
     price_ref: float | None
 
 
@@ -416,7 +421,9 @@ class CatalogIndex:
             centred = centring.transform(raw)[0] if centring is not None else raw / max(np.linalg.norm(raw), 1e-12)
         delta.overrides.pop(item.id, None)
         delta.deleted.discard(item.id)
-        delta.docs[item.id] = _DeltaDoc(item, centred, raw, tokenize(text), price_ref)
+        tokens = tokenize(text)
+        terms = version.lexicon.document_terms(tokens, item.language)
+        delta.docs[item.id] = _DeltaDoc(item, centred, raw, terms, len(tokens), price_ref)
 
     def _derive(self, state: _State) -> None:
         version, delta = state.version, state.delta
@@ -490,8 +497,14 @@ class CatalogIndex:
         return filters.matches(category=item.category, brand=item.brand, language=item.language, stock=item.stock,
                                reference_price=doc.price_ref, fx=self.fx)  # fmt: skip
 
-    def first_stage(self, query: str, top_k: int, filters: SearchFilters | None = None) -> FirstStage:
-        """Dense and lexical candidates over version + delta under ``filters``, fused by weighted RRF."""
+    def first_stage(
+        self, query: str, top_k: int, filters: SearchFilters | None = None, *, language: str | None = None
+    ) -> FirstStage:
+        """Dense and lexical candidates over version + delta under ``filters``, fused by weighted RRF.
+
+        ``language`` is the shopper's: the lexical stage stems the query in it (``search.lexicon``) and corrects
+        words the catalog does not know; the corrected query comes back as ``did_you_mean``.
+        """
         state = self.state
         version, delta = state.version, state.delta
         timings: dict[str, float] = {}
@@ -516,11 +529,12 @@ class CatalogIndex:
         timings["dense"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
-        tokens = tokenize(query)
+        analysed = version.lexicon.query_terms(query, language)
+        tokens = analysed.terms
         rows, scores = version.lexical.search(tokens, top_k, mask)
         lexical = [Hit(str(int(version.product_id[r])), float(s)) for r, s in zip(rows, scores, strict=True)]
         for doc in docs:
-            score = version.lexical.weigh(tokens, doc.tokens)
+            score = version.lexical.weigh(tokens, doc.terms, doc.length)
             if score > 0:
                 lexical.append(Hit(str(doc.item.id), score))
         lexical = sorted(lexical, key=lambda h: -h.score)[:top_k]
@@ -539,7 +553,7 @@ class CatalogIndex:
         items = {by_id[int(h.sku)].sku: by_id[int(h.sku)] for h in fused if int(h.sku) in by_id}
         self._share_vectors(state, list(items.values()))
         timings["hydrate"] = (time.perf_counter() - mark) * 1000
-        return FirstStage(hits, items, timings, matching)
+        return FirstStage(hits, items, timings, matching, analysed.did_you_mean)
 
     def _hydrate(self, ids: list[int], state: _State | None = None) -> dict[int, CatalogItem]:
         """The current rows of these products.

@@ -8,7 +8,8 @@ Layout of ``SHOPRANK_INDEX_DIR`` (one directory per database by default)::
         manifest.json       rows, watermark, dictionaries (categories, brands, languages), build facts
         vectors.npy         (rows, dim) float32, unit length, language-centred, grouped by IVF list
         ivf_centroids.npy, ivf_offsets.npy
-        lex_*.npy, lex_stats.json        BM25 postings (search.lexical_index)
+        lex_*.npy, lex_stats.json        BM25 postings (search.lexical_index): tokens, stems, compound parts
+        lex_words.tsv, lex_compounds.json   the vocabulary (typo correction, decompounding; search.lexicon)
         product_id.npy, price_ref.npy, stock.npy (-1: unknown), category.npy, brand.npy, language.npy,
         has_vector.npy, text_hash.npy, changed_us.npy   one value per row, for filters and change detection
         ids_sorted.npy, ids_sorted_row.npy   product id → row by binary search
@@ -50,7 +51,8 @@ from reranking.language_centering import LanguageCentering
 from reranking.text import clean_text
 from search import lexical_index, vector_index
 from search.filters import FxRates
-from search.tokenize import tokenize
+from search.lexicon import PART_WEIGHT, VocabularyBuilder, document_terms
+from search.tokenize import tokenize_forms
 from shoprank.db import Database
 
 log = logging.getLogger(__name__)
@@ -182,6 +184,7 @@ def build_version(
     categories, brands, languages = _Codes(), _Codes(), _Codes()
     category_codes, brand_codes, language_codes = [], [], []
     postings = lexical_index.PostingsBuilder()
+    vocabulary = VocabularyBuilder()
     missing_texts: dict[int, dict[str, Any]] = {}  # row -> the product's fields, for embed_missing
     brand_spelling: dict[str, str] = {}  # case-folded brand -> the first spelling seen (for pages)
     columns = (
@@ -214,7 +217,8 @@ def build_version(
                 brand_spelling.setdefault(brand.strip().casefold(), brand.strip())
             language_codes.append(languages.code(language))
             hashes.append(content_hash(text, language))
-            postings.add(tokenize(text))
+            tokens = vocabulary.add(tokenize_forms(text), language)
+            postings.add(document_terms(tokens, language), len(tokens))
             mapping = {"title": title, "description": description or "", "brand": brand, "category": category,
                        "price": price, "currency": currency, "attributes": attributes or {},
                        "dense_hash": dense_hash}  # fmt: skip
@@ -260,7 +264,9 @@ def build_version(
     os.replace(staging / "raw_vectors_ordered.npy", staging / "raw_vectors.npy")
     (staging / "centred_unordered.npy").unlink()
     vector_index.save(staging, layout)
-    postings.save(staging, order)
+    compounds = vocabulary.compounds()  # needs every product's words: parts join the postings now
+    postings.save(staging, order, derived=compounds, derived_weight=PART_WEIGHT)
+    vocabulary.save(staging, compounds)
     id_column = np.asarray(ids, dtype=np.int64)[order]
     columns_out = {
         "product_id": id_column,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,22 +47,35 @@ class PostingsBuilder:
         self._tfs: list[np.ndarray] = []
         self._lengths: list[int] = []
 
-    def add(self, tokens: Sequence[str]) -> None:
+    def add(self, tokens: Sequence[str] | Mapping[str, float], length: int | None = None) -> None:
+        """One document: its tokens, or term → (weighted) frequency with ``length`` its number of tokens."""
         row = len(self._lengths)
-        counts = Counter(tokens)
-        self._lengths.append(len(tokens))
+        counts = tokens if isinstance(tokens, Mapping) else Counter(tokens)
+        self._lengths.append(len(tokens) if length is None else length)
         if counts:
             self._hashes.append(_hashes(counts.keys()))
             self._rows.append(np.full(len(counts), row, dtype=np.int32))
             self._tfs.append(np.fromiter(counts.values(), dtype=np.float32, count=len(counts)))
 
-    def save(self, directory: Path, order: np.ndarray | None = None) -> None:
-        """Write the postings; ``order[i]`` = the added document stored at row ``i`` (the dense layout's order)."""
+    def save(
+        self,
+        directory: Path,
+        order: np.ndarray | None = None,
+        derived: Mapping[str, Sequence[str]] | None = None,
+        derived_weight: float = 0.5,
+    ) -> None:
+        """Write the postings; ``order[i]`` = the added document stored at row ``i`` (the dense layout's order).
+
+        ``derived``: term → further terms every document holding it also holds, at ``derived_weight`` of its
+        frequency (a compound's parts, known only once every document is read).
+        """
         documents = len(self._lengths)
         lengths = np.asarray(self._lengths, dtype=np.float32)
         hashes = np.concatenate(self._hashes) if self._hashes else np.empty(0, np.uint64)
         rows = np.concatenate(self._rows) if self._rows else np.empty(0, np.int32)
         tfs = np.concatenate(self._tfs) if self._tfs else np.empty(0, np.float32)
+        if derived:
+            hashes, rows, tfs = _with_derived(hashes, rows, tfs, derived, derived_weight)
         if order is not None:  # renumber documents to their stored rows
             stored_row = np.empty(documents, dtype=np.int32)
             stored_row[order] = np.arange(documents, dtype=np.int32)
@@ -78,6 +91,38 @@ class PostingsBuilder:
         np.save(directory / "lex_rows.npy", rows)
         np.save(directory / "lex_weights.npy", weights.astype(np.float32))
         (directory / "lex_stats.json").write_text(json.dumps({"documents": documents, "average_length": average}))
+
+
+def _with_derived(
+    hashes: np.ndarray, rows: np.ndarray, tfs: np.ndarray, derived: Mapping[str, Sequence[str]], weight: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The postings plus each derived term's, merged per (term, row) by adding frequencies."""
+    sources = list(derived)
+    source_hashes = _hashes(sources)
+    sorter = np.argsort(source_hashes)
+    sorted_sources = source_hashes[sorter]
+    slot = np.minimum(np.searchsorted(sorted_sources, hashes), len(sorted_sources) - 1)
+    entries = np.flatnonzero(sorted_sources[slot] == hashes)
+    if not len(entries):
+        return hashes, rows, tfs
+    counts = np.asarray([len(derived[w]) for w in sources], dtype=np.int64)
+    flat = _hashes(t for w in sources for t in derived[w])
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    word = sorter[slot[entries]]
+    per = counts[word]
+    total = int(per.sum())
+    within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(per) - per, per)
+    new_hashes = flat[np.repeat(starts[word], per) + within]
+    hashes = np.concatenate([hashes, new_hashes])
+    rows = np.concatenate([rows, np.repeat(rows[entries], per)])
+    tfs = np.concatenate([tfs, np.repeat(tfs[entries] * np.float32(weight), per)])
+    # one posting per (term, row)
+    by_key = np.lexsort((rows, hashes))
+    hashes, rows, tfs = hashes[by_key], rows[by_key], tfs[by_key]
+    first = np.ones(len(hashes), dtype=bool)
+    first[1:] = (hashes[1:] != hashes[:-1]) | (rows[1:] != rows[:-1])
+    starts_at = np.flatnonzero(first)
+    return hashes[starts_at], rows[starts_at], np.add.reduceat(tfs, starts_at).astype(np.float32)
 
 
 def _saturate(tf: np.ndarray, length: np.ndarray, average: float) -> np.ndarray:
@@ -105,6 +150,14 @@ class LexicalIndex:
             int(stats["documents"]),
             float(stats["average_length"]),
         )
+
+    def contains(self, term: str) -> bool:
+        """Whether any document holds ``term``."""
+        if not len(self.vocabulary):
+            return False
+        h = np.uint64(token_hash(term))
+        slot = int(np.searchsorted(self.vocabulary, h))
+        return slot < len(self.vocabulary) and bool(self.vocabulary[slot] == h)
 
     def _slots(self, tokens: Sequence[str]) -> list[int]:
         """Vocabulary slots of the query's known tokens (a repeated query token counts once)."""
@@ -137,9 +190,18 @@ class LexicalIndex:
         best = best[np.lexsort((rows[best], -scores[best]))]
         return rows[best].astype(np.int64), scores[best]
 
-    def weigh(self, query_tokens: Sequence[str], document_tokens: Sequence[str]) -> float:
-        """BM25 of a document outside the index (changed since the build) with this version's statistics."""
-        counts = Counter(document_tokens)
+    def weigh(
+        self,
+        query_tokens: Sequence[str],
+        document_tokens: Sequence[str] | Mapping[str, float],
+        length: int | None = None,
+    ) -> float:
+        """BM25 of a document outside the index (changed since the build) with this version's statistics.
+
+        The document as ``PostingsBuilder.add`` takes it: tokens, or term → frequency with its ``length``.
+        """
+        counts = document_tokens if isinstance(document_tokens, Mapping) else Counter(document_tokens)
+        length = len(document_tokens) if length is None else length
         shared = [t for t in set(query_tokens) if t in counts]
         if not shared:
             return 0.0
@@ -151,7 +213,7 @@ class LexicalIndex:
             frequencies.append(int(self.offsets[slot + 1] - self.offsets[slot]) if known else 0)
         weights = idf(np.asarray(frequencies), max(self.documents, 1)) * _saturate(
             np.asarray([counts[t] for t in shared], np.float32),
-            np.full(len(shared), len(document_tokens), np.float32),
-            self.average_length or len(document_tokens),
+            np.full(len(shared), length, np.float32),
+            self.average_length or length,
         )
         return float(weights.sum())

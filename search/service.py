@@ -91,6 +91,8 @@ class SearchResult:
     #: How many candidates the reranker actually scored (0 when nothing was reranked); the experiment report's
     #: delivery check compares it with the variant's configured depth.
     rerank_depth: int = 0
+    #: The query with misspelt words corrected when the first stage searched with corrections ("did you mean").
+    did_you_mean: str | None = None
 
 
 @dataclass
@@ -178,12 +180,14 @@ class SearchService:
         configs = _configs(assignment)
         timings: dict[str, float] = {}
 
-        first_stage, candidates = self._first_stage(query, max(config.first_stage_top_k for config in configs), filters)
+        top_k = max(config.first_stage_top_k for config in configs)
+        first_stage, candidates = self._first_stage(query, top_k, filters, language)
         timings["first_stage"] = sum(first_stage.timings_ms.values())
         timings.update({f"first_stage_{name}": ms for name, ms in first_stage.timings_ms.items()})
         return self._after_first_stage(
-            query, assignment, candidates, limit, language, unit_id, request_id, timings, started
-        )
+            query, assignment, candidates, limit, language, unit_id, request_id, timings, started,
+            did_you_mean=first_stage.did_you_mean,
+        )  # fmt: skip
 
     def rank_candidates(
         self,
@@ -229,6 +233,7 @@ class SearchService:
         request_id: str | None,
         timings: dict[str, float],
         started: float,
+        did_you_mean: str | None = None,
     ) -> SearchResult:
         """Everything after the first stage, shared by ``search`` and ``rank_candidates``: passages, one ranking
         per config (two when interleaving), the team-draft merge, the result, stats and observers."""
@@ -298,6 +303,7 @@ class SearchService:
             cache_hits=sum(ranking.cache_hits for ranking in rankings),
             cache_misses=sum(ranking.cache_misses for ranking in rankings),
             rerank_depth=max(ranking.depth for ranking in rankings),
+            did_you_mean=did_you_mean,
         )
         for observe in self.observers:
             try:
@@ -312,9 +318,9 @@ class SearchService:
         return [item.passage for _, item in candidates[:depth]]
 
     def _first_stage(
-        self, query: str, top_k: int, filters: SearchFilters | None = None
+        self, query: str, top_k: int, filters: SearchFilters | None = None, language: str | None = None
     ) -> tuple[FirstStage, list[tuple[FusedHit, CatalogItem]]]:
-        first_stage = self.index.refresh_if_changed().first_stage(query, top_k, filters)
+        first_stage = self.index.refresh_if_changed().first_stage(query, top_k, filters, language=language)
         return first_stage, [(hit, first_stage.items[hit.sku]) for hit in first_stage.hits]
 
     def _rank(

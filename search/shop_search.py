@@ -105,6 +105,16 @@ class ShopPage:
     def recognised_price(self) -> PriceConstraint | None:
         return self.parsed.price
 
+    @property
+    def did_you_mean(self) -> str | None:
+        """The shopper's query with misspelt words corrected (the price words kept), when the search used the
+        corrections; None otherwise."""
+        corrected = self.result.did_you_mean
+        if corrected is None:
+            return None
+        price = self.parsed.price
+        return f"{corrected} {price.text}" if price is not None else corrected
+
 
 def _merged_filters(url: SearchFilters, price: PriceConstraint | None) -> SearchFilters:
     if price is None:

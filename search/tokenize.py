@@ -48,17 +48,23 @@ def _cjk_grams(run: str) -> list[str]:
 
 def tokenize(text: str) -> list[str]:
     """Index/query tokens for ``text`` in any script."""
+    return [token for token, _ in tokenize_forms(text)]
+
+
+def tokenize_forms(text: str) -> list[tuple[str, str]]:
+    """``(token, written form)`` pairs: the written form is the case-folded word before accent folding
+    ("kopfhorer", "kopfhörer"), what "did you mean" shows for a vocabulary word."""
     text = unicodedata.normalize("NFKC", text or "").casefold().replace("ё", "е")
     # Arabic diacritics are combining marks, not word characters: removed first, or they would split words.
     text = _ARABIC_DIACRITICS.sub("", text)
-    tokens: list[str] = []
+    tokens: list[tuple[str, str]] = []
     for cjk, word in _TOKEN.findall(text):
         if cjk:
-            tokens.extend(_cjk_grams(cjk))
+            tokens.extend((gram, gram) for gram in _cjk_grams(cjk))
         elif _IS_ARABIC.search(word):
-            word = _arabic(word)
-            if word:
-                tokens.append(word)
+            folded = _arabic(word)
+            if folded:
+                tokens.append((folded, folded))
         else:
-            tokens.append(_fold_latin(word))
+            tokens.append((_fold_latin(word), word))
     return tokens

@@ -534,6 +534,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                             "currency": {"type": "string"},
                                             "facets": {"$ref": "#/components/schemas/SearchFacets"},
                                             "applied_filters": {"$ref": "#/components/schemas/AppliedFilters"},
+                                            "did_you_mean": {
+                                                "type": ["string", "null"],
+                                                "description": "The query with misspelt words corrected against "
+                                                "the catalog's vocabulary, when the search used the corrections",
+                                            },
                                         },
                                     },
                                 ]

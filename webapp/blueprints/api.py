@@ -86,6 +86,8 @@ def search_json(page: ShopPage, locale: str | None, fx: FxRates) -> dict[str, An
         "currency": page.currency,
         "facets": facets_json(page.facets, lambda s: category_label(s, ui, names), lambda c: language_name(c, ui)),
         "applied_filters": applied_filters_json(page),
+        # the query with misspelt words corrected, when the lexical search used the corrections (else null)
+        "did_you_mean": page.did_you_mean,
     }
 
 
