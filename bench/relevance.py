@@ -224,13 +224,49 @@ def run(set_names: Sequence[str], arms: Sequence[str], workdir: Path | None) -> 
     return report
 
 
+def markdown(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    """The README's tables: every set and arm, then nDCG@10 per query language (``before`` beside, if given)."""
+
+    def cell(now: float | None, then: float | None) -> str:
+        if now is None:
+            return "–"
+        return f"{then:.3f} → **{now:.3f}**" if then is not None else f"{now:.3f}"
+
+    lines = ["| set | arm | queries | nDCG@10 | MRR | trap@3 | zero-result | nonsense empty |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for name, body in report["sets"].items():
+        for arm, m in body["arms"].items():
+            old = ((before or {}).get("sets", {}).get(name, {}).get("arms", {}).get(arm)) or {}
+            lines.append(
+                f"| {name} | {arm} | {m['queries']} | "
+                + " | ".join(cell(m[k], old.get(k)) for k in ("ndcg@10", "mrr", "trap@3", "zero_result_rate"))
+                + f" | {cell(m['nonsense_empty'], old.get('nonsense_empty'))} |"
+            )
+    lines += ["", "| set (rerank arm) | " + " | ".join(["language", "queries", "nDCG@10", "MRR", "trap@3"]) + " |",
+              "| --- | --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for name, body in report["sets"].items():
+        rerank = body["arms"].get("rerank")
+        if not rerank:
+            continue
+        for language, m in rerank["by_language"].items():
+            lines.append(f"| {name} | {language} | {m['queries']} | {m['ndcg@10']:.3f} | {m['mrr']:.3f} | "
+                         f"{m['trap@3']:.2f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="demo-dev,demo-heldout,heldout-catalog")
     parser.add_argument("--arms", default="rerank,first_stage")
     parser.add_argument("--workdir", type=Path, default=None, help="keep built shops here and reuse them")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--markdown", type=Path, default=None, help="print the tables of a saved report and exit")
+    parser.add_argument("--before", type=Path, default=None, help="with --markdown: a report to show beside")
     args = parser.parse_args()
+    if args.markdown:
+        before = json.loads(args.before.read_text()) if args.before else None
+        print(markdown(json.loads(args.markdown.read_text()), before))
+        return
     logging.basicConfig(level=logging.WARNING)
     report = run(args.sets.split(","), args.arms.split(","), args.workdir)
     text = json.dumps(report, ensure_ascii=False, indent=2)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
-from search.tokenize import tokenize
-
+_LETTERS = re.compile(r"[^\W\d_]+")
 _CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 #: Languages whose word lists need a segmenter we do not install; their scripts are handled above.
 _SEGMENTED = frozenset({"zh", "ja", "ko"})
@@ -38,11 +38,25 @@ def is_word(token: str) -> bool:
     return any(wordfreq.word_frequency(token, language) > 0 for language in _languages())
 
 
+def _is_compound(token: str) -> bool:
+    """Two words run together ("laufuhr", "cykelhjälm", "kaffeemühle"), with an optional linking letter."""
+    for cut in range(3, len(token) - 2):
+        left, right = token[:cut], token[cut:]
+        if is_word(right) and (is_word(left) or (left[-1] in "sen" and len(left) > 3 and is_word(left[:-1]))):
+            return True
+    return False
+
+
 def has_words(text: str) -> bool:
-    """False only for text with letter tokens none of which is a word (see the module docstring)."""
+    """False only for text with letter tokens none of which is a word (see the module docstring).
+
+    Tokens keep their accents here ("kaffeemühle", not the index's folded "kaffeemuhle": wordfreq knows words
+    as they are written); compounds of two words count as words.
+    """
     if _CJK.search(text or ""):
         return True
-    letters = [t for t in tokenize(text) if any(ch.isalpha() for ch in t) and not any(ch.isdigit() for ch in t)]
+    folded = unicodedata.normalize("NFKC", text or "").casefold()
+    letters = [t for t in _LETTERS.findall(folded) if not any(ch.isdigit() for ch in t)]
     if not letters:
         return True  # digits and codes only: the catalog's vocabulary decides
-    return any(is_word(t) for t in letters)
+    return any(is_word(t) or (len(t) >= 7 and _is_compound(t)) for t in letters)
