@@ -22,8 +22,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("events") as batch:
-        batch.add_column(sa.Column("listing", sa.String(length=16), nullable=True))
+    # Plain ALTER TABLE, not batch mode: SQLite adds (and, from 3.35, drops) a column in place, and batch mode's
+    # table copy would lose the expression index ix_events_impression_query that 0010_analytics made there.
+    op.add_column("events", sa.Column("listing", sa.String(length=16), nullable=True))
     op.create_table(
         "answered_searches",
         sa.Column("phrase_key", sa.String(length=400), nullable=False),
@@ -46,5 +47,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("suggestion_blocks")
     op.drop_table("answered_searches")
-    with op.batch_alter_table("events") as batch:
-        batch.drop_column("listing")
+    op.drop_column("events", "listing")
