@@ -102,9 +102,7 @@ class AppServices:
 
     def __post_init__(self) -> None:
         if self.answered_searches is None:
-            self.answered_searches = AnsweredSearchRecorder(
-                self.db, enabled=self.settings.suggest_min_shoppers > 0
-            )
+            self.answered_searches = AnsweredSearchRecorder(self.db, enabled=self.settings.suggest_min_shoppers > 0)
         if self.shop_search is None:
             self.shop_search = ShopSearch(self.search)
         if self.suggester is None:
@@ -123,6 +121,18 @@ class AppServices:
         except Exception:
             log.exception("warming the catalog index failed; the first search will try again")
         return time.monotonic() - started
+
+    def warm_scorer(self) -> None:
+        """Start the reranker's first call (thread pools, model session) at low priority; returns at once.
+
+        ``serve`` used to warm up with a whole search: on a slow or busy machine its rerank ran into the deadline
+        and kept the scorer busy, so the first shopper's search waited behind it. ``dispatcher.warm`` scores one
+        pair and yields to any live job, so a real search never waits for the warm-up.
+        """
+        try:
+            self.dispatcher.warm("warm up", ["warm up"])
+        except Exception:
+            log.exception("warming the reranker failed; the first search will load what it needs")
 
     def _past_searches(self) -> list[tuple[str, str | None, int]]:
         """Phrases enough distinct shoppers searched on the shop and were shown results, less the block list."""
