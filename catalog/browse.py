@@ -85,10 +85,11 @@ def deals(db: Database, limit: int, build: Callable[[Product], T]) -> list[tuple
             .order_by(Product.id)
             .limit(DEALS_SCAN_LIMIT)
         ).all()
-        savings: list[tuple[int, int]] = []
-        for product_id, price, attributes in rows:
+        savings: list[tuple[int, Any]] = []  # (percent saved, product id)
+        for product_id, raw_price, attributes in rows:
             regular = _regular_price(attributes)
-            if regular is not None and price is not None and regular > price > 0:
+            price = Decimal(str(raw_price))
+            if regular is not None and regular > price > 0:
                 savings.append((int(round((1 - price / regular) * 100)), product_id))
         savings.sort(key=lambda pair: (-pair[0], pair[1]))
         chosen = dict((product_id, percent) for percent, product_id in savings[:limit] if percent > 0)

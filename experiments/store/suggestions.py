@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, String, Text, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -103,6 +104,7 @@ def record_answered(session: Session, searches: Iterable[Answered]) -> int:
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
+    statement: Any
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
