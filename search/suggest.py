@@ -2,8 +2,10 @@
 
 A suggestion matches when any of its words starts with the typed text (case- and accent-insensitive via the
 search tokenizer's folding), or, for scripts without spaces (Chinese, Japanese), when it contains it. Within each
-kind, entries in the shopper's language come first, then the more popular. Past searches come from the impression
-log (given as a callable, refreshed every ``ttl_seconds``), so this module reads no database itself.
+kind, entries in the shopper's language come first, then the more popular. Past searches come from the searches
+the shop itself answered with results, by enough distinct shoppers, less the merchandisers' block list
+(``experiments.store.suggestions``; given as a callable, refreshed every ``ttl_seconds``), so this module reads no
+database itself. Nothing a client reports (``POST /api/events``) becomes a suggestion.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from catalog.stock import is_out_of_stock
@@ -47,6 +49,27 @@ def matches(prefix: str, text: str) -> bool:
     return folded.startswith(prefix) or any(word.startswith(prefix) for word in re.split(r"[\W_]+", folded) if word)
 
 
+def _words(folded: str) -> str:
+    return " " + " ".join(word for word in re.split(r"[\W_]+", folded) if word) + " "
+
+
+def blocked(text: str, phrases: Iterable[str]) -> bool:
+    """``text`` contains one of ``phrases`` as whole words (or anywhere, for a phrase in a script without spaces),
+    compared with the tokenizer's folding, so "Bad Word" blocks "some bad-word here" but "ass" not "glass"."""
+    folded = fold(text)
+    words = _words(folded)
+    for phrase in phrases:
+        key = fold(phrase.strip())
+        if not key:
+            continue
+        if _CJK.search(key):
+            if key in folded:
+                return True
+        elif _words(key) in words:
+            return True
+    return False
+
+
 class Suggester:
     def __init__(self, index: CatalogIndex, past_searches: PastSearches | None = None, ttl_seconds: float = 60) -> None:
         self._index = index
@@ -69,6 +92,11 @@ class Suggester:
                 rows = self._cache[1]
             self._cache = (time.monotonic(), rows)
         return rows
+
+    def invalidate(self) -> None:
+        """Read past searches again on the next request (after a merchandiser removed or blocked one)."""
+        with self._lock:
+            self._cache = (0.0, self._cache[1])
 
     def popular(self, language: str | None, limit: int = 6) -> list[str]:
         """The most searched queries, the shopper's language first (the no-results page's suggestions)."""

@@ -101,6 +101,9 @@ class Settings:
     index_dir: str | None = _env("INDEX_DIR", None, _optional_str)
     index_poll_seconds: float = _env("INDEX_POLL_SECONDS", 1.0, float)  # how often a process reads catalog changes
     search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return
+    #: Autocomplete's past searches (README, "What autocomplete trusts"): a phrase is suggested once this many
+    #: distinct shoppers searched it on the shop and were shown results; 0 turns past-search suggestions off.
+    suggest_min_shoppers: int = _env("SUGGEST_MIN_SHOPPERS", 5, int)
 
     # Web front end and HTTP APIs
     api_auth_required: bool = _env("API_AUTH_REQUIRED", True, _bool)  # bearer key on the rerank APIs
@@ -195,6 +198,7 @@ class Settings:
             "login_rate_limit_per_minute",
             "login_max_failures",
             "trusted_proxies",
+            "suggest_min_shoppers",
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be 0 (off) or positive")

@@ -9,6 +9,7 @@ from experiments.store.experiment_models import (
     RankingDefault,
 )
 from experiments.store.models import Event, ImpressionItem, UnitDayRollup
+from experiments.store.suggestions import AnsweredSearch, SuggestionBlock
 from shoprank.apikeys import ApiKey
 from shoprank.db import Base
 from shoprank.users import User
@@ -16,6 +17,7 @@ from shoprank.users import User
 metadata = Base.metadata
 
 __all__ = [
+    "AnsweredSearch",
     "ApiKey",
     "Base",
     "Category",
@@ -29,6 +31,7 @@ __all__ = [
     "Product",
     "ProductEmbedding",
     "RankingDefault",
+    "SuggestionBlock",
     "UnitDayRollup",
     "User",
     "metadata",

@@ -49,6 +49,9 @@ def test_shop_pages_render_under_the_csp_and_shop_js_sends_events(browser, live_
         "/?lang=en",
         "/search?q=wireless+headphones&lang=en",
         "/search?q=%D8%B3%D9%85%D8%A7%D8%B9%D8%A7%D8%AA&lang=ar",
+        "/c/headphones-audio?lang=en",
+        "/deals?lang=en",
+        "/help?lang=ar",
     ):
         page.goto(base + path)
         _check(page, console, path)
@@ -73,6 +76,17 @@ def test_shop_pages_render_under_the_csp_and_shop_js_sends_events(browser, live_
         return set(rows) if {"click", "add_to_cart"} <= set(rows) else set()
 
     assert _wait_for(stored_types) >= {"click", "add_to_cart"}  # shop.js beacons went through under the CSP
+
+    # a listing without a query (where autocomplete's brand suggestions lead) is stored as a listing view
+    page.goto(f"{base}/search?brand=Sony&lang=en")
+    page.wait_for_selector("#results article.card")
+    listing_id = page.get_attribute("#results", "data-impression-id")
+
+    def stored_listing() -> str | None:
+        with services.db.session() as session:
+            return session.scalar(select(Event.listing).where(Event.event_id == listing_id))
+
+    assert _wait_for(stored_listing) == "brand"
 
     # control: the detector does see a violation (an injected inline style is refused and reported)
     page.evaluate("document.body.insertAdjacentHTML('beforeend', '<div style=\"color: red\">injected</div>')")

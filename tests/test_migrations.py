@@ -23,6 +23,8 @@ TABLES = {
     "exposures",
     "users",
     "unit_day_rollups",
+    "answered_searches",
+    "suggestion_blocks",
     "ranking_defaults",
     "categories",
     "import_jobs",
@@ -73,6 +75,7 @@ def test_step_by_step_downgrade_and_upgrade(tmp_path):
     url = f"sqlite:///{tmp_path / 'steps.db'}"
     migrate.upgrade(url)
     for expected in (
+        "0017_trusted_suggestions",
         "0014_variant_rerank_depth",
         "0013_catalog_index",
         "0010_analytics",

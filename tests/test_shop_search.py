@@ -168,17 +168,18 @@ def test_suggest_brands_categories_and_titles_in_the_shoppers_language_first(cli
     assert client.get("/api/suggest?q=").get_json()["suggestions"] == []
 
 
-def test_suggest_past_searches_from_the_impression_log(client, shop_services):
-    from experiments.store import ingest_events, parse_events
+def test_suggest_past_searches_the_shop_answered(client, shop_services):
+    """Past searches come from the searches the shop answered with results (tests/test_trusted_suggestions.py has
+    the rules); what they look like in the suggest API:"""
+    from experiments.store.suggestions import AnsweredSearch
 
-    events = [
-        {"id": f"imp-suggest-{n}", "type": "impression", "query": "wireless earbuds sport", "language": "en",
-         "items": [{"sku": "AUD-HP-0001", "position": 1}]}
-        for n in range(3)
-    ]  # fmt: skip
+    phrase = "wireless earbuds sport"
     with shop_services.db.session() as session:
-        ingest_events(session, parse_events({"events": events}, default_unit="suggest-test", max_batch=10))
-    shop_services.suggester._cache = (0.0, [])  # the log is read at most once a minute; tests do not wait
+        session.add_all(
+            AnsweredSearch(phrase_key=phrase, language="en", shopper=f"suggest-test-{n}", phrase=phrase)
+            for n in range(shop_services.settings.suggest_min_shoppers)
+        )
+    shop_services.suggester.invalidate()  # the log is read at most once a minute; tests do not wait
     body = client.get("/api/suggest?q=wireless+ear&lang=en").get_json()
     assert body["suggestions"][0] == {
         "kind": "search",

@@ -364,7 +364,12 @@ _EVENT = {
         "variant": {"type": "string"},
         "impression_id": {"type": "string", "description": "For click/add_to_cart/purchase"},
         "request_id": {"type": "string"},
-        "query": {"type": "string", "description": "impression"},
+        "query": {"type": "string", "description": "impression of a search (required unless listing is given)"},
+        "listing": {
+            "enum": ["search", "category", "brand", "deals", "home", "filters"],
+            "description": "impression: what the page listed; anything but search is a listing view without a "
+            "query (counted apart from searches in search analytics)",
+        },
         "language": {"type": "string", "description": "impression"},
         "reranked": {"type": "boolean", "description": "impression"},
         "rerank_status": {"type": "string", "description": "impression: the search answer's rerank_status"},

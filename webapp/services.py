@@ -16,7 +16,7 @@ from typing import Any
 from catalog.vectors import embedder
 from experiments.ranking import RankingConfig, VariantResolver
 from experiments.store.currency import parse_rates
-from experiments.store.search_log import popular_queries
+from experiments.store.suggestions import blocked_phrases, past_searches
 from reranking import MemoryScoreCache, RedisScoreCache, Reranker, load_scorer
 from reranking.dispatch import InProcessDispatcher, RerankDispatcher
 from reranking.scorers.bi_encoder import E5FallbackScorer
@@ -25,10 +25,11 @@ from search.index import CatalogIndex
 from search.observer import SearchObserver
 from search.service import SearchService
 from search.shop_search import ShopSearch
-from search.suggest import Suggester
+from search.suggest import Suggester, blocked
 from shoprank.config import Settings
 from shoprank.db import Database
 from shoprank.observability.window import SearchWindow
+from webapp.answered_searches import AnsweredSearchRecorder
 from webapp.background import BackgroundProgress
 from webapp.ratelimit import RateLimiter, build_limiter
 
@@ -96,8 +97,12 @@ class AppServices:
     suggester: Suggester = None  # type: ignore[assignment]  # see above: callers always see a Suggester
     #: Work this process does after it started serving (the demo's simulated traffic); the dashboard shows it.
     background: BackgroundProgress = field(default_factory=BackgroundProgress)
+    #: Searches the shop page answered with results, per shopper: autocomplete's past searches (never events).
+    answered_searches: AnsweredSearchRecorder = None  # type: ignore[assignment]  # filled in by __post_init__
 
     def __post_init__(self) -> None:
+        if self.answered_searches is None:
+            self.answered_searches = AnsweredSearchRecorder(self.db, enabled=self.settings.suggest_min_shoppers > 0)
         if self.shop_search is None:
             self.shop_search = ShopSearch(self.search)
         if self.suggester is None:
@@ -117,9 +122,24 @@ class AppServices:
             log.exception("warming the catalog index failed; the first search will try again")
         return time.monotonic() - started
 
+    def warm_scorer(self) -> None:
+        """Start the reranker's first call (thread pools, model session) at low priority; returns at once.
+
+        ``serve`` used to warm up with a whole search: on a slow or busy machine its rerank ran into the deadline
+        and kept the scorer busy, so the first shopper's search waited behind it. ``dispatcher.warm`` scores one
+        pair and yields to any live job, so a real search never waits for the warm-up.
+        """
+        try:
+            self.dispatcher.warm("warm up", ["warm up"])
+        except Exception:
+            log.exception("warming the reranker failed; the first search will load what it needs")
+
     def _past_searches(self) -> list[tuple[str, str | None, int]]:
+        """Phrases enough distinct shoppers searched on the shop and were shown results, less the block list."""
         with self.db.session() as session:
-            return popular_queries(session)
+            rows = past_searches(session, min_shoppers=self.settings.suggest_min_shoppers)
+            blocks = [block.phrase for block in blocked_phrases(session)] if rows else []
+        return [(row.phrase, row.language, row.shoppers) for row in rows if not blocked(row.phrase, blocks)]
 
     def scorer_info(self) -> dict[str, Any] | None:
         """The default scorer's description, from whatever the dispatcher reports."""
@@ -138,6 +158,7 @@ class AppServices:
         return None
 
     def close(self) -> None:
+        self.answered_searches.close()
         close = getattr(self.dispatcher, "close", None)
         if callable(close):
             close()

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from experiments.store.models import EVENT_TYPE_VALUES, Event, ImpressionItem, UnitDayRollup
+from experiments.store.models import EVENT_TYPE_VALUES, LISTING_VALUES, Event, ImpressionItem, UnitDayRollup
 from shoprank.db import utcnow
 from shoprank.storable_text import unstorable_problem
 
@@ -188,6 +188,16 @@ def _delivery(raw: Mapping[str, Any], where: str, problems: _Problems) -> dict[s
     }
 
 
+def _listing(value: Any, where: str, problems: _Problems) -> str | None:
+    """``listing``: absent or ``"search"`` for a search results page, else the kind of listing it showed."""
+    if value is None or value == "search":
+        return None
+    if not isinstance(value, str) or value not in LISTING_VALUES:
+        problems.add(f"{where}.listing", f"must be search or one of {', '.join(LISTING_VALUES)}")
+        return None
+    return value
+
+
 def _money(raw: Any, where: str, problems: _Problems) -> Decimal | None:
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         problems.add(f"{where}.value", "required: the order value as a number")
@@ -235,7 +245,11 @@ def _parse_one(raw: Any, where: str, default_unit: str | None, now: datetime, pr
     items: list[dict[str, Any]] = []
     if kind == "impression":
         row["impression_id"] = None
-        row["query"] = _text(raw, "query", where, problems, max_len=1000, required=True)
+        row["listing"] = _listing(raw.get("listing"), where, problems)
+        # A search has a query; a listing (category page, brand page, deals, home) has none, or one it ignores.
+        row["query"] = _text(raw, "query", where, problems, max_len=1000, required=row["listing"] is None)
+        if row["listing"] is not None:
+            row["query"] = None
         row["language"] = _text(raw, "language", where, problems, max_len=16, required=False)
         reranked = raw.get("reranked")
         if reranked is not None and not isinstance(reranked, bool):
@@ -335,6 +349,7 @@ _PG_TYPES = {
     "occurred_at": "timestamptz",
     "received_at": "timestamptz",
     "query": "text",
+    "listing": "varchar",
     "language": "varchar",
     "reranked": "boolean",
     "result_count": "integer",

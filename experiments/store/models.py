@@ -30,6 +30,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from shoprank.db import Base, utcnow
 
 EVENT_TYPE_VALUES = ("impression", "click", "add_to_cart", "purchase")
+#: Impressions of pages that list products without a query: their own kind, counted apart from searches.
+LISTING_VALUES = ("category", "brand", "deals", "home", "filters")
 
 
 class Event(Base):
@@ -71,6 +73,8 @@ class Event(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # impression
     query: Mapped[str | None] = mapped_column(Text)
+    #: impression of a listing without a query (one of LISTING_VALUES); NULL for a search (which has a query)
+    listing: Mapped[str | None] = mapped_column(String(16))
     language: Mapped[str | None] = mapped_column(String(16))
     reranked: Mapped[bool | None] = mapped_column(Boolean)
     result_count: Mapped[int | None] = mapped_column(Integer)

@@ -6,7 +6,8 @@ and how far down shoppers click; overall or split by variant, for one language o
 Definitions (those of hosted search analytics):
 
 - a *search* is one stored impression (one results page shown); its query is compared case-insensitively, with
-  surrounding spaces trimmed;
+  surrounding spaces trimmed; impressions of listings without a query (a category or brand page, deals, home:
+  ``listing`` set) are not searches and are counted apart, per kind (:func:`listing_views`);
 - *no results*: the impression listed no products (``result_count = 0``); *few results*: 1..``few`` products;
 - *CTR*: searches with at least one click / searches (clicks reach their search through ``impression_id``);
 - *mean click position*: the average 1-based rank of the clicked products.
@@ -105,6 +106,7 @@ def _query_key(column: Any) -> ColumnElement[str]:
 def _impressions(filters: Filters, impression: Any) -> list[ColumnElement[bool]]:
     conditions = [
         impression.type == "impression",
+        impression.listing.is_(None),
         impression.occurred_at >= filters.start,
         impression.occurred_at < filters.end,
     ]
@@ -276,6 +278,28 @@ def overview(session: Session, filters: Filters, *, few: int = 3) -> dict[str, Q
     total = replace(total, mean_result_count=weighted_results / total.searches if total.searches else 0.0)
     ordered = sorted(per_variant.items(), key=lambda item: (item[0] == NO_VARIANT, item[0]))  # "none" last
     return {ALL: total, **dict(ordered)}
+
+
+def listing_views(session: Session, filters: Filters) -> dict[str, int]:
+    """Impressions of listings without a query (category, brand, deals, home, filters) in the range, per kind."""
+    impression = aliased(Event, name="impression")
+    conditions = [
+        impression.type == "impression",
+        impression.listing.is_not(None),
+        impression.occurred_at >= filters.start,
+        impression.occurred_at < filters.end,
+    ]
+    if filters.language:
+        conditions.append(impression.language == filters.language)
+    if filters.experiment:
+        conditions.append(impression.experiment == filters.experiment)
+    statement = (
+        select(impression.listing, func.count())
+        .where(*conditions)
+        .group_by(impression.listing)
+        .order_by(impression.listing)
+    )
+    return {str(kind): int(count) for kind, count in session.execute(statement)}
 
 
 def query_by_variant(session: Session, filters: Filters, query: str, *, few: int = 3) -> dict[str, QueryRow]:

@@ -112,10 +112,13 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
     services = app.extensions["shoprank"]
     index = services.index.refresh_if_changed()  # maps the current version (built once if there is none)
     demo_login = _prepare_demo_experiments(services) if demo else None
-    try:  # the first shopper should not pay for lazy initialisation
-        services.search.search("warm up", limit=1, request_id="warm-up")
-    except Exception:  # a failing warm-up is logged; the server still starts and /ready tells the story
-        logging.getLogger(__name__).exception("warm-up search failed")
+    # The first shopper should not pay for lazy initialisation, nor wait behind the warm-up: the index and query
+    # encoder warm here (seconds), the reranker in the background at low priority (a live search goes first).
+    warmed_in = services.warm()
+    services.warm_scorer()
+    logging.getLogger(__name__).info(
+        "warm-up: first stage ready in %.1f s; reranker warming in the background", warmed_in
+    )
     scorer = services.scorer_info() or {}
     mode = services.dispatcher.describe().get("mode", "?")
     click.echo(f"catalog: {index.size} products · database: {services.db.dialect} · reranking: {mode}")

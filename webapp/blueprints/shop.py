@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,6 +33,9 @@ CURRENCY_COOKIE = "sr_cur"
 SHOP_CURRENCIES = ("USD", "EUR", "GBP", "CNY", "JPY", "KRW", "RUB", "SAR", "AED", "BRL")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _IMPRESSION = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+#: Orders from this amount, in the shop's currency (SHOPRANK_REPORTING_CURRENCY), ship free (the banner and help).
+FREE_DELIVERY_FROM = Decimal(50)
+DEALS_LIMIT = 48
 
 
 def _categories() -> list[tuple[str, int]]:
@@ -56,11 +61,42 @@ def shopper_market() -> str | None:
     return None
 
 
+@bp.app_context_processor
+def shop_terms() -> dict[str, Any]:
+    """The free-delivery threshold in the shop's currency (formatted per page language by ``price``)."""
+    try:
+        currency = app_services().settings.reporting_currency
+    except Exception:  # the error page must render without services
+        currency = "USD"
+    return {"free_delivery": (FREE_DELIVERY_FROM, currency)}
+
+
+def listing_impression_id() -> str:
+    """A fresh id for a listing's impression: the page's add-to-cart and purchase events point at it."""
+    return str(uuid.uuid4())
+
+
 @bp.get("/")
 def home() -> Any:
     ensure_visitor_id()
     featured = browse.featured(app_services().db, ui_language(), 12, item_from_row)
-    return render_template("home.html", featured=featured, categories=_categories())
+    return render_template(
+        "home.html", featured=featured, categories=_categories(), impression_id=listing_impression_id()
+    )
+
+
+@bp.get("/deals")
+def deals() -> Any:
+    """Discounted products (a regular price above the price in the feed), biggest saving first."""
+    ensure_visitor_id()
+    found = browse.deals(app_services().db, DEALS_LIMIT, item_from_row)
+    return render_template("deals.html", deals=found, impression_id=listing_impression_id())
+
+
+@bp.get("/help")
+def help_page() -> Any:
+    ensure_visitor_id()
+    return render_template("help.html")
 
 
 def page_currency() -> str:
@@ -173,6 +209,10 @@ def search() -> Any:
             else translate(language, "empty_query")
         )
         return render_template("search.html", query=raw_query[:200], page=None, error=message), 400
+    if page.total > 0 and raw_query.strip() and not g.get("set_visitor_cookie"):
+        # Autocomplete learns only from what this server answered with results, once per returning shopper (a
+        # cookie minted by this very request is no shopper yet: a cookieless script would be a new one each time).
+        app.answered_searches.record(raw_query.strip(), language, ensure_visitor_id())
     popular = app.suggester.popular(language) if page.total == 0 else []
     return render_template(
         "search.html",
@@ -206,6 +246,7 @@ def category(slug: str) -> Any:
         total=total,
         page=page_number,
         pages=pages,
+        impression_id=listing_impression_id(),
     )
 
 

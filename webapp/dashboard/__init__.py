@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from webapp.dashboard import admin, analytics_views, auth_users, ops_views, views  # noqa: F401  (routes on bp)
+from webapp.dashboard import (  # noqa: F401  (routes on bp)
+    admin,
+    analytics_views,
+    auth_users,
+    ops_views,
+    suggestion_views,
+    views,
+)
 from webapp.dashboard.blueprint import bp
 
 

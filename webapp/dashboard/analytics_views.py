@@ -73,6 +73,7 @@ def search_analytics() -> Any:
         "dashboard/search_analytics.html",
         args=args,
         overview=sa.overview(session, filters),
+        listing_views=sa.listing_views(session, filters),
         lists=lists,
         languages=sa.languages(session, filters),
         experiments=_experiments(),

@@ -60,7 +60,14 @@
     });
     var impression = base("impression");
     impression.id = impressionId;
-    impression.query = results.getAttribute("data-query");
+    // A listing without a query (category, brand, deals, home) is its own kind of impression: no query is sent,
+    // so the events API stores it as a listing view instead of rejecting an empty query.
+    var listing = results.getAttribute("data-listing") || "search";
+    if (listing === "search") {
+      impression.query = results.getAttribute("data-query");
+    } else {
+      impression.listing = listing;
+    }
     impression.language = results.getAttribute("data-language");
     impression.reranked = results.getAttribute("data-reranked") === "true";
     impression.items = items;
@@ -144,6 +151,31 @@
       toast(body.getAttribute("data-msg-ordered"));
     }
   });
+
+  // Narrow screens: the filters live in a sheet behind the "Filters" button (shop.css hides them there).
+  var sheet = document.getElementById("filter-sheet");
+  var opener = document.querySelector("[data-open-filters]");
+  function setSheet(open) {
+    if (!sheet) { return; }
+    sheet.classList.toggle("open", open);
+    body.classList.toggle("sheet-open", open);
+    if (opener) { opener.setAttribute("aria-expanded", open ? "true" : "false"); }
+    if (open) {
+      var first = sheet.querySelector("button, input, select");
+      if (first) { first.focus(); }
+    } else if (opener) {
+      opener.focus();
+    }
+  }
+  if (sheet && opener) {
+    opener.addEventListener("click", function () { setSheet(true); });
+    sheet.querySelectorAll("[data-close-filters]").forEach(function (button) {
+      button.addEventListener("click", function () { setSheet(false); });
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && sheet.classList.contains("open")) { setSheet(false); }
+    });
+  }
 
   showCart();
 })();

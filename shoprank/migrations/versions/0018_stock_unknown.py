@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018_stock_unknown"
-down_revision = "0014_variant_rerank_depth"
+down_revision = "0017_trusted_suggestions"
 branch_labels = None
 depends_on = None
 
