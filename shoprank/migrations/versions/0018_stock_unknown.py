@@ -1,7 +1,7 @@
 """products.stock nullable: NULL is "availability unknown" (the feed gave neither a stock count nor an availability)
 
 Revision ID: 0018_stock_unknown
-Revises: 0014_variant_rerank_depth
+Revises: 0017_trusted_suggestions
 Create Date: 2026-12-07
 
 Existing rows keep their counts (a stock-less feed imported before this revision stored 0; importing it again
