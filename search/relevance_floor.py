@@ -22,8 +22,9 @@ The decision here reads only what every arm has, the first-stage candidates, nev
    matches and nonsense overlap, and hiding a real match is the worse error.
 
 The order within the matches is the arm's; ``search.shop_search`` then moves accessories below the product they
-serve (``search.product_type``) and out-of-intent products below in-intent ones. The window constants were chosen
-on the demo *development* queries only; ``bench/relevance.py`` reports the held-out sets separately.
+serve (``search.product_type``); intent decides what matches, never the order among products. The window
+constants were chosen on the demo *development* queries only; ``bench/relevance.py`` reports the held-out sets
+separately.
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ class Decision:
     matching: frozenset[str]  # skus that match (empty unless matched)
     related: tuple[str, ...]  # skus shown under "related" (state related), closest first
     intent: QueryIntent | None
-    #: sku -> its place among the matches: 0 holds the query's words, 1 in the intended categories, 2 another
-    #: kind of product, 3 an accessory of what the query asks for
+    #: sku -> its place among the matches: 0 the products, 1 accessories of what the query asks for (the arm's order
+    #: is kept inside each tier: the reranker, not a rule, orders the products)
     tiers: dict[str, int] = field(default_factory=dict)
 
 
@@ -155,7 +156,7 @@ class RelevanceGate:
             return Decision(RELATED, frozenset(), tuple(closest), intent)
         accessories = self.accessories(query, vector, hits) | self.served_products(query, hits)
         if words and self.names_a_brand(query, hits, words):  # "sony", "lego": that brand's products, in any language
-            tiers = {sku: 3 if sku in accessories else 0 for sku in words}
+            tiers = {sku: 1 if sku in accessories else 0 for sku in words}
             return Decision(MATCHED, frozenset(words), (), intent, tiers)
         if words:  # the query's own words name the kind of product: their categories are the intent
             intent = dataclasses.replace(intent, categories=frozenset(h.item.category for h in hits
@@ -171,13 +172,11 @@ class RelevanceGate:
             sku = hit.item.sku
             if hit.item.category in intent.categories or sku in words:
                 keep = sku in words or z[sku] >= best_in - IN_INTENT_WINDOW
-                tier = 0 if sku in words else 1
             else:  # another kind of product: only when it matches better than anything of the intended kind
                 keep = not words and z[sku] >= best_in - OUT_OF_INTENT_WINDOW
-                tier = 2
             if keep:
                 matching.add(sku)
-                tiers[sku] = 3 if sku in accessories else tier
+                tiers[sku] = 1 if sku in accessories else 0
         return Decision(MATCHED, frozenset(matching), (), intent, tiers)
 
     def word_matches(self, query: str, hits: Sequence[SearchHit]) -> set[str]:

@@ -10,8 +10,8 @@ page adds around it, shared by ``/search`` and ``/api/search`` so both say the s
 - ``total`` counts the candidates the relevance gate keeps (``relevance_floor``): at most the first stage's depth
   (100 by default), 0 for nonsense, and 0 with ``related`` products for a query nothing matches well. The gate
   reads only the first stage's candidates, so ``total``, facets and zero-result counts mean the same in every arm.
-- Relevance order is the arm's order in tiers: products of the query's intended categories (or with its words)
-  first, then other matches, then accessories of the product the query asks for (``search.product_type``).
+- Relevance order is the arm's order, with accessories of the product the query asks for moved below the products
+  (``search.product_type``); which products match at all is the gate's (intent, windows), never the order's.
 - Out of stock: in relevance order, a product that cannot be bought moves down ``OUT_OF_STOCK_DEMOTION``
   places, so it stays above in-stock products ranked much lower but below the in-stock ones of similar
   relevance (rank positions, not scores: the same rule for every reranker and for first-stage order).
