@@ -98,6 +98,11 @@ class Report:
         return [g for g in (self.quality or {}).get("guardrails", []) if g["flagged"]]
 
     @property
+    def guardrails_untestable(self) -> list[dict[str, Any]]:
+        """Guardrails no test can decide yet: shown in amber as "cannot test", never as "ok"."""
+        return [g for g in (self.quality or {}).get("guardrails", []) if g.get("status") == "cannot_test"]
+
+    @property
     def total_units(self) -> int:
         if self.analysis:
             return sum(v["units"] for v in self.analysis["variants"])
@@ -126,6 +131,7 @@ class Report:
             "srm": srm,
             "delivery": [d["variant"] for d in self.delivery_problems],
             "guardrails": [f"{g['label']} · {g['variant']}" for g in self.guardrail_flags],
+            "guardrails_untestable": [f"{g['label']} · {g['variant']}" for g in self.guardrails_untestable],
         }
         if not comparisons:
             return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab", **checks}
@@ -375,7 +381,14 @@ def build_report(
     served = delivery_counts(session, experiment.key)
     report.delivery = [d.to_dict() for d in assess_delivery(configs, served)]
     report.quality = search_quality(
-        session, experiment.key, order, weights, report.analysis["comparisons"], served, alpha=alpha
+        session,
+        experiment.key,
+        order,
+        weights,
+        report.analysis["comparisons"],
+        served,
+        alpha=alpha,
+        main_variants=report.analysis["variants"],
     )
     report.warnings.extend(_no_purchase_warnings(order, totals))
     if data.unpriced_purchases:

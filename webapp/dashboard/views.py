@@ -460,6 +460,9 @@ def reasons_to_doubt(report: Report, variant: str) -> list[str]:
     for flag in report.guardrail_flags:
         if flag["variant"] == variant:
             reasons.append(f"Guardrail: {flag['label']} is significantly worse in {variant}.")
+    for guard in report.guardrails_untestable:
+        if guard["variant"] == variant:
+            reasons.append(f"Guardrail: {guard['label']} cannot be tested yet ({guard['reason']}).")
     if variant != report.variants[0]:
         headline = next(
             (
