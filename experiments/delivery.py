@@ -152,6 +152,21 @@ def _describe(delivery: VariantDelivery) -> list[str]:
     return ["; ".join(parts)]
 
 
+def interleaved_config(configs: Sequence[Configured], variant: str) -> Configured:
+    """What an interleaved page should have served: reranked by team B's scorer (else team A's) when either team
+    reranks, first-stage order when neither does.
+
+    An interleaved page reports one status and one scorer (the first that answered), so the check is on the page:
+    a team configured as a cross-encoder and served by the fallback makes every page a miss, which is what makes
+    "B preferred" a statement about the fallback, not about the configured ranker.
+    """
+    rerankers = [c for c in configs if c.rerank]
+    if not rerankers:
+        return Configured(variant, False, None, max(c.first_stage_top_k for c in configs))
+    wanted = rerankers[-1]  # team B when it reranks
+    return Configured(variant, True, wanted.model, wanted.first_stage_top_k, wanted.rerank_max_depth)
+
+
 def assess_delivery(configs: Sequence[Configured], counts: Iterable[DeliveryCount]) -> list[VariantDelivery]:
     """One :class:`VariantDelivery` per configured variant, in config order."""
     by_variant = {config.variant: VariantDelivery(config.variant, config) for config in configs}

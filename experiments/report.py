@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from experiments.delivery import Configured, assess_delivery
+from experiments.delivery import Configured, assess_delivery, interleaved_config
 from experiments.guardrails import search_quality
 from experiments.interleaving import summarize_outcomes
 from experiments.stats import (
@@ -40,7 +40,7 @@ from experiments.stats.intervals import CORRECTION_NAMES
 from experiments.stats.sufficient import empty_like
 from experiments.store.aggregate import AbReport, InterleavingReport, Outcomes, ab_report, interleaving_report
 from experiments.store.covariates import DEFAULT_WINDOW_DAYS, pre_period_report
-from experiments.store.experiment_models import Experiment
+from experiments.store.experiment_models import INTERLEAVED_VARIANT, Experiment
 from experiments.store.served import delivery_counts
 
 #: The metrics the dashboard tables show (impressions per unit stays in the CSV).
@@ -115,6 +115,10 @@ class Report:
         if self.interleaving is not None:
             total = self.interleaving["total"]
             return {
+                "srm": False,
+                "delivery": [d["variant"] for d in self.delivery_problems],
+                "guardrails": [],
+                "guardrails_untestable": [],
                 "metric": "preference",
                 "variant": self.variants[1],
                 "estimate": total["b_win_share"],
@@ -335,8 +339,14 @@ def build_report(
         sequential=sequential,
         engine=engine,
     )
+    configs = [
+        Configured(v.key, v.rerank, v.model, v.first_stage_top_k, v.rerank_max_depth) for v in experiment.variants
+    ]
     if experiment.kind == "interleaving":
         report.interleaving = _interleaving(interleaving_report(session, experiment.key), alpha)
+        # Every interleaved page is attributed to one pseudo-variant; its delivery is checked against the teams.
+        page = interleaved_config(configs, INTERLEAVED_VARIANT)
+        report.delivery = [d.to_dict() for d in assess_delivery([page], delivery_counts(session, experiment.key))]
         return report
 
     data: AbReport = ab_report(session, experiment.key, rates)
@@ -375,9 +385,6 @@ def build_report(
     )
     report.sample_size = _sample_size(experiment, totals, order)
     report.unpriced_purchases = data.unpriced_purchases
-    configs = [
-        Configured(v.key, v.rerank, v.model, v.first_stage_top_k, v.rerank_max_depth) for v in experiment.variants
-    ]
     served = delivery_counts(session, experiment.key)
     report.delivery = [d.to_dict() for d in assess_delivery(configs, served)]
     report.quality = search_quality(

@@ -25,7 +25,7 @@ from experiments.report import DASHBOARD_METRICS, METRIC_FORMATS, METRIC_LABELS,
 from experiments.ship import ShipRequest, ship_variant
 from experiments.stats.analysis import Engine
 from experiments.store.currency import parse_rates, reporting_rates
-from experiments.store.experiment_models import PRIMARY_METRICS, Experiment
+from experiments.store.experiment_models import INTERLEAVED_VARIANT, PRIMARY_METRICS, Experiment
 from webapp.background import BackgroundSnapshot
 from webapp.context import app_services
 from webapp.dashboard import auth_users
@@ -455,7 +455,7 @@ def reasons_to_doubt(report: Report, variant: str) -> list[str]:
     if (report.analysis or {}).get("srm", {}).get("flagged"):
         reasons.append("Sample ratio mismatch: units are not split as configured, so no result can be trusted.")
     for delivery in report.delivery_problems:
-        if delivery["variant"] in (variant, report.variants[0]):
+        if delivery["variant"] in (variant, report.variants[0], INTERLEAVED_VARIANT):
             reasons.append(f"{delivery['variant']} was not delivered as configured: {' '.join(delivery['problems'])}.")
     for flag in report.guardrail_flags:
         if flag["variant"] == variant:
