@@ -26,6 +26,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from scipy import stats as scipy_stats
 from sqlalchemy.orm import Session
 
@@ -105,7 +106,8 @@ def _fallback(metric: str, control: Mapping[str, Any], treatment: Mapping[str, A
         xt, yt = round(treatment["numerator"]), round(treatment["denominator"])
         if yc < 1 or yt < 1 or int(control["n"]) < 2 or int(treatment["n"]) < 2:
             return None  # a rate of one shopper's searches says nothing about shoppers
-        p = float(scipy_stats.fisher_exact([[xt, yt - xt], [xc, yc - xc]]).pvalue)
+        table = np.array([[xt, yt - xt], [xc, yc - xc]], dtype=np.int64)
+        p = float(scipy_stats.fisher_exact(table).pvalue)
         return "fisher_exact", min(1.0, p)
     nc, nt = int(control["n"]), int(treatment["n"])
     if nc < 2 or nt < 2:

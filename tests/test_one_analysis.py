@@ -48,8 +48,11 @@ def _scenarios():
             arms = {
                 "aa4": [_arm(rng, 300, 0.1, 0.05, cuped) for _ in range(4)],
                 "effect": [_arm(rng, 400, 0.1, 0.05, cuped), _arm(rng, 400, 0.13, 0.07, cuped)],
-                "zero-purchase": [_arm(rng, 220, 0.1, 0.06, cuped), _arm(rng, 220, 0.1, 0.0, cuped),
-                                  _arm(rng, 220, 0.1, 0.06, cuped)],  # fmt: skip
+                "zero-purchase": [
+                    _arm(rng, 220, 0.1, 0.06, cuped),
+                    _arm(rng, 220, 0.1, 0.0, cuped),
+                    _arm(rng, 220, 0.1, 0.06, cuped),
+                ],  # fmt: skip
             }
             for name, data in arms.items():
                 variants = []

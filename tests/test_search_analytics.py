@@ -193,3 +193,17 @@ def test_analytics_pages_and_the_live_query_page(clean, shop_app):
         assert client.get(f"/dashboard/search-analytics?{bad}").status_code == 400, bad
     assert client.get("/dashboard/search-analytics/query").status_code == 400  # q missing
     assert client.get("/dashboard/search-analytics/query?q=x&experiment=nope").status_code == 404
+
+
+def test_queries_with_non_ascii_capitals_group_on_every_backend(clean):
+    """Issue 23 item 13: SQLite's lower() folds ASCII only, so "ÖLFILTER" and "ölfilter" were two queries there."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    log = Log(now)
+    for query in ("Ölfilter", "ÖLFILTER", " ölfilter", "Éclair", "ÉCLAIR", "éclair", "ДИВАН", "диван"):
+        log.search(query, ["S1"])
+    log.store(clean)
+    with clean.db.session() as session:
+        top = sa.query_ranking(session, _filters(now), "top")
+        assert sorted((r.query, r.searches) for r in top) == [("диван", 2), ("éclair", 3),
+                                                               ("ölfilter", 3)]  # fmt: skip
+        assert sa.query_by_variant(session, _filters(now), "ÖLFILTER")["none"].searches == 3

@@ -463,6 +463,14 @@ def reasons_to_doubt(report: Report, variant: str) -> list[str]:
     for guard in report.guardrails_untestable:
         if guard["variant"] == variant:
             reasons.append(f"Guardrail: {guard['label']} cannot be tested yet ({guard['reason']}).")
+    if report.interleaving is not None:
+        total = report.interleaving["total"]
+        if variant == report.variants[1] and total["winner"] != "B":
+            reasons.append(f"Shoppers did not significantly prefer {variant} (team B) in the interleaving test.")
+        if variant == report.variants[0] and total["winner"] != "A":
+            reasons.append(f"Shoppers did not significantly prefer {variant} (team A) in the interleaving test.")
+        reasons.append("Interleaving measures click preference, not revenue: confirm with an A/B test before shipping.")
+        return reasons
     if variant != report.variants[0]:
         headline = next(
             (
@@ -485,7 +493,7 @@ def _ship_page(
     variant = next((v for v in experiment.variants if v.key == variant_key), None)
     if variant is None:
         abort(404, description=f"No variant {variant_key!r} in {experiment.key}.")
-    reasons = reasons_to_doubt(report_for(experiment), variant_key) if experiment.kind == "ab" else []
+    reasons = reasons_to_doubt(report_for(experiment), variant_key)
     html = render_template(
         "dashboard/ship.html", experiment=experiment, variant=variant, reasons=reasons, values=values, errors=errors
     )
@@ -507,7 +515,7 @@ def experiment_ship(key: str) -> Any:
     """Server-side confirmation: the typed key (and, when the report has doubts, their acknowledgement)."""
     experiment = _experiment_or_404(key)
     values = {name: request.form.get(name, "") for name in ("variant", "confirm_key", "note")}
-    reasons = reasons_to_doubt(report_for(experiment, fresh=True), values["variant"]) if experiment.kind == "ab" else []
+    reasons = reasons_to_doubt(report_for(experiment, fresh=True), values["variant"])
     ship = ShipRequest(
         values["variant"], values["confirm_key"], values["note"], request.form.get("acknowledged") == "yes"
     )
