@@ -204,6 +204,5 @@ def test_queries_with_non_ascii_capitals_group_on_every_backend(clean):
     log.store(clean)
     with clean.db.session() as session:
         top = sa.query_ranking(session, _filters(now), "top")
-        assert sorted((r.query, r.searches) for r in top) == [("диван", 2), ("éclair", 3),
-                                                               ("ölfilter", 3)]  # fmt: skip
+        assert sorted((r.query, r.searches) for r in top) == sorted([("диван", 2), ("éclair", 3), ("ölfilter", 3)])
         assert sa.query_by_variant(session, _filters(now), "ÖLFILTER")["none"].searches == 3

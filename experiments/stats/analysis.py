@@ -354,6 +354,8 @@ class _Draft:
     df: float | None = None  # degrees of freedom of the deciding test (None: normal reference)
     #: sequential: the always-valid p of the relative lift's sequence at alpha / m (Bonferroni decides on it)
     p_at_adjusted: float | None = None
+    #: fixed horizon, means and ratios: ``(log(mb / ma), its delta-method standard error)``
+    log_ratio: tuple[float, float] | None = None
     bayesian: BayesianResult | None = None
     cuped: CupedSummary | None = None
 
@@ -378,6 +380,18 @@ def _pooled(control: MetricStats, treatment: MetricStats) -> tuple[MetricStats, 
     return PooledProportionStats(control.n, control.successes, rate), PooledProportionStats(
         treatment.n, treatment.successes, rate
     )
+
+
+def _log_ratio(control: MetricStats, treatment: MetricStats) -> tuple[float, float] | None:
+    """``log(mb / ma)`` and its delta-method standard error ``sqrt(vb/(nb mb²) + va/(na ma²))``; None when a mean
+    is not positive or a variance is missing (then the delta-method interval of the relative lift is shown)."""
+    ma, mb = control.mean, treatment.mean
+    if not (ma > 0 and mb > 0 and control.n > 1 and treatment.n > 1):
+        return None
+    variance = treatment.variance / (treatment.n * mb**2) + control.variance / (control.n * ma**2)
+    if not (math.isfinite(variance) and variance > 0):
+        return None
+    return math.log(mb / ma), math.sqrt(variance)
 
 
 def _compare(
@@ -446,7 +460,17 @@ def _compare(
             if settings.sequential or isinstance(control, PooledProportionStats)
             else float(welch_satterthwaite_df(control.variance, control.n, treatment.variance, treatment.n))
         )
-        draft = _Draft(spec, variant_key, method, absolute.p_value, absolute, relative, note, df)
+        # Fixed horizon: the relative lift's own Welch test decides (gbstats' relative engine), so the shown
+        # interval is the delta-method interval, whose coverage holds at large lifts where the interval built
+        # on the absolute test's p under-covers (bench/interval_coverage.py, README).
+        deciding = relative.p_value if relative is not None else absolute.p_value
+        draft = _Draft(spec, variant_key, method, deciding, absolute, relative, note, df)
+        log_ratio = None if settings.sequential or unadjusted is not None else _log_ratio(control, treatment)
+        if log_ratio is not None and df is not None:
+            # the log-ratio interval covers best at every simulated lift (bench/interval_coverage.py): its own
+            # t-test decides, so the interval and p shown side by side stay one analysis
+            draft.log_ratio = log_ratio
+            draft.p_value = float(2 * scipy_stats.t.sf(abs(log_ratio[0]) / log_ratio[1], df))
     if unadjusted is not None:
         draft.cuped = _cuped_summary(unadjusted, absolute, theta, settings)
     if settings.engine == "bayesian" and relative is not None:
@@ -527,9 +551,16 @@ def _interval(draft: _Draft, level: float, m: int, settings: AnalysisSettings) -
             kind="sequence",
         )
     correction = "holm" if m > 1 else "none"
-    shown = decision_interval(relative.estimate, draft.p_value, alpha=level, df=draft.df, correction=correction)
+    shown: Interval | None = None
+    if draft.method == "two_proportion_z":  # the pooled z-test decides: the interval is built on its p
+        shown = decision_interval(relative.estimate, draft.p_value, alpha=level, df=draft.df, correction=correction)
+    elif draft.log_ratio is not None and draft.df is not None:
+        center, se = draft.log_ratio
+        q = float(scipy_stats.t.isf(level / 2, draft.df))
+        shown = Interval(math.expm1(center - q * se), math.expm1(center + q * se), 1 - level, correction)
     if shown is None and math.isfinite(relative.std_error) and relative.std_error > 0:
-        # p of exactly 0 or 1, or a zero estimate: the Welch interval at the same level decides the same way
+        # the relative lift's Welch interval at the Holm step's level: excludes 0 exactly when its p is below
+        # that level (also the fallback for a z-test p of exactly 0 or 1, or a zero estimate)
         q = float(scipy_stats.t.isf(level / 2, draft.df) if draft.df else scipy_stats.norm.isf(level / 2))
         shown = clipped(relative.estimate - q * relative.std_error, relative.estimate + q * relative.std_error,
                         alpha=level, correction=correction, estimate=relative.estimate)  # fmt: skip
