@@ -37,6 +37,8 @@ DEMO_TRAFFIC_NOTICE = "Demo traffic is being simulated in the background"
 DEMO_TRAFFIC_SHARE = 0.5
 
 DEMO_EMAIL = "merchandiser@demo.shoprank.local"
+#: The demo's ops login: the merchandiser role cannot open the ops page, so ``serve --demo`` prints this one too.
+DEMO_OPS_EMAIL = "ops@demo.shoprank.local"
 DEMO_ACTOR = "demo-setup"
 
 
@@ -45,6 +47,8 @@ class DemoSetup:
     email: str
     password: str
     created_experiments: list[str]
+    ops_email: str = DEMO_OPS_EMAIL
+    ops_password: str = ""
 
 
 def demo_specs() -> list[ExperimentSpec]:
@@ -88,17 +92,19 @@ def ensure_demo(db: Database, password: str | None = None) -> DemoSetup:
 
     created: list[str] = []
     new_password = password or secrets.token_urlsafe(12)
+    ops_password = password or secrets.token_urlsafe(12)
     with db.session() as session:
-        if session.scalar(select(User.id).where(User.email == DEMO_EMAIL)) is None:
-            create_user(session, DEMO_EMAIL, new_password, "merchandiser")
-        else:
-            set_password(session, DEMO_EMAIL, new_password)
+        for email, secret, role in ((DEMO_EMAIL, new_password, "merchandiser"), (DEMO_OPS_EMAIL, ops_password, "ops")):
+            if session.scalar(select(User.id).where(User.email == email)) is None:
+                create_user(session, email, secret, role)
+            else:
+                set_password(session, email, secret)
         for spec in demo_specs():
             if get_experiment(session, spec.key) is None:
                 experiment = create_experiment(session, spec, DEMO_ACTOR)
                 start_experiment(session, experiment, DEMO_ACTOR)
                 created.append(spec.key)
-    return DemoSetup(DEMO_EMAIL, new_password, created)
+    return DemoSetup(DEMO_EMAIL, new_password, created, DEMO_OPS_EMAIL, ops_password)
 
 
 def simulate_demo_traffic(

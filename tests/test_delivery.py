@@ -229,3 +229,31 @@ def test_interleaving_has_a_delivery_check(event_db):
     headline = report.headline()
     assert headline["delivery"] == ["interleaved"]
     assert any("not delivered as configured" in reason for reason in reasons_to_doubt(report, "treatment"))
+
+
+def test_ops_page_says_every_search_runs_on_the_fallback(missing_cross_encoder_app):
+    """Issue 23 item 11: the ops page was green while the fallback scorer served every search, and a merchandiser
+    login got a 403 in the shop's layout."""
+    app, services = missing_cross_encoder_app
+    with services.db.session() as session:
+        create_user(session, "ops@example.com", PASSWORD, "ops")
+    client = app.test_client()
+    _login(client, "ops@example.com")
+    page = client.get("/dashboard/ops").get_data(as_text=True)
+    assert 'id="fallback-scorer-banner"' in page and "bi-encoder-fallback" in page
+    merchandiser = app.test_client()
+    _login(merchandiser)
+    refused = merchandiser.get("/dashboard/ops")
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 403 and 'id="dashboard-error"' in html and "needs a ops or admin login" in html
+
+
+def test_demo_prints_an_ops_login_that_opens_the_ops_page(event_db):
+    from shoprank.demo import DEMO_OPS_EMAIL, ensure_demo
+    from shoprank.users import authenticate
+
+    setup = ensure_demo(event_db.db)
+    assert setup.ops_email == DEMO_OPS_EMAIL and setup.ops_password and setup.ops_password != setup.password
+    with event_db.db.session() as session:
+        user = authenticate(session, DEMO_OPS_EMAIL, setup.ops_password)
+        assert user is not None and user.has_role("ops")
