@@ -410,7 +410,15 @@ def _compare(
     theta = 0.0
     if isinstance(control, RegressionAdjustedStats) and isinstance(treatment, RegressionAdjustedStats):
         unadjusted = (control.post, treatment.post)
-        control, treatment, theta = adjust_pair(control, treatment)
+        adjusted_control, adjusted_treatment, theta = adjust_pair(control, treatment)
+        if theta == 0:
+            # No usable pre-period variance: nothing to adjust, so the comparison is the plain one with its own
+            # test (the z-test for a conversion rate, which also tests an arm without any purchase).
+            draft = _compare(spec, control_key, control.post, variant_key, treatment.post, m, settings)
+            plain = draft.relative.estimate if draft.relative is not None else None
+            draft.cuped = CupedSummary(0.0, 0.0, plain) if draft.p_value is not None else None
+            return draft
+        control, treatment = adjusted_control, adjusted_treatment
     z_p_value: float | None = None
     if method == "two_proportion_z":
         assert isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)
