@@ -18,8 +18,9 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask import Flask
 
@@ -107,6 +108,10 @@ def ensure_demo(db: Database, password: str | None = None) -> DemoSetup:
     return DemoSetup(DEMO_EMAIL, new_password, created, DEMO_OPS_EMAIL, ops_password)
 
 
+#: The simulated shoppers' ids start with this (``SimulationConfig.run_id`` "demo").
+DEMO_UNIT_PREFIX = "sim-demo-"
+
+
 def simulate_demo_traffic(
     app: Flask,
     users: int,
@@ -115,8 +120,55 @@ def simulate_demo_traffic(
     progress: Callable[[int], None] | None = None,
     pause: Callable[[], None] | None = None,
 ) -> SimulationResult:
-    config = SimulationConfig(users=users, ctr_lift=0.08, cvr_lift=0.05, days=days, seed=7, run_id="demo")
-    return Simulator(FlaskTransport(app), config).run(progress=progress, pause=pause)
+    config = SimulationConfig(
+        users=users, ctr_lift=0.08, cvr_lift=0.05, days=days, seed=7, run_id="demo", history_share=0.4
+    )
+    result = Simulator(FlaskTransport(app), config).run(progress=progress, pause=pause)
+    from webapp.context import app_services
+
+    put_on_simulated_time(app_services(app).db, [spec.key for spec in demo_specs()], DEMO_UNIT_PREFIX)
+    return result
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
+
+
+def put_on_simulated_time(db: Database, experiments: Sequence[str], unit_prefix: str) -> None:
+    """Give the simulated shoppers' data one clock, the simulation's: the server stamped their exposures, the
+    experiments' start and every event's receive time at seeding time, while the events carry the simulated
+    times of the last two weeks. Left so, the report would read history that happened "after" the exposure and a
+    start date after the data (issue 23). Demo data only: rows of ``unit_prefix`` units.
+
+    - events: ``received_at`` = the simulated ``occurred_at`` (the simulated server received them then);
+    - exposures: the unit's first impression in the experiment;
+    - experiments: started at their first exposure.
+    """
+    from sqlalchemy import func, select, update
+
+    from experiments.store.experiment_models import Experiment, Exposure
+    from experiments.store.models import Event
+
+    simulated = Event.unit_id.like(f"{unit_prefix}%")
+    with db.session() as session:
+        session.execute(update(Event).where(simulated).values(received_at=Event.occurred_at))
+        first = (
+            select(func.min(Event.occurred_at))
+            .where(Event.unit_id == Exposure.unit_id, Event.experiment == Exposure.experiment)
+            .scalar_subquery()
+        )
+        session.execute(
+            update(Exposure)
+            .where(Exposure.unit_id.like(f"{unit_prefix}%"), Exposure.experiment.in_(list(experiments)))
+            .values(exposed_at=func.coalesce(first, Exposure.exposed_at))
+        )
+        for key in experiments:
+            earliest = session.scalar(select(func.min(Exposure.exposed_at)).where(Exposure.experiment == key))
+            experiment = session.scalar(select(Experiment).where(Experiment.key == key))
+            if earliest is None or experiment is None or experiment.started_at is None:
+                continue
+            if _aware(earliest) < _aware(experiment.started_at):
+                experiment.started_at = _aware(earliest)
 
 
 class Pacer:
