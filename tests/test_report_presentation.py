@@ -13,7 +13,6 @@ import io
 
 import numpy as np
 import pytest
-from scipy import stats as scipy_stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportions_ztest
 
@@ -30,6 +29,7 @@ from experiments.stats import (
 from experiments.stats.frequentist import welch_satterthwaite_df
 from experiments.stats.intervals import decision_interval
 from experiments.store.ingest import parse_events
+from tests.consistency_support import log_ratio_test as _log_ratio_test
 from webapp.dashboard.views import format_p, p_text
 
 gbstats_tests = pytest.importorskip("gbstats.frequentist.tests")
@@ -159,17 +159,6 @@ def test_events_dated_ahead_are_stored_at_the_server_time_and_never_make_a_futur
     early, late = UnitAggregates(units=3), UnitAggregates(units=5)
     series = _up_to({today: {"a": early}, tomorrow: {"a": late}}, today)
     assert list(series) == [today] and series[today]["a"] is late  # everything counted, on today
-
-
-def _log_ratio_test(control, treatment, alpha: float = 0.05) -> tuple[float, float, float]:
-    """``(p, lower, upper)`` of the log-ratio Welch test of the relative lift, written out by hand."""
-    ma, mb, va, vb = control.mean, treatment.mean, control.variance, treatment.variance
-    se = np.sqrt(vb / (treatment.n * mb**2) + va / (control.n * ma**2))
-    df = welch_satterthwaite_df(va, control.n, vb, treatment.n)
-    center = np.log(mb / ma)
-    p = 2 * scipy_stats.t.sf(abs(center) / se, df)
-    q = scipy_stats.t.isf(alpha / 2, df)
-    return float(p), float(np.expm1(center - q * se)), float(np.expm1(center + q * se))
 
 
 def test_mean_metrics_keep_matching_the_welch_reference() -> None:
