@@ -140,6 +140,12 @@ def test_zero_purchase_arm_is_tested_in_every_view() -> None:
     broken = _arm(rng, 300, 0.1, 0.0)
     for mode, settings in MODES.items():
         variants = [VariantData.from_aggregates("control", control), VariantData.from_aggregates("t1", broken)]
-        c = analyze_experiment(variants, settings=settings).comparison("conversion_rate", "t1")
+        analysis = analyze_experiment(variants, settings=settings)
+        c = analysis.comparison("conversion_rate", "t1")
         assert c.verdict == "worse", (mode, c)
         assert c.interval is not None and excludes_zero(c.interval.__dict__)
+        # no revenue at all: the pooled-variance t-test (as the revenue guardrail), not "not enough data"
+        revenue = analysis.comparison("revenue_per_unit", "t1")
+        assert revenue.verdict != "untestable" and revenue.interval is not None, (mode, revenue)
+        if "sequential" not in mode:  # the always-valid band is wider
+            assert revenue.verdict == "worse", (mode, revenue)

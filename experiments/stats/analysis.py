@@ -56,13 +56,14 @@ from experiments.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_check
 from experiments.stats.sufficient import (
     MeanStats,
     MetricStats,
+    PooledMeanStats,
     PooledProportionStats,
     ProportionStats,
     RatioStats,
     empty_like,
 )
 
-Method = Literal["welch_t", "welch_t_delta", "welch_t_cuped", "two_proportion_z", "confidence_sequence"]
+Method = Literal["welch_t", "welch_t_delta", "welch_t_cuped", "two_proportion_z", "pooled_t", "confidence_sequence"]
 Engine = Literal["frequentist", "bayesian"]
 Verdict = Literal["better", "worse", "inconclusive", "untestable"]
 
@@ -370,7 +371,20 @@ def _point_lift(control: MetricStats, treatment: MetricStats, *, relative: bool)
 
 
 def _pooled(control: MetricStats, treatment: MetricStats) -> tuple[MetricStats, MetricStats] | None:
-    """Both arms of a proportion with the pooled variance ``p(1-p)`` (the z-test's null variance); None if none."""
+    """Both arms of a proportion with the pooled variance ``p(1-p)`` (the z-test's null variance), or of a mean with
+    the pooled sample variance (Student's t); None when even that is zero."""
+    if type(control) is MeanStats and type(treatment) is MeanStats:
+        if control.n < 2 or treatment.n < 2 or not control.mean > 0:
+            return None  # a zero control mean leaves no relative lift to show beside the verdict
+        pooled = ((control.n - 1) * control.variance + (treatment.n - 1) * treatment.variance) / (
+            control.n + treatment.n - 2
+        )
+        if not pooled > 0:
+            return None
+        return (
+            PooledMeanStats(control.n, control.sum, control.sum_squares, pooled),
+            PooledMeanStats(treatment.n, treatment.sum, treatment.sum_squares, pooled),
+        )
     if not (isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)):
         return None
     total = control.n + treatment.n
@@ -432,7 +446,12 @@ def _compare(
     except UntestableError as exc:
         # 0 purchases out of 225 against 11 of 177 is exactly what a broken checkout looks like: the Welch
         # interval needs variance in both arms, the pooled z-test does not, so the test still decides.
-        pooled = _pooled(control, treatment) if (settings.sequential or settings.engine == "bayesian") else None
+        # proportions: the fixed-horizon view has its z-test; means get the pooled variance in every view
+        pooled = (
+            _pooled(control, treatment)
+            if (settings.sequential or settings.engine == "bayesian" or isinstance(control, MeanStats))
+            else None
+        )
         if pooled is None:
             if z_p_value is None:
                 return _Draft(spec, variant_key, method, None, None, None, str(exc))
@@ -448,7 +467,13 @@ def _compare(
         # Sequential and Bayesian views test the same arm with the pooled variance, as the z-test does, instead
         # of saying "not enough data" where the default view sees a broken checkout.
         control, treatment = pooled
-        note = f"{exc}: pooled variance p(1-p) in both arms, as the two-proportion z-test"
+        if isinstance(control, PooledMeanStats) and not settings.sequential:
+            method = "pooled_t"
+        note = (
+            f"{exc}: pooled variance in both arms (Student's t)"
+            if isinstance(control, PooledMeanStats)
+            else f"{exc}: pooled variance p(1-p) in both arms, as the two-proportion z-test"
+        )
         absolute = _lift(control, treatment, relative=False, alpha=settings.alpha, m=m, settings=settings)
     relative: Lift | None
     try:
@@ -471,9 +496,12 @@ def _compare(
         # Fixed horizon: the relative lift's own Welch test decides (gbstats' relative engine), so the shown
         # interval is the delta-method interval, whose coverage holds at large lifts where the interval built
         # on the absolute test's p under-covers (bench/interval_coverage.py, README).
-        deciding = relative.p_value if relative is not None else absolute.p_value
+        pooled_t = method == "pooled_t"  # Student's t on the difference decides, as the revenue guardrail
+        deciding = relative.p_value if relative is not None and not pooled_t else absolute.p_value
         draft = _Draft(spec, variant_key, method, deciding, absolute, relative, note, df)
-        log_ratio = None if settings.sequential or unadjusted is not None else _log_ratio(control, treatment)
+        log_ratio = (
+            None if settings.sequential or unadjusted is not None or pooled_t else _log_ratio(control, treatment)
+        )
         if log_ratio is not None and df is not None:
             # the log-ratio interval covers best at every simulated lift (bench/interval_coverage.py): its own
             # t-test decides, so the interval and p shown side by side stay one analysis
@@ -560,7 +588,7 @@ def _interval(draft: _Draft, level: float, m: int, settings: AnalysisSettings) -
         )
     correction = "holm" if m > 1 else "none"
     shown: Interval | None = None
-    if draft.method == "two_proportion_z":  # the pooled z-test decides: the interval is built on its p
+    if draft.method in ("two_proportion_z", "pooled_t"):  # a pooled test decides: the interval is built on its p
         shown = decision_interval(relative.estimate, draft.p_value, alpha=level, df=draft.df, correction=correction)
     elif draft.log_ratio is not None and draft.df is not None:
         center, se = draft.log_ratio

@@ -168,6 +168,18 @@ class PooledProportionStats(ProportionStats):
 
 
 @dataclass(frozen=True)
+class PooledMeanStats(MeanStats):
+    """A per-unit mean whose variance is the pooled variance of both arms (Student's t): how an arm without any
+    spread (no revenue at all) is still compared, as the revenue guardrail's pooled t-test does."""
+
+    pooled_variance: float = 0.0
+
+    @property
+    def variance(self) -> float:
+        return self.pooled_variance
+
+
+@dataclass(frozen=True)
 class RatioStats:
     """A ratio of per-unit sums with the unit as analysis unit, e.g. CTR = clicks / impressions.
 
