@@ -149,3 +149,15 @@ def test_zero_purchase_arm_is_tested_in_every_view() -> None:
         assert revenue.verdict != "untestable" and revenue.interval is not None, (mode, revenue)
         if "sequential" not in mode:  # the always-valid band is wider
             assert revenue.verdict == "worse", (mode, revenue)
+
+
+def test_an_arm_with_one_shopper_is_untestable_in_every_view_not_an_error() -> None:
+    """The pooled fallback must not turn "needs 2 units" into an exception (a 500 on the page)."""
+    rng = np.random.default_rng(1)
+    control = _arm(rng, 40, 0.1, 0.2)
+    single = UnitAggregates.from_units([2.0], [0.0], [False], [0.0])
+    for mode, settings in MODES.items():
+        variants = [VariantData.from_aggregates("control", control), VariantData.from_aggregates("t1", single)]
+        analysis = analyze_experiment(variants, settings=settings)
+        for c in analysis.comparisons:
+            assert c.verdict in ("untestable", "inconclusive"), (mode, c)

@@ -474,7 +474,10 @@ def _compare(
             if isinstance(control, PooledMeanStats)
             else f"{exc}: pooled variance p(1-p) in both arms, as the two-proportion z-test"
         )
-        absolute = _lift(control, treatment, relative=False, alpha=settings.alpha, m=m, settings=settings)
+        try:
+            absolute = _lift(control, treatment, relative=False, alpha=settings.alpha, m=m, settings=settings)
+        except UntestableError as again:  # e.g. fewer than 2 units: pooling does not help
+            return _Draft(spec, variant_key, method, None, None, None, str(again))
     relative: Lift | None
     try:
         relative = _lift(control, treatment, relative=True, alpha=settings.alpha, m=m, settings=settings)
