@@ -190,7 +190,7 @@ def test_analytics_pages_and_the_live_query_page(clean, shop_app):
     assert f'data-sku="{sku}"' in html and "1 click<" in html
     # issue 23 item 9: the scorer that reranked each live column is named, and the experiment-only counts say so
     assert 'data-scorer="' in html
-    assert 'id="scope-note"' in html and "the list counted 6 searches of this query in all traffic" in html
+    assert 'id="scope-note"' in html and "the list counted 7 searches of this query in all traffic" in html
 
     for bad in ("from=yesterday", "from=2025-02-01&to=2025-01-01", "lang=EN!", "from=2020-01-01&to=2025-01-01"):
         assert client.get(f"/dashboard/search-analytics?{bad}").status_code == 400, bad
