@@ -58,3 +58,4 @@ def create_app(settings: Settings | None = None, *, services: AppServices | None
         app_services(app).db.scoped.remove()
 
     return app
+
