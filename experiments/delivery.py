@@ -107,7 +107,7 @@ class VariantDelivery:
         }
 
 
-def _model_matches(configured: str | None, served: str | None) -> bool:
+def model_matches(configured: str | None, served: str | None) -> bool:
     """A named model matches its hub id or a local directory of the same name (``/models/bge-reranker-v2-m3``)."""
     if configured is None:
         return True
@@ -124,7 +124,7 @@ def _served_as_configured(config: Configured, row: DeliveryCount) -> bool:
     return (
         row.rerank_status in RERANKED
         and row.scorer_kind == CROSS_ENCODER
-        and _model_matches(config.model, row.scorer_model)
+        and model_matches(config.model, row.scorer_model)
     )
 
 
@@ -144,12 +144,27 @@ def _describe(delivery: VariantDelivery) -> list[str]:
         f"{reported:,} searches were"
     ]
     for (kind, model), n in delivery.scorers.most_common():
-        if kind != CROSS_ENCODER or not _model_matches(config.model, model):
+        if kind != CROSS_ENCODER or not model_matches(config.model, model):
             parts.append(f"{_pct(n, reported)} reranked by the {kind} {model or '(unknown model)'}")
     if delivery.first_stage:
         reasons = ", ".join(f"{reason} {n:,}" for reason, n in delivery.first_stage.most_common())
         parts.append(f"{_pct(sum(delivery.first_stage.values()), reported)} kept first-stage order ({reasons})")
     return ["; ".join(parts)]
+
+
+def interleaved_config(configs: Sequence[Configured], variant: str) -> Configured:
+    """What an interleaved page should have served: reranked by team B's scorer (else team A's) when either team
+    reranks, first-stage order when neither does.
+
+    An interleaved page reports one status and one scorer (the first that answered), so the check is on the page:
+    a team configured as a cross-encoder and served by the fallback makes every page a miss, which is what makes
+    "B preferred" a statement about the fallback, not about the configured ranker.
+    """
+    rerankers = [c for c in configs if c.rerank]
+    if not rerankers:
+        return Configured(variant, False, None, max(c.first_stage_top_k for c in configs))
+    wanted = rerankers[-1]  # team B when it reranks
+    return Configured(variant, True, wanted.model, wanted.first_stage_top_k, wanted.rerank_max_depth)
 
 
 def assess_delivery(configs: Sequence[Configured], counts: Iterable[DeliveryCount]) -> list[VariantDelivery]:

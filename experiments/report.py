@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from experiments.delivery import Configured, assess_delivery
+from experiments.delivery import Configured, assess_delivery, interleaved_config
 from experiments.guardrails import search_quality
 from experiments.interleaving import summarize_outcomes
 from experiments.stats import (
@@ -40,7 +40,7 @@ from experiments.stats.intervals import CORRECTION_NAMES
 from experiments.stats.sufficient import empty_like
 from experiments.store.aggregate import AbReport, InterleavingReport, Outcomes, ab_report, interleaving_report
 from experiments.store.covariates import DEFAULT_WINDOW_DAYS, pre_period_report
-from experiments.store.experiment_models import Experiment
+from experiments.store.experiment_models import INTERLEAVED_VARIANT, Experiment
 from experiments.store.served import delivery_counts
 
 #: The metrics the dashboard tables show (impressions per unit stays in the CSV).
@@ -98,6 +98,11 @@ class Report:
         return [g for g in (self.quality or {}).get("guardrails", []) if g["flagged"]]
 
     @property
+    def guardrails_untestable(self) -> list[dict[str, Any]]:
+        """Guardrails no test can decide yet: shown in amber as "cannot test", never as "ok"."""
+        return [g for g in (self.quality or {}).get("guardrails", []) if g.get("status") == "cannot_test"]
+
+    @property
     def total_units(self) -> int:
         if self.analysis:
             return sum(v["units"] for v in self.analysis["variants"])
@@ -110,6 +115,10 @@ class Report:
         if self.interleaving is not None:
             total = self.interleaving["total"]
             return {
+                "srm": False,
+                "delivery": [d["variant"] for d in self.delivery_problems],
+                "guardrails": [],
+                "guardrails_untestable": [],
                 "metric": "preference",
                 "variant": self.variants[1],
                 "estimate": total["b_win_share"],
@@ -126,6 +135,7 @@ class Report:
             "srm": srm,
             "delivery": [d["variant"] for d in self.delivery_problems],
             "guardrails": [f"{g['label']} · {g['variant']}" for g in self.guardrail_flags],
+            "guardrails_untestable": [f"{g['label']} · {g['variant']}" for g in self.guardrails_untestable],
         }
         if not comparisons:
             return {"metric": self.primary_metric, "verdict": "untestable", "kind": "ab", **checks}
@@ -329,8 +339,14 @@ def build_report(
         sequential=sequential,
         engine=engine,
     )
+    configs = [
+        Configured(v.key, v.rerank, v.model, v.first_stage_top_k, v.rerank_max_depth) for v in experiment.variants
+    ]
     if experiment.kind == "interleaving":
         report.interleaving = _interleaving(interleaving_report(session, experiment.key), alpha)
+        # Every interleaved page is attributed to one pseudo-variant; its delivery is checked against the teams.
+        page = interleaved_config(configs, INTERLEAVED_VARIANT)
+        report.delivery = [d.to_dict() for d in assess_delivery([page], delivery_counts(session, experiment.key))]
         return report
 
     data: AbReport = ab_report(session, experiment.key, rates)
@@ -369,13 +385,17 @@ def build_report(
     )
     report.sample_size = _sample_size(experiment, totals, order)
     report.unpriced_purchases = data.unpriced_purchases
-    configs = [
-        Configured(v.key, v.rerank, v.model, v.first_stage_top_k, v.rerank_max_depth) for v in experiment.variants
-    ]
     served = delivery_counts(session, experiment.key)
     report.delivery = [d.to_dict() for d in assess_delivery(configs, served)]
     report.quality = search_quality(
-        session, experiment.key, order, weights, report.analysis["comparisons"], served, alpha=alpha
+        session,
+        experiment.key,
+        order,
+        weights,
+        report.analysis["comparisons"],
+        served,
+        alpha=alpha,
+        main_variants=report.analysis["variants"],
     )
     report.warnings.extend(_no_purchase_warnings(order, totals))
     if data.unpriced_purchases:
@@ -405,7 +425,30 @@ CSV_COLUMNS = (
     "p_value_adjusted",
     "method",
     "verdict",
+    # the view, and every number it shows beside the columns above (issue 23: "the CSV of a view carries every
+    # number of that view"); rows of the checks (SRM, delivery, guardrails, ...) use the same columns
+    "view",
+    "statistic",
+    "statistic_value",
+    "chance_to_win",
+    "risk_ship",
+    "risk_keep",
+    "posterior_lift",
+    "cuped_theta",
+    "variance_removed",
+    "unadjusted_relative_lift",
+    "note",
 )
+
+
+def view_name(report: Report) -> str:
+    """``bayesian+sequential+cuped``: which analysis a page, list or CSV shows."""
+    parts = [report.engine]
+    if report.sequential:
+        parts.append("sequential")
+    if report.cuped is not None:
+        parts.append("cuped")
+    return "+".join(parts)
 
 
 def interval_label(interval: Mapping[str, Any]) -> str:
@@ -413,15 +456,17 @@ def interval_label(interval: Mapping[str, Any]) -> str:
     return f"{interval['level']:.0%} CI, {CORRECTION_NAMES[interval['correction']]}"
 
 
-def _csv_rows(key: str, segment: str, analysis: Mapping[str, Any]) -> list[list[Any]]:
+def _csv_rows(key: str, segment: str, analysis: Mapping[str, Any], view: str) -> list[list[Any]]:
     rows = []
     comparisons = {(c["metric"], c["variant"]): c for c in analysis["comparisons"]}
     for variant in analysis["variants"]:
         for metric, summary in variant["metrics"].items():
-            comparison = comparisons.get((metric, variant["key"]))
-            relative = (comparison or {}).get("relative") or {}
-            absolute = (comparison or {}).get("absolute") or {}
-            interval = (comparison or {}).get("interval") or {}
+            comparison = comparisons.get((metric, variant["key"])) or {}
+            relative = comparison.get("relative") or {}
+            absolute = comparison.get("absolute") or {}
+            interval = comparison.get("interval") or {}
+            bayes = comparison.get("bayesian") or {}
+            cuped = comparison.get("cuped") or {}
             rows.append(
                 [
                     key,
@@ -436,17 +481,79 @@ def _csv_rows(key: str, segment: str, analysis: Mapping[str, Any]) -> list[list[
                     interval.get("lower"),
                     interval.get("upper"),
                     interval_label(interval) if interval else "",
-                    (comparison or {}).get("p_value"),
-                    (comparison or {}).get("p_value_adjusted"),
-                    (comparison or {}).get("method"),
-                    (comparison or {}).get("verdict", "control" if variant["is_control"] else ""),
+                    comparison.get("p_value"),
+                    comparison.get("p_value_adjusted"),
+                    comparison.get("method"),
+                    comparison.get("verdict", "control" if variant["is_control"] else ""),
+                    view,
+                    comparison.get("statistic", ""),
+                    comparison.get("statistic_value"),
+                    bayes.get("chance_to_win"),
+                    bayes.get("risk_treatment"),
+                    bayes.get("risk_control"),
+                    bayes.get("expected"),
+                    cuped.get("theta"),
+                    cuped.get("variance_reduction"),
+                    cuped.get("unadjusted_relative"),
+                    comparison.get("error") or "",
                 ]
             )
     return rows
 
 
+def _check_row(key: str, segment: str, view: str, **values: Any) -> list[Any]:
+    """A row of the checks (SRM, sample size, CUPED history, delivery, quality, guardrails, warnings)."""
+    row = dict.fromkeys(CSV_COLUMNS)
+    row.update(experiment=key, segment=segment, view=view, **values)
+    return [row[column] for column in CSV_COLUMNS]
+
+
+def _check_rows(report: Report, view: str) -> list[list[Any]]:
+    key, rows = report.experiment_key, []
+    analysis = report.analysis or {}
+    srm = analysis.get("srm")
+    if srm:
+        for variant, observed, expected in zip(report.variants, srm["observed"], srm["expected"], strict=False):
+            rows.append(_check_row(key, "srm", view, variant=variant, units=observed, metric="expected_units",
+                                   value=expected))  # fmt: skip
+        rows.append(_check_row(key, "srm", view, metric="chi_square", value=srm["chi_square"], p_value=srm["p_value"],
+                               verdict="flagged" if srm["flagged"] else "ok", method="chi_square"))  # fmt: skip
+    size = report.sample_size
+    if size is not None:
+        rows.append(_check_row(key, "sample_size", view, metric=size.metric, units=size.smallest_variant_units,
+                               value=size.fraction, note=f"required per variant {size.required_per_variant}; "
+                               f"target MDE {size.target_mde}; {size.note}".strip("; ")))  # fmt: skip
+    for variant, info in ((report.cuped or {}).get("variants") or {}).items():
+        rows.append(_check_row(key, "cuped_history", view, variant=variant, units=info["units"],
+                               metric="shoppers_with_history", value=info["active_units"],
+                               note=f"window {report.cuped['window_days']} days before exposure (server time)"))  # type: ignore[index]  # fmt: skip
+    for d in report.delivery:
+        rows.append(_check_row(key, "delivery", view, variant=d["variant"], units=d["searches"],
+                               metric="as_configured_share", value=d["as_configured_share"],
+                               verdict="flagged" if d["flagged"] else "ok",
+                               note=" ".join(d["problems"]) or f"not reported {d['not_reported']}"))  # fmt: skip
+    quality = report.quality or {}
+    for variant, latency in (quality.get("latency") or {}).items():
+        for name in ("p50", "p95"):
+            rows.append(_check_row(key, "quality", view, variant=variant, metric=f"latency_{name}_ms",
+                                   value=latency[name]))  # fmt: skip
+    for variant in (quality.get("analysis") or {}).get("variants", []):
+        for metric, summary in variant["metrics"].items():
+            rows.append(_check_row(key, "quality", view, variant=variant["key"], units=variant["units"],
+                                   metric=metric, value=summary["value"], std_error=summary["std_error"]))  # fmt: skip
+    for g in quality.get("guardrails", []):
+        rows.append(_check_row(key, "guardrail", view, variant=g["variant"], metric=g["metric"],
+                               relative_lift=g["relative"], p_value=g["p_value"],
+                               p_value_adjusted=g["p_value_adjusted"], method=g["method"], verdict=g["status"],
+                               note=g.get("reason") or ""))  # fmt: skip
+    for warning in report.warnings:
+        rows.append(_check_row(key, "warning", view, note=warning))
+    return rows
+
+
 def report_csv(report: Report) -> str:
-    """One row per (segment, variant, metric): 'all' first, then each language."""
+    """One row per (segment, variant, metric): 'all' first, then each language, then the checks the page shows
+    (SRM, sample size, CUPED history, delivery, search quality, guardrails, warnings), all of the report's view."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if report.interleaving is not None:
@@ -462,6 +569,7 @@ def report_csv(report: Report) -> str:
                 "ci_lower",
                 "ci_upper",
                 "p_value",
+                "note",
             ]
         )
         segments = {"all": report.interleaving["total"], "all (unit level)": report.interleaving["unit_level"]}
@@ -480,12 +588,21 @@ def report_csv(report: Report) -> str:
                     ci[0],
                     ci[1],
                     s["p_value"],
+                    "",
                 ]
             )
+        for d in report.delivery:  # the page's delivery check: searches, as configured, and what went wrong
+            share = d["as_configured_share"]
+            writer.writerow(
+                [report.experiment_key, f"delivery:{d['variant']}", d["searches"], "", "", "", share, "", "", "",
+                 ("flagged: " + " ".join(d["problems"])) if d["flagged"] else "delivered as configured"]
+            )  # fmt: skip
         return buffer.getvalue()
+    view = view_name(report)
     writer.writerow(CSV_COLUMNS)
     if report.analysis:
-        writer.writerows(_csv_rows(report.experiment_key, "all", report.analysis))
+        writer.writerows(_csv_rows(report.experiment_key, "all", report.analysis, view))
     for language, analysis in report.languages.items():
-        writer.writerows(_csv_rows(report.experiment_key, f"language:{language}", analysis))
+        writer.writerows(_csv_rows(report.experiment_key, f"language:{language}", analysis, view))
+    writer.writerows(_check_rows(report, view))
     return buffer.getvalue()

@@ -43,8 +43,20 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: SQLite's built-in lower() folds ASCII only ("ÖLFILTER" stays), PostgreSQL's folds Unicode: SQL that groups
+#: text case-insensitively calls this name on SQLite (see ``experiments.store.search_analytics``).
+SQLITE_UNICODE_LOWER = "shoprank_lower"
+
+
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """Foreign keys are off by default in SQLite; WAL lets the web server read while an import writes."""
+    """Foreign keys are off by default in SQLite; WAL lets the web server read while an import writes. Registers
+    a Unicode-aware lower() under its own name (the built-in stays as it is: expression indexes were built
+    with it)."""
+    dbapi_connection.create_function(SQLITE_UNICODE_LOWER, 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")

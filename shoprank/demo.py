@@ -18,8 +18,9 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask import Flask
 
@@ -37,6 +38,8 @@ DEMO_TRAFFIC_NOTICE = "Demo traffic is being simulated in the background"
 DEMO_TRAFFIC_SHARE = 0.5
 
 DEMO_EMAIL = "merchandiser@demo.shoprank.local"
+#: The demo's ops login: the merchandiser role cannot open the ops page, so ``serve --demo`` prints this one too.
+DEMO_OPS_EMAIL = "ops@demo.shoprank.local"
 DEMO_ACTOR = "demo-setup"
 
 
@@ -45,6 +48,8 @@ class DemoSetup:
     email: str
     password: str
     created_experiments: list[str]
+    ops_email: str = DEMO_OPS_EMAIL
+    ops_password: str = ""
 
 
 def demo_specs() -> list[ExperimentSpec]:
@@ -88,17 +93,23 @@ def ensure_demo(db: Database, password: str | None = None) -> DemoSetup:
 
     created: list[str] = []
     new_password = password or secrets.token_urlsafe(12)
+    ops_password = password or secrets.token_urlsafe(12)
     with db.session() as session:
-        if session.scalar(select(User.id).where(User.email == DEMO_EMAIL)) is None:
-            create_user(session, DEMO_EMAIL, new_password, "merchandiser")
-        else:
-            set_password(session, DEMO_EMAIL, new_password)
+        for email, secret, role in ((DEMO_EMAIL, new_password, "merchandiser"), (DEMO_OPS_EMAIL, ops_password, "ops")):
+            if session.scalar(select(User.id).where(User.email == email)) is None:
+                create_user(session, email, secret, role)
+            else:
+                set_password(session, email, secret)
         for spec in demo_specs():
             if get_experiment(session, spec.key) is None:
                 experiment = create_experiment(session, spec, DEMO_ACTOR)
                 start_experiment(session, experiment, DEMO_ACTOR)
                 created.append(spec.key)
-    return DemoSetup(DEMO_EMAIL, new_password, created)
+    return DemoSetup(DEMO_EMAIL, new_password, created, DEMO_OPS_EMAIL, ops_password)
+
+
+#: The simulated shoppers' ids start with this (``SimulationConfig.run_id`` "demo").
+DEMO_UNIT_PREFIX = "sim-demo-"
 
 
 def simulate_demo_traffic(
@@ -109,8 +120,55 @@ def simulate_demo_traffic(
     progress: Callable[[int], None] | None = None,
     pause: Callable[[], None] | None = None,
 ) -> SimulationResult:
-    config = SimulationConfig(users=users, ctr_lift=0.08, cvr_lift=0.05, days=days, seed=7, run_id="demo")
-    return Simulator(FlaskTransport(app), config).run(progress=progress, pause=pause)
+    config = SimulationConfig(
+        users=users, ctr_lift=0.08, cvr_lift=0.05, days=days, seed=7, run_id="demo", history_share=0.4
+    )
+    result = Simulator(FlaskTransport(app), config).run(progress=progress, pause=pause)
+    from webapp.context import app_services
+
+    put_on_simulated_time(app_services(app).db, [spec.key for spec in demo_specs()], DEMO_UNIT_PREFIX)
+    return result
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
+
+
+def put_on_simulated_time(db: Database, experiments: Sequence[str], unit_prefix: str) -> None:
+    """Give the simulated shoppers' data one clock, the simulation's: the server stamped their exposures, the
+    experiments' start and every event's receive time at seeding time, while the events carry the simulated
+    times of the last two weeks. Left so, the report would read history that happened "after" the exposure and a
+    start date after the data (issue 23). Demo data only: rows of ``unit_prefix`` units.
+
+    - events: ``received_at`` = the simulated ``occurred_at`` (the simulated server received them then);
+    - exposures: the unit's first impression in the experiment;
+    - experiments: started at their first exposure.
+    """
+    from sqlalchemy import func, select, update
+
+    from experiments.store.experiment_models import Experiment, Exposure
+    from experiments.store.models import Event
+
+    simulated = Event.unit_id.like(f"{unit_prefix}%")
+    with db.session() as session:
+        session.execute(update(Event).where(simulated).values(received_at=Event.occurred_at))
+        first = (
+            select(func.min(Event.occurred_at))
+            .where(Event.unit_id == Exposure.unit_id, Event.experiment == Exposure.experiment)
+            .scalar_subquery()
+        )
+        session.execute(
+            update(Exposure)
+            .where(Exposure.unit_id.like(f"{unit_prefix}%"), Exposure.experiment.in_(list(experiments)))
+            .values(exposed_at=func.coalesce(first, Exposure.exposed_at))
+        )
+        for key in experiments:
+            earliest = session.scalar(select(func.min(Exposure.exposed_at)).where(Exposure.experiment == key))
+            experiment = session.scalar(select(Experiment).where(Experiment.key == key))
+            if earliest is None or experiment is None or experiment.started_at is None:
+                continue
+            if _aware(earliest) < _aware(experiment.started_at):
+                experiment.started_at = _aware(earliest)
 
 
 class Pacer:

@@ -125,6 +125,9 @@ class SimulationConfig:
     seed: int = 0
     concurrency: int = 1
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    #: share of shoppers who also searched in the 14 days before their first experiment search (client events
+    #: only, outside any experiment: what CUPED's pre-period reads once the demo is on simulated time)
+    history_share: float = 0.0
 
 
 @dataclass
@@ -186,7 +189,14 @@ class Simulator:
         now_ms = int(time.time() * 1000)
         start_ms = now_ms - int(rng.random() * config.days * 86_400_000) if config.days > 0 else now_ms
         clock = start_ms
-        for _ in range(1 + _poisson(rng, max(config.searches_per_user - 1, 0.0))):
+        # An engaged shopper searches more, before the experiment as in it: what makes the history predictive.
+        # (no extra random draws without history: runs without it are the same as before)
+        engagement = 1.0
+        if config.history_share > 0:
+            engagement = rng.lognormvariate(0.0, 0.6)
+            if rng.random() < config.history_share:
+                events += self._history(rng, user, language, start_ms, engagement)
+        for _ in range(1 + _poisson(rng, max(config.searches_per_user * engagement - 1, 0.0))):
             query = rng.choice(self.by_language[language])
             page = self.transport.get_json(
                 "/api/search",
@@ -254,6 +264,26 @@ class Simulator:
                     )
                     result.purchases += 1
         return result, events
+
+    def _history(
+        self, rng: random.Random, user: str, language: str, start_ms: int, engagement: float
+    ) -> list[dict[str, Any]]:
+        """Searches in the 14 days before ``start_ms``, outside any experiment: impressions of the query's labelled
+        products and a click on the first now and then (client events; no search call, so no exposure)."""
+        events: list[dict[str, Any]] = []
+        for _ in range(1 + _poisson(rng, max(2.0 * engagement - 1, 0.0))):
+            query = rng.choice(self.by_language[language])
+            skus = list(query.get("relevant", {}))[: self.config.results_per_page]
+            if not skus:
+                continue
+            ts = start_ms - rng.randint(86_400_000, 14 * 86_400_000)
+            impression = {"id": str(uuid.uuid4()), "type": "impression", "unit": user, "ts": ts,
+                          "query": query["query"], "language": language, "items": skus}  # fmt: skip
+            events.append(impression)
+            if rng.random() < min(0.3 * engagement, 0.9):
+                events.append({"id": str(uuid.uuid4()), "type": "click", "unit": user, "ts": ts + 5_000,
+                               "sku": skus[0], "position": 1, "impression_id": impression["id"]})  # fmt: skip
+        return events
 
     def _send(self, events: list[dict[str, Any]], batch_size: int) -> None:
         for start in range(0, len(events), batch_size):

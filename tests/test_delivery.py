@@ -194,3 +194,66 @@ def test_guardrails_flag_a_slower_emptier_poorer_treatment(event_db):
     assert control["not_reported"] == 1 and control["flagged"]  # control says "no rerank", impressions say "ok"
     treatment = {d["variant"]: d for d in report.delivery}["treatment"]
     assert not treatment["flagged"] and treatment["as_configured_share"] == 1.0
+
+
+def test_interleaving_has_a_delivery_check(event_db):
+    """Issue 23 item 3: team B configured as the cross-encoder but served by the fallback is flagged on the
+    interleaving report (banner, list chip, ship doubts), not shown as a clean preference."""
+    from experiments.report import Report
+    from webapp.dashboard.views import reasons_to_doubt
+
+    key = f"il-{uuid.uuid4().hex[:8]}"
+    spec = ab_spec(key, kind="interleaving")
+    with event_db.db.session() as session:
+        start_experiment(session, create_experiment(session, spec, "tests"), "tests")
+    events = []
+    with event_db.db.session() as session:
+        for i in range(30):
+            unit = f"{key}-u{i}"
+            log_exposure(session, experiment=key, unit_id=unit, variant="interleaved")
+            impression = _impression(unit, key, "interleaved", ms=90.0, results=4, kind="bi-encoder-fallback")
+            impression["items"] = [
+                {"sku": f"sku-{p}", "position": p, "team": "B" if p % 2 else "A"} for p in range(1, 5)
+            ]
+            events.append(impression)
+            events.append(
+                {"id": uuid.uuid4().hex, "type": "click", "unit": unit, "sku": "sku-1",
+                 "position": 1, "impression_id": impression["id"]}
+            )  # fmt: skip
+    with event_db.db.session() as session:
+        ingest_events(session, parse_events(events))
+    report: Report = _report(event_db, key)
+    assert report.interleaving is not None and report.interleaving["total"]["winner"] == "B"
+    (problem,) = report.delivery_problems
+    assert problem["variant"] == "interleaved" and "bi-encoder-fallback" in problem["problems"][0]
+    headline = report.headline()
+    assert headline["delivery"] == ["interleaved"]
+    assert any("not delivered as configured" in reason for reason in reasons_to_doubt(report, "treatment"))
+
+
+def test_ops_page_says_every_search_runs_on_the_fallback(missing_cross_encoder_app):
+    """Issue 23 item 11: the ops page was green while the fallback scorer served every search, and a merchandiser
+    login got a 403 in the shop's layout."""
+    app, services = missing_cross_encoder_app
+    with services.db.session() as session:
+        create_user(session, "ops@example.com", PASSWORD, "ops")
+    client = app.test_client()
+    _login(client, "ops@example.com")
+    page = client.get("/dashboard/ops").get_data(as_text=True)
+    assert 'id="fallback-scorer-banner"' in page and "bi-encoder-fallback" in page
+    merchandiser = app.test_client()
+    _login(merchandiser)
+    refused = merchandiser.get("/dashboard/ops")
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 403 and 'id="dashboard-error"' in html and "needs a ops or admin login" in html
+
+
+def test_demo_prints_an_ops_login_that_opens_the_ops_page(event_db):
+    from shoprank.demo import DEMO_OPS_EMAIL, ensure_demo
+    from shoprank.users import authenticate
+
+    setup = ensure_demo(event_db.db)
+    assert setup.ops_email == DEMO_OPS_EMAIL and setup.ops_password and setup.ops_password != setup.password
+    with event_db.db.session() as session:
+        user = authenticate(session, DEMO_OPS_EMAIL, setup.ops_password)
+        assert user is not None and user.has_role("ops")

@@ -89,7 +89,14 @@ def test_events_that_cannot_count_are_ignored_with_a_reason(live):
             json={"events": [{"id": earlier, "type": "impression", "unit": unit, "query": "q", "items": ["A"]}]},
             timeout=30,
         )
-        assert first.json() == {"received": 1, "stored": 1, "duplicates": 0, "ignored": []}
+        assert first.json() == {
+            "received": 1,
+            "stored": 1,
+            "duplicates": 0,
+            "waiting_for_impression": 0,
+            "attached": 0,
+            "ignored": [],
+        }
 
         def impression(**fields: Any) -> dict[str, Any]:
             base = {"id": uuid.uuid4().hex, "type": "impression", "unit": unit, "query": "q", "items": ["A"]}

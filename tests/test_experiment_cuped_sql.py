@@ -77,12 +77,22 @@ def _simulate(now: dt.datetime, units: int) -> tuple[list, list, dict]:
     return events, exposures, truth
 
 
+def _ingest_as_received(session, events: list, skew: dt.timedelta = dt.timedelta(0)) -> None:
+    """Store each event as the server would have received it at its client time plus ``skew`` (the client's
+    clock runs ``skew`` behind the server's)."""
+    by_time: dict[dt.datetime, list] = {}
+    for event in events:
+        by_time.setdefault(dt.datetime.fromisoformat(event["ts"]) + skew, []).append(event)
+    for received, batch in sorted(by_time.items()):
+        for start in range(0, len(batch), 500):
+            ingest_events(session, parse_events({"events": batch[start : start + 500]}, max_batch=500, now=received))
+
+
 def test_pre_period_sums_match_python(clean):
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     events, exposures, truth = _simulate(now, 60)
     with clean.db.session() as session:
-        for start in range(0, len(events), 500):
-            ingest_events(session, parse_events({"events": events[start : start + 500]}, max_batch=500))
+        _ingest_as_received(session, events)
         for unit, variant, language, at in exposures:
             log_exposure(session, experiment=KEY, unit_id=unit, variant=variant, language=language, at=at)
     with clean.db.session() as session:
@@ -112,8 +122,7 @@ def test_experiment_page_bayesian_and_cuped(clean, shop_app):
     events, exposures, _ = _simulate(now, 80)
     with clean.db.session() as session:
         create_user(session, "merch@example.com", PASSWORD, "merchandiser")
-        for start in range(0, len(events), 500):
-            ingest_events(session, parse_events({"events": events[start : start + 500]}, max_batch=500))
+        _ingest_as_received(session, events)
         for unit, variant, language, at in exposures:
             log_exposure(session, experiment=KEY, unit_id=unit, variant=variant, language=language, at=at)
     client = shop_app.test_client()
@@ -128,3 +137,31 @@ def test_experiment_page_bayesian_and_cuped(clean, shop_app):
     assert "ratio metric: not adjusted" in html  # CTR
     assert "had history" in html
     assert client.get(f"/dashboard/experiments/{KEY}?engine=magic").status_code == 400
+
+
+def test_pre_period_is_what_the_server_received_before_exposure(clean):
+    """Issue 23 item 1: with client clocks 5 minutes behind, the experiment's own first events carry client
+    times before the exposure; they were received after it, so they are not history."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    skew = dt.timedelta(minutes=5)
+    events: list = []
+    exposures = []
+    for index in range(20):
+        unit = f"sk{index}"
+        variant = "control" if index % 2 else "treatment"
+        exposed = now - dt.timedelta(days=1, hours=index)
+        exposures.append((unit, variant, exposed))
+        # client clock 5 minutes behind: stamped 4 minutes before the exposure, received 1 minute after it
+        _activity(events, unit, exposed - dt.timedelta(minutes=4), 2, True, KEY, variant)
+        if index < 5:  # five shoppers with true history: received two days before their exposure
+            _activity(events, unit, exposed - dt.timedelta(days=2), 1, False)
+    with clean.db.session() as session:
+        _ingest_as_received(session, events, skew)
+        for unit, variant, at in exposures:
+            log_exposure(session, experiment=KEY, unit_id=unit, variant=variant, language="en", at=at)
+    with clean.db.session() as session:
+        report = pre_period_report(session, KEY, RATES)
+    assert sum(s.units for s in report.values()) == 20
+    assert sum(s.active_units for s in report.values()) == 5  # not 20: the in-experiment events are not history
+    assert sum(s.impressions for s in report.values()) == 5.0
+    assert sum(s.converted_units for s in report.values()) == 0

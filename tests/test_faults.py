@@ -358,9 +358,23 @@ def test_events_get_503_while_postgres_is_down_and_a_retry_stores_each_once(priv
             assert _count_events(services.db) == before  # nothing of the refused batch was written
             stored = http.post(f"{server.url}/api/events", json={"events": batch}, timeout=30)
             assert stored.status_code == 200, stored.text
-            assert stored.json() == {"received": 7, "stored": 7, "duplicates": 0, "ignored": []}
+            assert stored.json() == {
+                "received": 7,
+                "stored": 7,
+                "duplicates": 0,
+                "waiting_for_impression": 0,
+                "attached": 0,
+                "ignored": [],
+            }
             again = http.post(f"{server.url}/api/events", json={"events": batch}, timeout=30)
-            assert again.json() == {"received": 7, "stored": 0, "duplicates": 7, "ignored": []}
+            assert again.json() == {
+                "received": 7,
+                "stored": 0,
+                "duplicates": 7,
+                "waiting_for_impression": 0,
+                "attached": 0,
+                "ignored": [],
+            }
             load.wait_for(answered_after(back, 3), 120, "searches after PostgreSQL came back")
         outcomes = load.snapshot()
         assert _count_events(services.db, [e["id"] for e in batch]) == 7

@@ -25,11 +25,11 @@ from experiments.stats import (
     VariantData,
     analyze_experiment,
     per_language,
-    welch_test,
 )
 from experiments.stats.frequentist import welch_satterthwaite_df
 from experiments.stats.intervals import decision_interval
 from experiments.store.ingest import parse_events
+from tests.consistency_support import log_ratio_test as _log_ratio_test
 from webapp.dashboard.views import format_p, p_text
 
 gbstats_tests = pytest.importorskip("gbstats.frequentist.tests")
@@ -97,9 +97,8 @@ def test_three_arms_intervals_are_holm_adjusted_like_statsmodels() -> None:
         # the Holm interval of b is at least as wide as b's interval without the third arm
         assert pair[0].interval.upper - pair[0].interval.lower >= alone.interval.upper - alone.interval.lower - 1e-12
     ctr = analysis.comparison("ctr", "c")
-    assert ctr.p_value == pytest.approx(
-        welch_test(arms[0].metrics["ctr"], arms[2].metrics["ctr"], relative=False).p_value, rel=1e-12
-    )
+    # the log-ratio t-test decides (issue 23: its interval keeps nominal coverage at large lifts)
+    assert ctr.p_value == pytest.approx(_log_ratio_test(arms[0].metrics["ctr"], arms[2].metrics["ctr"])[0], rel=1e-9)
 
 
 def test_language_rows_show_an_interval_that_agrees_with_their_p_value() -> None:
@@ -163,7 +162,21 @@ def test_events_dated_ahead_are_stored_at_the_server_time_and_never_make_a_futur
 
 
 def test_mean_metrics_keep_matching_the_welch_reference() -> None:
+    """The log-ratio Welch test decides and its interval is shown; the lifts stay gbstats' (relative TwoSidedTTest)."""
     control, treatment = MeanStats(400, 1200.0, 9000.0), MeanStats(380, 1250.0, 9800.0)
-    ours = welch_test(control, treatment, relative=False)
     analysis = analyze_experiment([VariantData("a", 400, {"m": control}), VariantData("b", 380, {"m": treatment})])
-    assert analysis.comparison("m", "b").p_value == pytest.approx(ours.p_value, rel=1e-12)
+    comparison = analysis.comparison("m", "b")
+    p, lower, upper = _log_ratio_test(control, treatment)
+    assert comparison.p_value == pytest.approx(p, rel=1e-9)
+    assert comparison.interval is not None
+    assert comparison.interval.lower == pytest.approx(lower, rel=1e-9)
+    assert comparison.interval.upper == pytest.approx(upper, rel=1e-9)
+    sample = gbstats_models.SampleMeanStatistic
+    reference = gbstats_tests.TwoSidedTTest(
+        sample(n=400, sum=1200.0, sum_squares=9000.0),
+        sample(n=380, sum=1250.0, sum_squares=9800.0),
+        gbstats_tests.FrequentistConfig(difference_type="relative", alpha=0.05),
+    ).compute_result()
+    assert comparison.relative is not None
+    assert comparison.relative.estimate == pytest.approx(reference.expected, rel=1e-9)
+    assert comparison.relative.ci_lower == pytest.approx(reference.ci[0], rel=1e-9)

@@ -188,8 +188,24 @@ def test_analytics_pages_and_the_live_query_page(clean, shop_app):
     assert html.count('class="panel ranking"') == 2  # one live ranking per variant of the running experiment
     assert 'data-variant="control"' in html and 'data-variant="treatment"' in html
     assert f'data-sku="{sku}"' in html and "1 click<" in html
+    # issue 23 item 9: the scorer that reranked each live column is named, and the experiment-only counts say so
+    assert 'data-scorer="' in html
+    assert 'id="scope-note"' in html and "the list counted 7 searches of this query in all traffic" in html
 
     for bad in ("from=yesterday", "from=2025-02-01&to=2025-01-01", "lang=EN!", "from=2020-01-01&to=2025-01-01"):
         assert client.get(f"/dashboard/search-analytics?{bad}").status_code == 400, bad
     assert client.get("/dashboard/search-analytics/query").status_code == 400  # q missing
     assert client.get("/dashboard/search-analytics/query?q=x&experiment=nope").status_code == 404
+
+
+def test_queries_with_non_ascii_capitals_group_on_every_backend(clean):
+    """Issue 23 item 13: SQLite's lower() folds ASCII only, so "ÖLFILTER" and "ölfilter" were two queries there."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    log = Log(now)
+    for query in ("Ölfilter", "ÖLFILTER", " ölfilter", "Éclair", "ÉCLAIR", "éclair", "ДИВАН", "диван"):
+        log.search(query, ["S1"])
+    log.store(clean)
+    with clean.db.session() as session:
+        top = sa.query_ranking(session, _filters(now), "top")
+        assert sorted((r.query, r.searches) for r in top) == sorted([("диван", 2), ("éclair", 3), ("ölfilter", 3)])
+        assert sa.query_by_variant(session, _filters(now), "ÖLFILTER")["none"].searches == 3

@@ -126,9 +126,13 @@ def test_events_batch_is_stored_once_even_when_retried(client, shop_services):
         ]
     }
     first = client.post("/api/events", json=batch)
-    assert first.status_code == 200 and first.get_json() == {"received": 4, "stored": 4, "duplicates": 0, "ignored": []}
+    assert first.status_code == 200 and first.get_json() == {
+        "received": 4, "stored": 4, "duplicates": 0, "waiting_for_impression": 0, "attached": 0, "ignored": []
+    }  # fmt: skip
     retry = client.post("/api/events", json=batch)
-    assert retry.get_json() == {"received": 4, "stored": 0, "duplicates": 4, "ignored": []}
+    assert retry.get_json() == {
+        "received": 4, "stored": 0, "duplicates": 4, "waiting_for_impression": 0, "attached": 0, "ignored": []
+    }  # fmt: skip
     assert _count(shop_services, Event, unit_id="visitor-1", impression_id=impression_id) == 2
     assert _count(shop_services, ImpressionItem, impression_id=impression_id) == 3
     with shop_services.db.session() as session:

@@ -83,7 +83,9 @@ def register_error_handlers(app: Flask) -> None:
             if status == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
                 response.headers["Allow"] = ", ".join(exc.valid_methods)
             return response
-        return render_template("error.html", status=status, message=exc.description or exc.name), status
+        # the dashboard's errors (a role that cannot open a page) stay in the dashboard's layout, not the shop's
+        template = "dashboard/error.html" if request.blueprint == "dashboard" else "error.html"
+        return render_template(template, status=status, message=exc.description or exc.name), status
 
     @app.errorhandler(sa_exc.DBAPIError)
     @app.errorhandler(sa_exc.TimeoutError)

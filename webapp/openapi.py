@@ -629,6 +629,15 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                     "received": {"type": "integer"},
                                     "stored": {"type": "integer"},
                                     "duplicates": {"type": "integer"},
+                                    "waiting_for_impression": {
+                                        "type": "integer",
+                                        "description": "Stored clicks, carts and purchases whose impression has not "
+                                        "arrived yet: they count in its experiment if it arrives within 30 minutes",
+                                    },
+                                    "attached": {
+                                        "type": "integer",
+                                        "description": "Earlier events that this batch's impressions picked up",
+                                    },
                                     "ignored": {
                                         "type": "array",
                                         "description": "Events not stored because they could not count",

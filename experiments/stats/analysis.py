@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from experiments.stats.bayesian import BayesianResult, GaussianPrior, bayesian_test
 from experiments.stats.corrections import holm_adjust
@@ -52,9 +53,17 @@ from experiments.stats.frequentist import (
 from experiments.stats.intervals import Interval, clipped, decision_interval
 from experiments.stats.sequential import DEFAULT_TUNING, sequential_test
 from experiments.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_check
-from experiments.stats.sufficient import MeanStats, MetricStats, ProportionStats, RatioStats, empty_like
+from experiments.stats.sufficient import (
+    MeanStats,
+    MetricStats,
+    PooledMeanStats,
+    PooledProportionStats,
+    ProportionStats,
+    RatioStats,
+    empty_like,
+)
 
-Method = Literal["welch_t", "welch_t_delta", "welch_t_cuped", "two_proportion_z", "confidence_sequence"]
+Method = Literal["welch_t", "welch_t_delta", "welch_t_cuped", "two_proportion_z", "pooled_t", "confidence_sequence"]
 Engine = Literal["frequentist", "bayesian"]
 Verdict = Literal["better", "worse", "inconclusive", "untestable"]
 
@@ -193,6 +202,9 @@ class Lift:
     p_value: float
     ci_lower_adjusted: float
     ci_upper_adjusted: float
+    #: the p-value of the same test run at ``alpha / m`` (equal to ``p_value`` except for confidence sequences,
+    #: whose mixture depends on the level): below ``alpha / m`` exactly when the adjusted interval excludes 0
+    p_value_at_adjusted: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -239,9 +251,13 @@ class MetricComparison:
     error: str | None = None
     bayesian: BayesianResult | None = None  # Bayesian engine: relative lift's posterior, chance to win, risk
     cuped: CupedSummary | None = None  # CUPED statistics: theta and the variance it removed
-    #: The one interval every view shows: relative lift, consistent with ``p_value_adjusted``
+    #: The one interval every view shows: relative lift, consistent with the statistic that decides
     #: (:mod:`experiments.stats.intervals`). None when the data do not bound it.
     interval: Interval | None = None
+    #: What decides the verdict and is shown beside the interval: the (adjusted) p-value, or in the Bayesian engine
+    #: the chance to win. Page, list, ship page and CSV show this pair, so a row never mixes two analyses.
+    statistic: Literal["p_value", "chance_to_win"] = "p_value"
+    statistic_value: float | None = None
 
 
 @dataclass(frozen=True)
@@ -323,6 +339,7 @@ def _lift(
         plain.p_value,
         adjusted.ci_lower,
         adjusted.ci_upper,
+        adjusted.p_value,
     )
 
 
@@ -336,6 +353,10 @@ class _Draft:
     relative: Lift | None
     error: str | None
     df: float | None = None  # degrees of freedom of the deciding test (None: normal reference)
+    #: sequential: the always-valid p of the relative lift's sequence at alpha / m (Bonferroni decides on it)
+    p_at_adjusted: float | None = None
+    #: fixed horizon, means and ratios: ``(log(mb / ma), its delta-method standard error)``
+    log_ratio: tuple[float, float] | None = None
     bayesian: BayesianResult | None = None
     cuped: CupedSummary | None = None
 
@@ -347,6 +368,44 @@ def _point_lift(control: MetricStats, treatment: MetricStats, *, relative: bool)
     estimate = (treatment.mean - control.mean) / control.mean if relative else treatment.mean - control.mean
     nan = math.nan
     return Lift(estimate, nan, nan, nan, nan, nan, nan)
+
+
+def _pooled(control: MetricStats, treatment: MetricStats) -> tuple[MetricStats, MetricStats] | None:
+    """Both arms of a proportion with the pooled variance ``p(1-p)`` (the z-test's null variance), or of a mean with
+    the pooled sample variance (Student's t); None when even that is zero."""
+    if type(control) is MeanStats and type(treatment) is MeanStats:
+        if control.n < 2 or treatment.n < 2 or not control.mean > 0:
+            return None  # a zero control mean leaves no relative lift to show beside the verdict
+        pooled = ((control.n - 1) * control.variance + (treatment.n - 1) * treatment.variance) / (
+            control.n + treatment.n - 2
+        )
+        if not pooled > 0:
+            return None
+        return (
+            PooledMeanStats(control.n, control.sum, control.sum_squares, pooled),
+            PooledMeanStats(treatment.n, treatment.sum, treatment.sum_squares, pooled),
+        )
+    if not (isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)):
+        return None
+    total = control.n + treatment.n
+    rate = (control.successes + treatment.successes) / total if total else 0.0
+    if not 0 < rate < 1:
+        return None
+    return PooledProportionStats(control.n, control.successes, rate), PooledProportionStats(
+        treatment.n, treatment.successes, rate
+    )
+
+
+def _log_ratio(control: MetricStats, treatment: MetricStats) -> tuple[float, float] | None:
+    """``log(mb / ma)`` and its delta-method standard error ``sqrt(vb/(nb mb²) + va/(na ma²))``; None when a mean
+    is not positive or a variance is missing (then the delta-method interval of the relative lift is shown)."""
+    ma, mb = control.mean, treatment.mean
+    if not (ma > 0 and mb > 0 and control.n > 1 and treatment.n > 1):
+        return None
+    variance = treatment.variance / (treatment.n * mb**2) + control.variance / (control.n * ma**2)
+    if not (math.isfinite(variance) and variance > 0):
+        return None
+    return math.log(mb / ma), math.sqrt(variance)
 
 
 def _compare(
@@ -365,7 +424,15 @@ def _compare(
     theta = 0.0
     if isinstance(control, RegressionAdjustedStats) and isinstance(treatment, RegressionAdjustedStats):
         unadjusted = (control.post, treatment.post)
-        control, treatment, theta = adjust_pair(control, treatment)
+        adjusted_control, adjusted_treatment, theta = adjust_pair(control, treatment)
+        if theta == 0:
+            # No usable pre-period variance: nothing to adjust, so the comparison is the plain one with its own
+            # test (the z-test for a conversion rate, which also tests an arm without any purchase).
+            draft = _compare(spec, control_key, control.post, variant_key, treatment.post, m, settings)
+            plain = draft.relative.estimate if draft.relative is not None else None
+            draft.cuped = CupedSummary(0.0, 0.0, plain) if draft.p_value is not None else None
+            return draft
+        control, treatment = adjusted_control, adjusted_treatment
     z_p_value: float | None = None
     if method == "two_proportion_z":
         assert isinstance(control, ProportionStats) and isinstance(treatment, ProportionStats)
@@ -373,37 +440,76 @@ def _compare(
             _, z_p_value = two_proportion_z_test(control.successes, control.n, treatment.successes, treatment.n)
         except UntestableError as exc:
             return _Draft(spec, variant_key, method, None, None, None, str(exc))
+    note: str | None = None
     try:
         absolute = _lift(control, treatment, relative=False, alpha=settings.alpha, m=m, settings=settings)
     except UntestableError as exc:
-        if z_p_value is None:
-            return _Draft(spec, variant_key, method, None, None, None, str(exc))
         # 0 purchases out of 225 against 11 of 177 is exactly what a broken checkout looks like: the Welch
         # interval needs variance in both arms, the pooled z-test does not, so the test still decides.
-        return _Draft(
-            spec,
-            variant_key,
-            method,
-            z_p_value,
-            _point_lift(control, treatment, relative=False),
-            _point_lift(control, treatment, relative=True),
-            f"{exc}: p from the two-proportion z-test",
+        # proportions: the fixed-horizon view has its z-test; means get the pooled variance in every view
+        pooled = (
+            _pooled(control, treatment)
+            if (settings.sequential or settings.engine == "bayesian" or isinstance(control, MeanStats))
+            else None
         )
+        if pooled is None:
+            if z_p_value is None:
+                return _Draft(spec, variant_key, method, None, None, None, str(exc))
+            return _Draft(
+                spec,
+                variant_key,
+                method,
+                z_p_value,
+                _point_lift(control, treatment, relative=False),
+                _point_lift(control, treatment, relative=True),
+                f"{exc}: p from the two-proportion z-test",
+            )
+        # Sequential and Bayesian views test the same arm with the pooled variance, as the z-test does, instead
+        # of saying "not enough data" where the default view sees a broken checkout.
+        control, treatment = pooled
+        if isinstance(control, PooledMeanStats) and not settings.sequential:
+            method = "pooled_t"
+        note = (
+            f"{exc}: pooled variance in both arms (Student's t)"
+            if isinstance(control, PooledMeanStats)
+            else f"{exc}: pooled variance p(1-p) in both arms, as the two-proportion z-test"
+        )
+        try:
+            absolute = _lift(control, treatment, relative=False, alpha=settings.alpha, m=m, settings=settings)
+        except UntestableError as again:  # e.g. fewer than 2 units: pooling does not help
+            return _Draft(spec, variant_key, method, None, None, None, str(again))
     relative: Lift | None
-    note: str | None = None
     try:
         relative = _lift(control, treatment, relative=True, alpha=settings.alpha, m=m, settings=settings)
     except UntestableError as exc:
         relative, note = None, str(exc)
-    if z_p_value is not None:
+    if settings.sequential and relative is not None:
+        # The shown band is the relative lift's confidence sequence, so its own always-valid p decides: the
+        # absolute test's p can disagree with the relative band when the control mean is itself uncertain.
+        draft = _Draft(spec, variant_key, method, relative.p_value, absolute, relative, note)
+        draft.p_at_adjusted = relative.p_value_at_adjusted
+    elif z_p_value is not None and not settings.sequential:
         draft = _Draft(spec, variant_key, method, z_p_value, absolute, relative, note)
     else:
         df = (
             None
-            if settings.sequential
+            if settings.sequential or isinstance(control, PooledProportionStats)
             else float(welch_satterthwaite_df(control.variance, control.n, treatment.variance, treatment.n))
         )
-        draft = _Draft(spec, variant_key, method, absolute.p_value, absolute, relative, note, df)
+        # Fixed horizon: the relative lift's own Welch test decides (gbstats' relative engine), so the shown
+        # interval is the delta-method interval, whose coverage holds at large lifts where the interval built
+        # on the absolute test's p under-covers (bench/interval_coverage.py, README).
+        pooled_t = method == "pooled_t"  # Student's t on the difference decides, as the revenue guardrail
+        deciding = relative.p_value if relative is not None and not pooled_t else absolute.p_value
+        draft = _Draft(spec, variant_key, method, deciding, absolute, relative, note, df)
+        log_ratio = (
+            None if settings.sequential or unadjusted is not None or pooled_t else _log_ratio(control, treatment)
+        )
+        if log_ratio is not None and df is not None:
+            # the log-ratio interval covers best at every simulated lift (bench/interval_coverage.py): its own
+            # t-test decides, so the interval and p shown side by side stay one analysis
+            draft.log_ratio = log_ratio
+            draft.p_value = float(2 * scipy_stats.t.sf(abs(log_ratio[0]) / log_ratio[1], df))
     if unadjusted is not None:
         draft.cuped = _cuped_summary(unadjusted, absolute, theta, settings)
     if settings.engine == "bayesian" and relative is not None:
@@ -413,7 +519,7 @@ def _compare(
             relative=True,
             prior=settings.prior,
             higher_is_better=spec.higher_is_better,
-            alpha=settings.alpha,
+            alpha=2 * settings.alpha,  # the credible interval that excludes 0 exactly when the verdict is decisive
         )
     return draft
 
@@ -442,23 +548,71 @@ def _bayesian_decision(draft: _Draft, alpha: float) -> bool | None:
     return not alpha <= draft.bayesian.chance_to_win <= 1 - alpha
 
 
-def _interval(draft: _Draft, p_adjusted: float | None, m: int, settings: AnalysisSettings) -> Interval | None:
+def _holm_levels(raw: Sequence[float | None], adjusted: Sequence[float | None], alpha: float) -> list[float]:
+    """Per comparison, the level whose interval is compatible with Holm's decision (Strassburger & Bretz 2008,
+    simplified): a rejected hypothesis at rank ``k`` (0-based) of ``m`` gets ``alpha / (m - k)``, its own step's
+    level; the rest get ``alpha / (m - r)``, the level at which the step-down stopped after ``r`` rejections.
+
+    With the *raw* p-value in the test-based interval, a rejected comparison's interval excludes 0 (its raw p is
+    below its step level) and a retained one's contains it (its raw p is at least the stopping level), without the
+    huge or missing bounds that building the interval on a Holm p-value near 1 gives.
+    """
+    present = sorted((p, i) for i, p in enumerate(raw) if p is not None)
+    m = len(present)
+    rejected = sum(1 for p in adjusted if p is not None and p < alpha)
+    levels = [alpha] * len(raw)
+    for rank, (_, i) in enumerate(present):
+        p_adj = adjusted[i]
+        step = m - rank if p_adj is not None and p_adj < alpha else m - rejected
+        levels[i] = alpha / max(step, 1)
+    return levels
+
+
+def _interval(draft: _Draft, level: float, m: int, settings: AnalysisSettings) -> Interval | None:
     """The comparison's one shown interval (see :mod:`experiments.stats.intervals`)."""
     relative = draft.relative
-    if relative is None or p_adjusted is None:
+    if relative is None or draft.p_value is None:
         return None
+    if settings.engine == "bayesian":
+        if draft.bayesian is None:
+            return None
+        b = draft.bayesian  # computed at 1 - 2 alpha: excludes 0 exactly when chance to win leaves [alpha, 1-alpha]
+        return clipped(b.ci_lower, b.ci_upper, alpha=2 * settings.alpha, correction="none", estimate=b.expected,
+                       kind="credible")  # fmt: skip
     if settings.sequential:
         correction = "bonferroni" if m > 1 else "none"
         return clipped(
-            relative.ci_lower_adjusted, relative.ci_upper_adjusted, alpha=settings.alpha, correction=correction
+            relative.ci_lower_adjusted,
+            relative.ci_upper_adjusted,
+            alpha=settings.alpha,
+            correction=correction,
+            estimate=relative.estimate,
+            kind="sequence",
         )
     correction = "holm" if m > 1 else "none"
-    return decision_interval(relative.estimate, p_adjusted, alpha=settings.alpha, df=draft.df, correction=correction)
+    shown: Interval | None = None
+    if draft.method in ("two_proportion_z", "pooled_t"):  # a pooled test decides: the interval is built on its p
+        shown = decision_interval(relative.estimate, draft.p_value, alpha=level, df=draft.df, correction=correction)
+    elif draft.log_ratio is not None and draft.df is not None:
+        center, se = draft.log_ratio
+        q = float(scipy_stats.t.isf(level / 2, draft.df))
+        shown = Interval(math.expm1(center - q * se), math.expm1(center + q * se), 1 - level, correction)
+    if shown is None and math.isfinite(relative.std_error) and relative.std_error > 0:
+        # the relative lift's Welch interval at the Holm step's level: excludes 0 exactly when its p is below
+        # that level (also the fallback for a z-test p of exactly 0 or 1, or a zero estimate)
+        q = float(scipy_stats.t.isf(level / 2, draft.df) if draft.df else scipy_stats.norm.isf(level / 2))
+        shown = clipped(relative.estimate - q * relative.std_error, relative.estimate + q * relative.std_error,
+                        alpha=level, correction=correction, estimate=relative.estimate)  # fmt: skip
+    if shown is None:
+        return None
+    return Interval(shown.lower, shown.upper, 1 - settings.alpha, correction, shown.kind)
 
 
-def _verdict(draft: _Draft, significant: bool) -> Verdict:
+def _verdict(draft: _Draft, significant: bool, settings: AnalysisSettings) -> Verdict:
     if draft.p_value is None or draft.absolute is None:
         return "untestable"
+    if settings.engine == "bayesian" and draft.bayesian is None:
+        return "untestable"  # no posterior: the Bayesian view does not borrow the frequentist verdict
     if draft.bayesian is not None:
         if not significant:
             return "inconclusive"
@@ -466,6 +620,29 @@ def _verdict(draft: _Draft, significant: bool) -> Verdict:
     if not significant:
         return "inconclusive"
     return "better" if (draft.absolute.estimate > 0) == draft.metric.higher_is_better else "worse"
+
+
+def _adjust(drafts: Sequence[_Draft], settings: AnalysisSettings) -> list[float | None]:
+    """Holm for fixed-horizon p-values; Bonferroni for always-valid ones, whose shown interval is the confidence
+    sequence at ``alpha / m`` (Holm's p could say "better" beside a Bonferroni band that contains 0). The
+    Bonferroni p is ``m`` times the p of the sequence at ``alpha / m``: below alpha exactly when that band
+    excludes 0."""
+    raw = [d.p_value for d in drafts]
+    if settings.correction != "holm":
+        return list(raw)
+    if settings.sequential:
+        m = len(drafts)
+        return [
+            None if d.p_value is None else min(1.0, m * (d.p_at_adjusted if d.p_at_adjusted is not None else d.p_value))
+            for d in drafts
+        ]
+    return holm_adjust(raw)
+
+
+def _correction_name(settings: AnalysisSettings) -> str:
+    if settings.engine == "bayesian" or settings.correction == "none":
+        return "none"
+    return "bonferroni" if settings.sequential else "holm"
 
 
 def _summary(stats: MetricStats) -> MetricSummary:
@@ -554,11 +731,22 @@ def analyze_experiment(
                 )
             )
         raw = [d.p_value for d in drafts]
-        adjusted = holm_adjust(raw) if settings.correction == "holm" else raw
-        for draft, p_adj in zip(drafts, adjusted, strict=True):
+        adjusted = _adjust(drafts, settings)
+        levels = (
+            _holm_levels(raw, adjusted, settings.alpha)
+            if settings.correction == "holm"
+            else [settings.alpha] * len(raw)
+        )
+        for draft, p_adj, level in zip(drafts, adjusted, levels, strict=True):
             significant = p_adj is not None and p_adj < settings.alpha
+            statistic: Literal["p_value", "chance_to_win"] = "p_value"
+            statistic_value = p_adj
             if settings.engine == "bayesian":
                 significant = bool(_bayesian_decision(draft, settings.alpha))
+                statistic = "chance_to_win"
+                statistic_value = draft.bayesian.chance_to_win if draft.bayesian else None
+                if draft.bayesian is None and draft.p_value is not None:
+                    draft.error = (draft.error + "; " if draft.error else "") + "no posterior on these data"
             comparisons.append(
                 MetricComparison(
                     metric=spec.key,
@@ -569,20 +757,22 @@ def analyze_experiment(
                     p_value=draft.p_value,
                     p_value_adjusted=p_adj,
                     significant=significant,
-                    verdict=_verdict(draft, significant),
+                    verdict=_verdict(draft, significant, settings),
                     absolute=draft.absolute,
                     relative=draft.relative,
                     error=draft.error,
                     bayesian=draft.bayesian,
                     cuped=draft.cuped,
-                    interval=_interval(draft, p_adj, m, settings),
+                    interval=_interval(draft, level, m, settings),
+                    statistic=statistic,
+                    statistic_value=statistic_value,
                 )
             )
     return ExperimentAnalysis(
         control=control.key,
         alpha=settings.alpha,
         sequential=settings.sequential,
-        correction=settings.correction if len(variants) > 2 else "none",
+        correction=_correction_name(settings) if len(variants) > 2 else "none",
         comparisons_per_metric=len(variants) - 1,
         srm=srm,
         variants=summaries,

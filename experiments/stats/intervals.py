@@ -35,6 +35,7 @@ class Interval:
     upper: float
     level: float
     correction: str  # "holm" | "bonferroni" | "none" (named by CORRECTION_NAMES)
+    kind: str = "confidence"  # "confidence" | "sequence" (always valid) | "credible" (Bayesian posterior)
 
 
 def _quantile(upper_tail: float, df: float | None) -> float:
@@ -65,11 +66,29 @@ def decision_interval(
         return None
     half_width = abs(estimate) * _quantile(alpha / 2, df) / observed
     lower = estimate - half_width
-    return Interval(lower if floor is None else max(lower, floor), estimate + half_width, 1 - alpha, correction)
+    return Interval(_floor(lower, estimate, floor), estimate + half_width, 1 - alpha, correction)
 
 
-def clipped(lower: float, upper: float, *, alpha: float, correction: str) -> Interval | None:
-    """An interval computed elsewhere (sequential mode), clipped at -100 %; ``None`` when not finite."""
+def _floor(lower: float, estimate: float, floor: float | None) -> float:
+    """Clip at ``floor`` but never above the estimate: a regression-adjusted estimate can fall just below -100 %,
+    and an interval that leaves out its own estimate would contradict the number beside it."""
+    if floor is None:
+        return lower
+    return max(lower, min(floor, estimate))
+
+
+def clipped(
+    lower: float,
+    upper: float,
+    *,
+    alpha: float,
+    correction: str,
+    estimate: float | None = None,
+    kind: str = "confidence",
+) -> Interval | None:
+    """An interval computed elsewhere (sequential mode, the posterior), clipped at -100 %; ``None`` when not finite."""
     if not (math.isfinite(lower) and math.isfinite(upper)):
         return None
-    return Interval(max(lower, -1.0), upper, 1 - alpha, correction)
+    return Interval(
+        _floor(lower, estimate if estimate is not None else lower, -1.0), upper, 1 - alpha, correction, kind
+    )

@@ -155,6 +155,31 @@ class ProportionStats:
 
 
 @dataclass(frozen=True)
+class PooledProportionStats(ProportionStats):
+    """A proportion whose variance is the pooled ``p(1-p)`` of both arms (the two-proportion z-test's null
+    variance): how the sequential and Bayesian views test an arm with no purchase at all, where an arm's own
+    variance is zero and the Welch-type tests refuse."""
+
+    pooled_rate: float = 0.0
+
+    @property
+    def variance(self) -> float:
+        return self.pooled_rate * (1 - self.pooled_rate)
+
+
+@dataclass(frozen=True)
+class PooledMeanStats(MeanStats):
+    """A per-unit mean whose variance is the pooled variance of both arms (Student's t): how an arm without any
+    spread (no revenue at all) is still compared, as the revenue guardrail's pooled t-test does."""
+
+    pooled_variance: float = 0.0
+
+    @property
+    def variance(self) -> float:
+        return self.pooled_variance
+
+
+@dataclass(frozen=True)
 class RatioStats:
     """A ratio of per-unit sums with the unit as analysis unit, e.g. CTR = clicks / impressions.
 

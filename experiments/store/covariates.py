@@ -1,6 +1,8 @@
 """CUPED's covariate in SQL: each exposed unit's activity in the days before its first exposure.
 
-For every exposed unit, its events (any experiment or none) in ``[exposed_at - window, exposed_at)`` are counted
+For every exposed unit, its events (any experiment or none) that the server *received* in
+``[exposed_at - window, exposed_at)`` are counted (``exposed_at`` is server time too; the client's ``ts`` is never
+used here, so a shopper whose clock runs behind does not have the experiment's own events counted as history)
 (impressions, clicks, purchases, revenue in the reporting currency) and multiplied with the unit's in-experiment
 totals from ``unit_day_rollups``; the per-(variant, language) sums are
 :class:`experiments.stats.PrePeriodAggregates`. Units without any history count with zeros, so the unit count
@@ -94,8 +96,10 @@ def pre_period_report(
             and_(
                 Event.unit_id == Exposure.unit_id,
                 Event.type.in_(("impression", "click", "purchase")),
-                Event.occurred_at < Exposure.exposed_at,
-                Event.occurred_at >= days_before(Exposure.exposed_at, window_days),
+                # Server receive time on both sides: a client clock running behind would otherwise date the
+                # experiment's own first events before the exposure and count them as history (issue 23).
+                Event.received_at < Exposure.exposed_at,
+                Event.received_at >= days_before(Exposure.exposed_at, window_days),
             ),
         )
         .where(Exposure.experiment == experiment)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from experiments.store.models import EVENT_TYPE_VALUES, LISTING_VALUES, Event, ImpressionItem, UnitDayRollup
@@ -55,6 +55,16 @@ class IngestResult:
     received: int
     stored: int
     duplicates: int
+    #: stored clicks, carts and purchases whose impression has not arrived yet: they wait for it (at most
+    #: :data:`LATE_IMPRESSION_WAIT`) and count in its experiment once it does
+    waiting: int = 0
+    #: earlier events of this kind that this batch's impressions picked up
+    attached: int = 0
+
+
+#: How long a click, cart or purchase waits for its impression (separate beacons can arrive out of order); one
+#: whose impression comes later than this stays outside the experiment, as an event with an unknown impression.
+LATE_IMPRESSION_WAIT = timedelta(minutes=30)
 
 
 class _Problems:
@@ -311,7 +321,7 @@ def _dialect_insert(session: Session) -> Any:
     raise RuntimeError(f"event store: unsupported database {name!r}")  # pragma: no cover - only these two
 
 
-def _inherit_assignment(session: Session, events: Sequence[ValidEvent]) -> None:
+def _inherit_assignment(session: Session, events: Sequence[ValidEvent]) -> set[str]:
     """Clicks, carts and purchases take experiment and variant from their impression.
 
     The server logged (or accepted) the impression with the variant that ranked it;
@@ -320,7 +330,7 @@ def _inherit_assignment(session: Session, events: Sequence[ValidEvent]) -> None:
     """
     wanted = {e.row["impression_id"] for e in events if e.row["impression_id"]}
     if not wanted:
-        return
+        return set()
     known: dict[str, tuple[str | None, str | None]] = {
         e.row["event_id"]: (e.row["experiment"], e.row["variant"]) for e in events if e.row["type"] == "impression"
     }
@@ -336,6 +346,61 @@ def _inherit_assignment(session: Session, events: Sequence[ValidEvent]) -> None:
         assignment = known.get(event.row["impression_id"] or "")
         if assignment is not None and event.row["type"] != "impression":
             event.row["experiment"], event.row["variant"] = assignment
+    return wanted - known.keys()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # SQLite returns naive UTC
+
+
+def _attach_waiting(session: Session, impressions: Sequence[ValidEvent]) -> int:
+    """Give the clicks, carts and purchases that arrived before these (newly stored) impressions their experiment
+    and variant, and count them in the rollups; returns how many were attached.
+
+    Only events of the impression's own unit, received at most :data:`LATE_IMPRESSION_WAIT` before it, and not
+    yet in an experiment: a beacon cannot move another shopper's event, and a click the client already tied to
+    an experiment stays where the screening put it.
+    """
+    by_id = {e.row["event_id"]: e for e in impressions if e.row.get("experiment")}
+    if not by_id:
+        return 0
+    rows = session.execute(
+        select(
+            Event.event_id,
+            Event.type,
+            Event.unit_id,
+            Event.impression_id,
+            Event.occurred_at,
+            Event.received_at,
+            Event.order_value,
+            Event.currency,
+        ).where(Event.impression_id.in_(by_id), Event.type != "impression", Event.experiment.is_(None))
+    )
+    attach: dict[tuple[str, str | None], list[str]] = {}
+    waited: list[ValidEvent] = []
+    for event_id, kind, unit, impression_id, occurred, received, value, currency in rows:
+        impression = by_id[impression_id].row
+        if unit != impression["unit_id"]:
+            continue
+        if _aware(impression["received_at"]) - _aware(received) > LATE_IMPRESSION_WAIT:
+            continue
+        attach.setdefault((impression["experiment"], impression["variant"]), []).append(event_id)
+        waited.append(
+            ValidEvent(
+                {
+                    "type": kind,
+                    "experiment": impression["experiment"],
+                    "unit_id": unit,
+                    "occurred_at": _aware(occurred),
+                    "order_value": value,
+                    "currency": currency,
+                }
+            )
+        )
+    for (experiment, variant), ids in attach.items():
+        session.execute(update(Event).where(Event.event_id.in_(ids)).values(experiment=experiment, variant=variant))
+    _upsert_rollups(session, _dialect_insert(session), _rollup_increments(waited))
+    return len(waited)
 
 
 #: PostgreSQL array types of the columns the fast path binds (one array parameter per column).
@@ -487,7 +552,7 @@ def ingest_events(session: Session, events: Sequence[ValidEvent]) -> IngestResul
     batch = [unique[event_id] for event_id in sorted(unique)]
     if not batch:
         return IngestResult(received=len(events), stored=0, duplicates=len(events))
-    _inherit_assignment(session, batch)
+    unknown_impressions = _inherit_assignment(session, batch)
     columns = [c.name for c in Event.__table__.columns]
     rows = [{col: e.row.get(col) for col in columns} for e in batch]
 
@@ -502,17 +567,28 @@ def ingest_events(session: Session, events: Sequence[ValidEvent]) -> IngestResul
     def rollups(stored: set[str]) -> list[dict[str, Any]]:
         return _rollup_increments([e for e in batch if e.row["event_id"] in stored])
 
+    def result(stored: set[str]) -> IngestResult:
+        fresh = [e for e in batch if e.row["event_id"] in stored]
+        waiting = sum(
+            1
+            for e in fresh
+            if e.row["type"] != "impression"
+            and e.row["impression_id"] in unknown_impressions
+            and not e.row.get("experiment")
+        )
+        attached = _attach_waiting(session, [e for e in fresh if e.row["type"] == "impression"])
+        return IngestResult(len(events), len(stored), len(events) - len(stored), waiting, attached)
+
     if session.get_bind().dialect.name == "postgresql":
-        stored = _insert_postgresql(session, rows, fresh_items, rollups)
-        return IngestResult(received=len(events), stored=len(stored), duplicates=len(events) - len(stored))
+        return result(_insert_postgresql(session, rows, fresh_items, rollups))
     insert = _dialect_insert(session)
     # Core tables, not ORM entities: the ORM's bulk path would send one INSERT per row to get RETURNING values,
     # Core batches rows into multi-row INSERTs ("insertmanyvalues") with RETURNING.
     events_table = Event.__table__
     statement = insert(events_table).on_conflict_do_nothing(index_elements=["event_id"])
-    stored = set(session.execute(statement.returning(events_table.c.event_id), rows).scalars())
+    stored: set[str] = set(session.execute(statement.returning(events_table.c.event_id), rows).scalars())
     items = fresh_items(stored)
     if items:
         session.execute(insert(ImpressionItem.__table__).on_conflict_do_nothing(), items)
     _upsert_rollups(session, insert, rollups(stored))
-    return IngestResult(received=len(events), stored=len(stored), duplicates=len(events) - len(stored))
+    return result(stored)

@@ -24,12 +24,14 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from sqlalchemy import Float, Select, and_, case, cast, func, literal_column, select, text
+from sqlalchemy import Float, Select, String, and_, case, cast, func, literal_column, select, text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from experiments.store.aggregate import REPORT_WORK_MEM
 from experiments.store.models import Event
+from shoprank.db import SQLITE_UNICODE_LOWER
 
 ALL = "all"  # the variant label of rows that are not split by variant
 NO_VARIANT = "none"  # the variant label of searches outside any experiment
@@ -99,8 +101,27 @@ def _variant_of(impression: Any) -> ColumnElement[str]:
     return func.coalesce(impression.variant, literal_column(f"'{NO_VARIANT}'"))
 
 
+class folded(FunctionElement[str]):
+    """``lower(x)`` that folds Unicode capitals on every backend: PostgreSQL's lower() does, SQLite's built-in
+    folds ASCII only (so "ÖLFILTER" and "ölfilter" were two queries there); SQLite calls the Python function
+    :data:`shoprank.db.SQLITE_UNICODE_LOWER` that every connection registers."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(folded)
+def _folded_default(element: folded, compiler: Any, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(folded, "sqlite")
+def _folded_sqlite(element: folded, compiler: Any, **kw: Any) -> str:
+    return f"{SQLITE_UNICODE_LOWER}({compiler.process(element.clauses, **kw)})"
+
+
 def _query_key(column: Any) -> ColumnElement[str]:
-    return func.lower(func.trim(column))
+    return folded(func.trim(column))
 
 
 def _impressions(filters: Filters, impression: Any) -> list[ColumnElement[bool]]:

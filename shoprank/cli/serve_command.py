@@ -133,6 +133,10 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
             f"dashboard: http://{shown_host}:{port}/dashboard/  login {demo_login.email}  password "
             f"{demo_login.password}  (demo only; a new password at every demo start)"
         )
+        click.echo(
+            f"ops page:  http://{shown_host}:{port}/dashboard/ops  login {demo_login.ops_email}  password "
+            f"{demo_login.ops_password}  (demo only)"
+        )
     server = create_waitress_server(app, host=host, port=port, threads=threads)  # listening from here on
     click.echo(f"shoprank is running at http://{shown_host}:{port}/  (API: /api/search, /v2/rerank; Ctrl-C to stop)")
     if demo_login is not None:

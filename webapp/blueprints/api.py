@@ -191,5 +191,7 @@ def events() -> Any:
         "received": len(parsed),
         "stored": outcome.stored,
         "duplicates": outcome.duplicates,
+        "waiting_for_impression": outcome.waiting,
+        "attached": outcome.attached,
         "ignored": [item.as_json() for item in ignored],
     }

@@ -97,6 +97,8 @@ class VariantColumn:
     products: list[RankedProduct]
     status: str  # the live search's rerank status (ok, disabled, timeout, ...)
     numbers: sa.QueryRow | None
+    #: the scorer that reranked the live search (kind and model): the fallback is named, not shown as "reranked"
+    scorer: dict[str, Any] | None = None
 
 
 def _experiments() -> list[Experiment]:
@@ -120,7 +122,9 @@ def _rankers(experiment_key: str | None) -> tuple[Experiment | None, list[tuple[
     return chosen, [(v.key, v.name or v.key, ranking_config(v)) for v in chosen.variants]
 
 
-def _live_ranking(query: str, language: str | None, config: RankingConfig) -> tuple[list[Any], str]:
+def _live_ranking(
+    query: str, language: str | None, config: RankingConfig
+) -> tuple[list[Any], str, dict[str, Any] | None]:
     """Rank ``query`` with one fixed config on the live index and reranker; logs no exposure, no ops sample."""
     live = app_services().search
     search = SearchService(
@@ -134,7 +138,7 @@ def _live_ranking(query: str, language: str | None, config: RankingConfig) -> tu
         min_rerank_depth=live.min_rerank_depth,
     )
     result = search.search(query, limit=RANKED_RESULTS, language=language, surface="api")
-    return result.hits, result.rerank_status
+    return result.hits, result.rerank_status, result.scorer
 
 
 @bp.get("/search-analytics/query")
@@ -147,7 +151,12 @@ def search_query() -> Any:
     args["q"] = query
     session = app_services().db.scoped()
     chosen, rankers = _rankers(filters.experiment)
+    all_traffic: int | None = None
     if chosen is not None and filters.experiment is None:
+        # The list that links here counts every search of the query; say so when this page counts one
+        # experiment's only, instead of showing other numbers silently.
+        everywhere = sa.query_by_variant(session, filters, query)
+        all_traffic = sum(row.searches for row in everywhere.values())
         filters = sa.Filters(filters.start, filters.end, filters.language, chosen.key)
         args["experiment"] = chosen.key
     numbers = sa.query_by_variant(session, filters, query)
@@ -159,7 +168,7 @@ def search_query() -> Any:
     columns = []
     for variant, label, config in rankers:
         try:
-            hits, status = _live_ranking(query, filters.language, config)
+            hits, status, scorer = _live_ranking(query, filters.language, config)
         except SearchInputError as exc:
             _bad("q", str(exc))
         products = [
@@ -172,7 +181,7 @@ def search_query() -> Any:
             )
             for hit in hits
         ]
-        columns.append(VariantColumn(variant, label, config, products, status, numbers.get(variant)))
+        columns.append(VariantColumn(variant, label, config, products, status, numbers.get(variant), scorer))
     shown = {p.sku for column in columns for p in column.products}
     unseen = sorted(
         ((row_variant, sku, count) for (row_variant, sku), count in clicks.items() if sku not in shown),
@@ -186,4 +195,5 @@ def search_query() -> Any:
         columns=columns,
         unseen=unseen,
         numbers=numbers,
+        all_traffic=all_traffic,
     )

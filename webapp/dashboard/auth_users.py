@@ -171,7 +171,8 @@ def login_required(*roles: str) -> Callable[[Callable[P, Any]], Callable[P, Any]
                     return error_response(401, "unauthorized", "sign in to the dashboard first")
                 return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
             if not user.has_role(*allowed):
-                abort(403, description=f"The {user.role} role cannot open this page.")
+                needed = " or ".join(allowed)
+                abort(403, description=f"The {user.role} role cannot open this page: it needs a {needed} login.")
             return view(*args, **kwargs)
 
         setattr(wrapper, ROLES_ATTRIBUTE, allowed)

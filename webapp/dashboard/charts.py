@@ -172,8 +172,11 @@ def series_chart(
     title: str = "Cumulative relative lift",
     baseline: float = 0.0,
     percent_of_baseline: bool = True,
+    limits: tuple[float, float] | None = None,
 ) -> Markup:
-    """Cumulative estimate over days (line) inside its confidence band (area), with the no-effect line."""
+    """Cumulative estimate over days (line) inside its confidence band (area), with the no-effect line.
+
+    ``limits`` bounds the axis where values cannot go beyond (a share: 0 to 100 %)."""
     left, right, top, bottom = 56, 16, 28, 30
     usable = [
         _Plotted(p.day, p.estimate, p.ci_lower, p.ci_upper)
@@ -203,6 +206,9 @@ def series_chart(
         if v is not None and math.isfinite(v)
     ]
     low, high, ticks = _axis(min(estimates + bounds), max(estimates + bounds), include=baseline)
+    if limits is not None:
+        low, high = max(low, limits[0]), min(high, limits[1])
+        ticks = [tick for tick in ticks if low - 1e-12 <= tick <= high + 1e-12]
     first, last = usable[0].day, usable[-1].day
     span_days = max((last - first).days, 1)
     plot_w, plot_h = width - left - right, height - top - bottom

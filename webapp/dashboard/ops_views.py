@@ -103,6 +103,9 @@ def gather_ops(app_services: Any, now: float | None = None) -> dict[str, Any]:
     window = app_services.window
     data["window"] = window.summary(now) if window is not None else None
     data["shipped"] = _shipped(app_services)
+    # A scorer that fell back (cross-encoder weights missing) still "reranks" every search without a fallback
+    # status, so the fallback-rate card alone would stay green while no search sees the cross-encoder.
+    data["fallback_scorers"] = [row for row in data["workers"] if row.get("kind") == "bi-encoder-fallback"]
     return data
 
 

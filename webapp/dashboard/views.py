@@ -11,6 +11,7 @@ from cachetools import TTLCache
 from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from experiments.delivery import model_matches
 from experiments.manage import (
     ExperimentError,
     create_experiment,
@@ -25,7 +26,7 @@ from experiments.report import DASHBOARD_METRICS, METRIC_FORMATS, METRIC_LABELS,
 from experiments.ship import ShipRequest, ship_variant
 from experiments.stats.analysis import Engine
 from experiments.store.currency import parse_rates, reporting_rates
-from experiments.store.experiment_models import PRIMARY_METRICS, Experiment
+from experiments.store.experiment_models import INTERLEAVED_VARIANT, PRIMARY_METRICS, Experiment, RankingDefault
 from webapp.background import BackgroundSnapshot
 from webapp.context import app_services
 from webapp.dashboard import auth_users
@@ -218,9 +219,22 @@ def experiment_list() -> Any:
     rows = []
     experiments = app_services().db.scoped().scalars(select(Experiment).order_by(Experiment.created_at.desc())).all()
     order = {"running": 0, "draft": 1, "stopped": 2}
+    shipped = {
+        key: variant
+        for key, variant in app_services()
+        .db.scoped()
+        .execute(select(RankingDefault.experiment_key, RankingDefault.variant_key).order_by(RankingDefault.id))
+    }  # newest last: an experiment shipped twice shows its latest variant
     for experiment in sorted(experiments, key=lambda e: order.get(e.status, 3)):
         report = report_for(experiment) if experiment.status != "draft" else None
-        rows.append({"experiment": experiment, "report": report, "headline": report.headline() if report else None})
+        rows.append(
+            {
+                "experiment": experiment,
+                "report": report,
+                "headline": report.headline() if report else None,
+                "shipped": shipped.get(experiment.key),
+            }
+        )
     counts = {status: sum(1 for e in experiments if e.status == status) for status in ("running", "draft", "stopped")}
     return render_template("dashboard/list.html", rows=rows, counts=counts, metric_labels=METRIC_LABELS)
 
@@ -394,6 +408,7 @@ def _interleaving_chart(report: Report) -> Any:
         title="Cumulative share of decisive impressions won by B (95 % CI)",
         baseline=0.5,
         percent_of_baseline=False,
+        limits=(0.0, 1.0),  # a share of impressions: the axis never reaches 120 %
     )
 
 
@@ -455,11 +470,22 @@ def reasons_to_doubt(report: Report, variant: str) -> list[str]:
     if (report.analysis or {}).get("srm", {}).get("flagged"):
         reasons.append("Sample ratio mismatch: units are not split as configured, so no result can be trusted.")
     for delivery in report.delivery_problems:
-        if delivery["variant"] in (variant, report.variants[0]):
+        if delivery["variant"] in (variant, report.variants[0], INTERLEAVED_VARIANT):
             reasons.append(f"{delivery['variant']} was not delivered as configured: {' '.join(delivery['problems'])}.")
     for flag in report.guardrail_flags:
         if flag["variant"] == variant:
             reasons.append(f"Guardrail: {flag['label']} is significantly worse in {variant}.")
+    for guard in report.guardrails_untestable:
+        if guard["variant"] == variant:
+            reasons.append(f"Guardrail: {guard['label']} cannot be tested yet ({guard['reason']}).")
+    if report.interleaving is not None:
+        total = report.interleaving["total"]
+        if variant == report.variants[1] and total["winner"] != "B":
+            reasons.append(f"Shoppers did not significantly prefer {variant} (team B) in the interleaving test.")
+        if variant == report.variants[0] and total["winner"] != "A":
+            reasons.append(f"Shoppers did not significantly prefer {variant} (team A) in the interleaving test.")
+        reasons.append("Interleaving measures click preference, not revenue: confirm with an A/B test before shipping.")
+        return reasons
     if variant != report.variants[0]:
         headline = next(
             (
@@ -475,6 +501,23 @@ def reasons_to_doubt(report: Report, variant: str) -> list[str]:
     return reasons
 
 
+def model_loaded_nowhere(report: Report, variant: Any) -> str | None:
+    """Why ``variant`` cannot be shipped at all: it reranks with a named model that served none of its searches
+    (no worker or web process has it), so shipping it would serve everyone the fallback. None when it can."""
+    if not variant.rerank or not variant.model:
+        return None
+    delivery = next((d for d in report.delivery if d["variant"] == variant.key), None)
+    if delivery is None or not delivery["reported"]:
+        return None
+    if any(model_matches(variant.model, s["model"]) and s["kind"] == "cross-encoder" for s in delivery["scorers"]):
+        return None
+    return (
+        f"{variant.key} reranks with {variant.model}, which served none of its {delivery['reported']:,} searches: "
+        "no worker or web process has that model loaded, so shipping it would serve everyone the fallback. "
+        "Load the model (and check the delivery table) before shipping."
+    )
+
+
 def _ship_page(
     experiment: Experiment, variant_key: str, values: dict[str, str], errors: dict[str, str], status: int = 200
 ) -> tuple[str, int]:
@@ -482,9 +525,17 @@ def _ship_page(
     variant = next((v for v in experiment.variants if v.key == variant_key), None)
     if variant is None:
         abort(404, description=f"No variant {variant_key!r} in {experiment.key}.")
-    reasons = reasons_to_doubt(report_for(experiment), variant_key) if experiment.kind == "ab" else []
+    report = report_for(experiment)
+    reasons = reasons_to_doubt(report, variant_key)
+    blocked = model_loaded_nowhere(report, variant)
     html = render_template(
-        "dashboard/ship.html", experiment=experiment, variant=variant, reasons=reasons, values=values, errors=errors
+        "dashboard/ship.html",
+        experiment=experiment,
+        variant=variant,
+        reasons=reasons,
+        values=values,
+        errors=errors,
+        blocked=blocked,
     )
     return html, status
 
@@ -504,7 +555,12 @@ def experiment_ship(key: str) -> Any:
     """Server-side confirmation: the typed key (and, when the report has doubts, their acknowledgement)."""
     experiment = _experiment_or_404(key)
     values = {name: request.form.get(name, "") for name in ("variant", "confirm_key", "note")}
-    reasons = reasons_to_doubt(report_for(experiment, fresh=True), values["variant"]) if experiment.kind == "ab" else []
+    report = report_for(experiment, fresh=True)
+    reasons = reasons_to_doubt(report, values["variant"])
+    target = next((v for v in experiment.variants if v.key == values["variant"]), None)
+    blocked = model_loaded_nowhere(report, target) if target is not None else None
+    if blocked:  # no acknowledgement ships a ranking that nothing can serve
+        return _ship_page(experiment, values["variant"], values, {"model": blocked}, 422)
     ship = ShipRequest(
         values["variant"], values["confirm_key"], values["note"], request.form.get("acknowledged") == "yes"
     )
