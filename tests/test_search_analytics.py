@@ -160,11 +160,16 @@ def test_analytics_pages_and_the_live_query_page(clean, shop_app):
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     running(clean, ab_spec(KEY))  # control: first stage only; treatment: reranked
     log = _log(now)
-    # a product the control ranking (first stage only) really shows for the query
+    # a product the control ranking (first stage only) really shows shoppers for the query (the shop's path)
+    from search.shop_search import ShopQuery, ShopSearch
+
     first_stage = SearchService(
         clean.index, clean.dispatcher, NoExperiment(RankingConfig(rerank=False)), deadline_ms=3000
     )
-    sku = first_stage.search("headphones", limit=3).hits[0].item.sku
+    shown = ShopSearch(first_stage, gate=clean.shop_search.gate).search(
+        ShopQuery(text="Headphones", currency="USD", per_page=10)
+    )
+    sku = shown.hits[0].item.sku
     log.click(log.search("headphones", [sku], variant="control"), sku, 1)
     log.store(clean)
     with clean.db.session() as session:
@@ -191,6 +196,11 @@ def test_analytics_pages_and_the_live_query_page(clean, shop_app):
     # issue 23 item 9: the scorer that reranked each live column is named, and the experiment-only counts say so
     assert 'data-scorer="' in html
     assert 'id="scope-note"' in html and "the list counted 7 searches of this query in all traffic" in html
+    # issue 23 item 9: the live columns are what shoppers saw, through the shop's path (gate, demotion, prices)
+    control = html.split('class="panel ranking" data-variant="control"')[1].split('class="panel ranking"')[0]
+    assert [line.split('"')[0] for line in control.split('data-sku="')[1:]] == [h.item.sku for h in shown.hits]
+    nonsense = client.get("/dashboard/search-analytics/query?q=xyzzyqwerty").get_data(as_text=True)
+    assert nonsense.count('data-match="none"') == 2 and "data-sku=" not in nonsense  # empty in every arm
 
     for bad in ("from=yesterday", "from=2025-02-01&to=2025-01-01", "lang=EN!", "from=2020-01-01&to=2025-01-01"):
         assert client.get(f"/dashboard/search-analytics?{bad}").status_code == 400, bad

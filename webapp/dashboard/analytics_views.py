@@ -19,6 +19,8 @@ from experiments.ranking import NoExperiment, RankingConfig
 from experiments.store import search_analytics as sa
 from experiments.store.experiment_models import Experiment
 from search.service import SearchInputError, SearchService
+from search.shop_search import ShopQuery, ShopSearch
+from search.shopper_currency import shopper_currency
 from webapp.context import app_services
 from webapp.dashboard import auth_users
 from webapp.dashboard.blueprint import bp
@@ -99,6 +101,8 @@ class VariantColumn:
     numbers: sa.QueryRow | None
     #: the scorer that reranked the live search (kind and model): the fallback is named, not shown as "reranked"
     scorer: dict[str, Any] | None = None
+    #: what the relevance gate decided for the shopper: matched, related (total 0) or none
+    match: str = "matched"
 
 
 def _experiments() -> list[Experiment]:
@@ -124,8 +128,10 @@ def _rankers(experiment_key: str | None) -> tuple[Experiment | None, list[tuple[
 
 def _live_ranking(
     query: str, language: str | None, config: RankingConfig
-) -> tuple[list[Any], str, dict[str, Any] | None]:
-    """Rank ``query`` with one fixed config on the live index and reranker; logs no exposure, no ops sample."""
+) -> tuple[list[Any], str, dict[str, Any] | None, str]:
+    """What a shopper of ``config``'s arm sees for ``query`` right now, through the shop's own path (price words,
+    the relevance gate, accessories below products, out-of-stock demotion): the page's products, the rerank status,
+    the scorer and the match state (matched, related, none). Logs no exposure, no ops sample."""
     live = app_services().search
     search = SearchService(
         live.index,
@@ -133,12 +139,15 @@ def _live_ranking(
         NoExperiment(config),
         deadline_ms=live.deadline_ms,
         max_query_chars=live.max_query_chars,
+        fx=live.fx,
         # the live depth bounds, so a ranker without its own rerank_max_depth is previewed as it is served
         max_rerank_depth=live.max_rerank_depth,
         min_rerank_depth=live.min_rerank_depth,
     )
-    result = search.search(query, limit=RANKED_RESULTS, language=language, surface="api")
-    return result.hits, result.rerank_status, result.scorer
+    shop = ShopSearch(search, gate=app_services().shop_search.gate)  # the one gate: same matches as the shop
+    currency = shopper_currency(language, None, live.fx)
+    page = shop.search(ShopQuery(text=query, currency=currency, language=language, per_page=RANKED_RESULTS))
+    return page.hits, page.result.rerank_status, page.result.scorer, page.match
 
 
 @bp.get("/search-analytics/query")
@@ -168,7 +177,7 @@ def search_query() -> Any:
     columns = []
     for variant, label, config in rankers:
         try:
-            hits, status, scorer = _live_ranking(query, filters.language, config)
+            hits, status, scorer, match = _live_ranking(query, filters.language, config)
         except SearchInputError as exc:
             _bad("q", str(exc))
         products = [
@@ -181,7 +190,7 @@ def search_query() -> Any:
             )
             for hit in hits
         ]
-        columns.append(VariantColumn(variant, label, config, products, status, numbers.get(variant), scorer))
+        columns.append(VariantColumn(variant, label, config, products, status, numbers.get(variant), scorer, match))
     shown = {p.sku for column in columns for p in column.products}
     unseen = sorted(
         ((row_variant, sku, count) for (row_variant, sku), count in clicks.items() if sku not in shown),
