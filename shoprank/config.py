@@ -99,6 +99,8 @@ class Settings:
     first_stage_lexical_weight: float = _env("LEXICAL_WEIGHT", 0.25, float)
     # Index versions (search.index_files); default: one directory per database under instance_dir.
     index_dir: str | None = _env("INDEX_DIR", None, _optional_str)
+    #: Exposures the database could not take during an outage wait here (and in Redis) until it is back.
+    outbox_dir: str | None = _env("OUTBOX_DIR", None, _optional_str)
     index_poll_seconds: float = _env("INDEX_POLL_SECONDS", 1.0, float)  # how often a process reads catalog changes
     search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return
 
@@ -249,6 +251,15 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.instance_dir).resolve() / 'shoprank.db'}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        """``SHOPRANK_OUTBOX_DIR``, else ``instance_dir/outbox/<database>`` (see ``experiments.outbox``)."""
+        if self.outbox_dir:
+            return Path(self.outbox_dir)
+        url = make_url(self.resolved_database_url)
+        key = hashlib.blake2b(url.render_as_string(hide_password=True).encode(), digest_size=6).hexdigest()
+        return Path(self.instance_dir).resolve() / "outbox" / f"{url.get_backend_name()}-{key}"
 
     @property
     def resolved_index_dir(self) -> Path:

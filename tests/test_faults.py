@@ -372,6 +372,57 @@ def test_events_get_503_while_postgres_is_down_and_a_retry_stores_each_once(priv
     assert any(down < o.at < back for o in outcomes)
 
 
+def test_exposures_during_a_postgres_outage_are_kept_and_every_event_counts(private_postgres, tmp_path):
+    """Issue 22: PostgreSQL stopped under load while new shoppers (never seen) and known shoppers (exposed before)
+    search with an experiment running. The searches answer with their variant; the exposures that could not be
+    written wait in the outbox (on disk here: no Redis), are replayed once the database is back, and every
+    impression sent (refused with 503 during the outage, retried after) is stored: sent = stored, none ignored."""
+    from experiments.store.experiment_models import Exposure
+    from tests.experiment_support import ab_spec, impression_event, running
+    from webapp import create_app
+
+    url = private_postgres.create_database("outbox")
+    prepare_shop_database(url, MINI_CATALOG)
+    services = build_test_services(url, outbox_dir=str(tmp_path / "outbox"), experiments_refresh_seconds=0.5)
+    running(services, ab_spec("outage"))
+    app = create_app(services=services)
+    known = [f"known-{i}" for i in range(5)]
+    new = [f"new-{i}" for i in range(10)]
+    try:
+        with ServerThread(app) as server, BackgroundSearches(server.url, fresh_queries=False) as load:
+            http = requests.Session()
+
+            def search(unit: str) -> dict[str, Any]:
+                params = {"q": "wireless headphones", "lang": "en", "user": unit, "limit": 5}
+                response = http.get(f"{server.url}/api/search", params=params, timeout=30)
+                assert response.status_code == 200, response.text[:300]
+                body: dict[str, Any] = response.json()
+                return body
+
+            answers = {unit: search(unit) for unit in known}
+            private_postgres.stop()
+            down = time.monotonic()
+            answers.update({unit: search(unit) for unit in new})
+            during = {unit: search(unit) for unit in known}
+            assert all(answers[unit]["experiment"] == "outage" and answers[unit]["variant"] for unit in new)
+            events = [impression_event(answers[unit], unit) for unit in known + new]
+            events += [impression_event(during[unit], unit) for unit in known]
+            refused = http.post(f"{server.url}/api/events", json={"events": events}, timeout=30)
+            assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+            load.wait_for(answered_after(down, 3), 120, "searches while PostgreSQL is down")
+
+            private_postgres.start()
+            retried = http.post(f"{server.url}/api/events", json={"events": events}, timeout=30)
+            assert retried.status_code == 200, retried.text[:500]
+            assert retried.json() == {"received": len(events), "stored": len(events), "duplicates": 0, "ignored": []}
+        assert _count_events(services.db, [e["id"] for e in events]) == len(events)
+        with services.db.session() as session:
+            rows = dict(session.execute(select(Exposure.unit_id, Exposure.variant)).all())
+        assert {unit: rows.get(unit) for unit in known + new} == {u: answers[u]["variant"] for u in known + new}
+    finally:
+        services.close()
+
+
 # --- hostile payloads ---------------------------------------------------------------------------------------------
 
 XSS = "<script>alert('x')</script><img src=x onerror=alert(1)>"

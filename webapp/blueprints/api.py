@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, request, url_for
 
+from experiments.outbox import ExposureOutbox
 from experiments.store import EventBatchTooLarge, EventValidationError, IngestResult, ingest_events, parse_events
 from experiments.store.screening import IgnoredEvent, screen_events
 from search.filters import FxRates
@@ -172,6 +173,11 @@ def events() -> Any:
         status, reason = (413, "too_large") if isinstance(exc, EventBatchTooLarge) else (422, "invalid")
         metrics.EVENTS_REJECTED.labels(reason).inc()
         raise ApiError(status, "invalid_events", str(exc), details=exc.errors[:100]) from None
+
+    outbox = getattr(app.search.resolver, "outbox", None)
+    if isinstance(outbox, ExposureOutbox):
+        # exposures kept during a database outage first, so these events find their unit's exposure
+        outbox.replay(app.db)
 
     def store(session: Any) -> tuple[IngestResult, list[IgnoredEvent]]:
         counted, ignored = screen_events(session, parsed)  # events that could never count are not stored
