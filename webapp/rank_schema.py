@@ -9,6 +9,7 @@ fields are ignored, as in the rerank APIs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -150,6 +151,8 @@ def _attributes(raw: Mapping[str, Any], where: str, problems: _Problems) -> dict
         text = item if isinstance(item, str) else None
         if not isinstance(item, str | int | float) or (text is not None and len(text) > MAX_ATTRIBUTE_CHARS):
             problems.add(f"{where}.attributes.{key:.40}", f"must be a string (<= {MAX_ATTRIBUTE_CHARS}) or a number")
+        elif isinstance(item, float) and not math.isfinite(item):
+            problems.add(f"{where}.attributes.{key:.40}", "must be a finite number")
         elif unstorable_character(key) or (text is not None and unstorable_character(text)):
             problems.add(f"{where}.attributes.{key:.40}", "contains a control character")
     return dict(value)
