@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from catalog.validation import MAX_PRICE, known_currencies
+from catalog.validation import MAX_ATTRIBUTE_CHARS, MAX_ATTRIBUTES, MAX_PRICE, known_currencies
 from search.supplied import Candidate, CatalogRef, InlineProduct, generated_sku
 from shoprank.languages import is_known_language
 from shoprank.storable_text import unstorable_character
@@ -36,8 +36,6 @@ INLINE_FIELDS = (
 )
 #: Longest values accepted, in characters (the catalog importer's limits; a sku as the events API stores it).
 MAX_CHARS = {"sku": 64, "title": 500, "description": 20_000, "brand": 200, "category": 200, "image": 1000}
-MAX_ATTRIBUTES = 50
-MAX_ATTRIBUTE_CHARS = 1000
 MAX_USER_CHARS = 128
 MAX_REPORTED_PROBLEMS = 100
 
