@@ -296,7 +296,10 @@ class CeleryDispatcher:
             described["queues"] = queue_depths(self.settings)
             described["routes_to"] = QUEUE_GPU if workers["workers_per_device"].get("cuda") else QUEUE_CPU
         except Exception as exc:  # /ready and the ops page report it; they must not fail on it
-            described["error"] = f"{type(exc).__name__}: {exc}"
+            # a code, not the driver's message (it names hosts and ports): the details go to the log only
+            log.warning("worker registry unreachable: %s: %s", type(exc).__name__, exc)
+            described["ok"] = False
+            described["error"] = "worker_registry_unreachable"
         return described
 
     def close(self) -> None:
