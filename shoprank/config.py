@@ -109,6 +109,8 @@ class Settings:
     api_rate_limit_per_minute: int = _env("API_RATE_LIMIT_PER_MINUTE", 600, int)  # per key; 0 = unlimited
     rerank_api_deadline_ms: int = _env("RERANK_API_DEADLINE_MS", 30000, int)  # rerank APIs wait longer than search
     events_max_batch: int = _env("EVENTS_MAX_BATCH", 500, int)
+    #: PostgreSQL cancels a dashboard query running longer (0: no limit); the page answers 503 naming it.
+    dashboard_statement_timeout_ms: int = _env("DASHBOARD_STATEMENT_TIMEOUT_MS", 30_000, int)
     #: Most candidates one POST /api/rank may carry (413 beyond); a variant ranks at most its first-stage top-K.
     rank_max_candidates: int = _env("RANK_MAX_CANDIDATES", 1000, int)
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", 8 * 1024 * 1024, int)

@@ -73,6 +73,7 @@ def test_step_by_step_downgrade_and_upgrade(tmp_path):
     url = f"sqlite:///{tmp_path / 'steps.db'}"
     migrate.upgrade(url)
     for expected in (
+        "0014_variant_rerank_depth",
         "0013_catalog_index",
         "0010_analytics",
         "0009_impression_delivery",

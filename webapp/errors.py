@@ -12,7 +12,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from shoprank.db import is_database_unavailable
+from shoprank.db import is_database_unavailable, is_statement_timeout
 from webapp.context import app_services
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,13 @@ def register_error_handlers(app: Flask) -> None:
     def database_error(exc: Exception) -> Any:
         """The database is down or unreachable: 503 + Retry-After, never a stack trace; other DB errors are 500s."""
         _rollback_request_session()
+        if is_statement_timeout(exc):
+            seconds = app_services().settings.dashboard_statement_timeout_ms / 1000
+            log.warning("statement timeout (%g s) on %s %s", seconds, request.method, request.path)
+            message = f"This page's query took longer than {seconds:g} s and was cancelled; narrow the range or retry."
+            if wants_json():
+                return error_response(503, "query_timeout", message)
+            return render_template("error.html", status=503, message=message), 503
         if not is_database_unavailable(exc):
             return unexpected(exc)
         log.warning("database unavailable on %s %s: %s", request.method, request.path, str(exc).splitlines()[0])
