@@ -226,7 +226,7 @@ def test_dashboard_queries_are_cancelled_at_the_statement_timeout(clean, shop_ap
         started = time.monotonic()
         page = client.get("/dashboard/search-analytics")
         assert time.monotonic() - started < 10
-        assert page.status_code == 503 and "took longer than" in page.get_data(as_text=True), page.get_data(as_text=True)[-1500:]
+        assert page.status_code == 503 and "took longer than" in page.get_data(as_text=True)
         # outside the dashboard (and after the request) no timeout is left on the connection
         with clean.db.session() as session:
             assert session.execute(text("SHOW statement_timeout")).scalar() == "0"
