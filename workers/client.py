@@ -39,7 +39,7 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.exceptions import OperationalError
 
 from reranking.cache import RedisScoreCache, pair_cache_keys
-from reranking.depth import DepthDecision, choose_depth, longest_cached_prefix
+from reranking.depth import EXPLORE_AFTER_SECONDS, DepthDecision, choose_depth, longest_cached_prefix
 from reranking.dispatch import (
     DispatchResult,
     RerankError,
@@ -99,6 +99,7 @@ class CeleryDispatcher:
     ) -> None:
         self.app = app
         self.policy = settings.depth_policy()
+        self._last_admitted: dict[str, float] = {}  # per queue: when a job last passed the depth policy
         redis_url = settings.redis_url or ""
         self.backlog = Backlog.from_url(redis_url, settings.queue_prefix)
         self.warm_queue = WarmQueue.from_url(redis_url, settings.queue_prefix)
@@ -226,7 +227,9 @@ class CeleryDispatcher:
             in_flight = self.backlog.jobs(queue)
         except self._errors as exc:
             raise self._went_down(f"cannot read the rerank backlog: {type(exc).__name__}: {exc}") from None
-        return choose_depth(
+        now = time.monotonic()
+        last_admitted = self._last_admitted.setdefault(queue, now)
+        decision = choose_depth(
             self.policy,
             candidates=len(job.passages),
             seconds_left=seconds_left,
@@ -234,7 +237,12 @@ class CeleryDispatcher:
             min_depth=job.min_depth,
             shared_with=in_flight,  # workers score jobs in flight side by side, step by step
             uncached=uncached,  # cached pairs cost the pool nothing: only misses are work
+            # a pool shed for a while gets one job anyway: it measures again (its estimate may be stale)
+            explore=now - last_admitted >= EXPLORE_AFTER_SECONDS,
         )
+        if not decision.shed:
+            self._last_admitted[queue] = now
+        return decision
 
     def _cached_head(self, job: RerankJob, queue: str) -> tuple[ScorerInfo | None, np.ndarray, list[bool] | None]:
         """Raw scores of the longest head of ``job`` in the workers' cache, keyed as the routed workers key them,

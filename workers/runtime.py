@@ -135,7 +135,9 @@ class WorkerRuntime:
         self.reranker.scorer.score_pairs(pairs)
         started = time.monotonic()
         self.reranker.scorer.score_pairs(pairs)
-        self.job_scorer.meter.observe(len(pairs), time.monotonic() - started)
+        seconds = time.monotonic() - started
+        if seconds > 0:  # the value a stale low estimate recovers toward (reranking.depth.ThroughputMeter)
+            self.job_scorer.meter.calibrated(len(pairs) / seconds)
 
     def start_heartbeat(self) -> None:
         if self.heartbeat is not None:
