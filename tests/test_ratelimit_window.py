@@ -63,3 +63,22 @@ def test_the_search_page_is_rate_limited_per_address(shop_app):
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_a_local_model_path_is_never_shown_to_shoppers():
+    """Issue 22 item 10: ``/api/search`` and ``/search`` carried the reranker's file-system path."""
+    from reranking.scorers.base import public_scorer
+
+    local = {
+        "model_id": "/srv/models/secret-dir/bge-reranker",
+        "kind": "cross-encoder",
+        "revision": "abc",
+        "fallback_reason": "no weights in /srv/models/secret-dir/bge-reranker",
+        "device": "cpu",
+    }
+    shown = public_scorer(local)
+    assert shown is not None and shown["model_id"] == "bge-reranker" and shown["kind"] == "cross-encoder"
+    assert "/srv" not in repr(shown)
+    hub = {"model_id": "BAAI/bge-reranker-v2-m3", "kind": "cross-encoder"}
+    assert public_scorer(hub) == hub  # a hub id is not a path
+    assert public_scorer(None) is None
