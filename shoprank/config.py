@@ -113,6 +113,8 @@ class Settings:
     dashboard_statement_timeout_ms: int = _env("DASHBOARD_STATEMENT_TIMEOUT_MS", 30_000, int)
     #: Most candidates one POST /api/rank may carry (413 beyond); a variant ranks at most its first-stage top-K.
     rank_max_candidates: int = _env("RANK_MAX_CANDIDATES", 1000, int)
+    #: Largest POST /api/rank body (413 before it is parsed): 1,000 shop-sized candidates fit in well under this.
+    rank_max_request_bytes: int = _env("RANK_MAX_REQUEST_BYTES", 2 * 1024 * 1024, int)
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", 8 * 1024 * 1024, int)
     demo_catalog: str = _env("DEMO_CATALOG", "data/catalog/demo_products.jsonl")
 

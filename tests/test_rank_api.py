@@ -399,3 +399,16 @@ def test_inline_attribute_numbers_must_be_finite_even_past_the_parser(client):
     _attributes({"attributes": {"a": float("inf"), "b": float("nan"), "c": 1.5}}, "candidates[0]", problems)
     fields = [item.split(":")[0] for item in problems.items]
     assert fields == ["candidates[0].attributes.a", "candidates[0].attributes.b"]
+
+
+def test_an_oversized_rank_body_is_413_before_it_is_parsed(shop_services, client):
+    """Issue 22 item 10: an 8 MB body was parsed (seconds of CPU) before its 413; now the size decides first."""
+    original = shop_services.settings
+    shop_services.settings = original.replace(rank_max_request_bytes=1024 * 1024)
+    try:
+        body = b'{"query": "q", "candidates": [' + b"x" * (1024 * 1024 + 10)  # not even JSON: never parsed
+        response = client.post("/api/rank", data=body, content_type="application/json")
+        assert response.status_code == 413, response.get_data(as_text=True)[:200]
+        assert "1048576" in response.get_json()["error"]["message"]
+    finally:
+        shop_services.settings = original

@@ -78,7 +78,7 @@ def register_error_handlers(app: Flask) -> None:
         if wants_json():
             message = exc.description or exc.name
             if status == 413:
-                message = f"the request body is larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes"
+                message = f"the request body is larger than {request.max_content_length} bytes"
             response = error_response(status, _HTTP_CODES.get(status, "http_error"), message)
             if status == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
                 response.headers["Allow"] = ", ".join(exc.valid_methods)

@@ -57,7 +57,7 @@ def _has_lone_surrogate(value: Any) -> bool:
 def json_body() -> Any:
     """The parsed body; a clear 400 for an empty body, non-UTF-8 bytes or invalid JSON (413 past the size cap)."""
     raw = request.get_data(cache=True)
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = request.max_content_length  # the app's MAX_CONTENT_LENGTH unless the endpoint set a tighter one
     if request.content_length is None and limit is not None and len(raw) >= limit:
         # A chunked body has no Content-Length to refuse up front; servers that stream it (gunicorn, werkzeug)
         # hand werkzeug a stream it cuts at the limit, so a full-length read means there was more: 413.
