@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -100,6 +101,7 @@ class CeleryDispatcher:
         self.app = app
         self.policy = settings.depth_policy()
         self._last_admitted: dict[str, float] = {}  # per queue: when a job last passed the depth policy
+        self.clock: Callable[[], float] = time.monotonic  # for the exploration interval (tests inject one)
         redis_url = settings.redis_url or ""
         self.backlog = Backlog.from_url(redis_url, settings.queue_prefix)
         self.warm_queue = WarmQueue.from_url(redis_url, settings.queue_prefix)
@@ -227,7 +229,7 @@ class CeleryDispatcher:
             in_flight = self.backlog.jobs(queue)
         except self._errors as exc:
             raise self._went_down(f"cannot read the rerank backlog: {type(exc).__name__}: {exc}") from None
-        now = time.monotonic()
+        now = self.clock()
         last_admitted = self._last_admitted.setdefault(queue, now)
         decision = choose_depth(
             self.policy,
