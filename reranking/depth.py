@@ -45,7 +45,7 @@ class ThroughputMeter:
     Measured by the process that scores (so a slow or shared machine shows up as
     such) and only on steps that computed enough pairs for the timing to mean something.
 
-    An estimate below the reference (the calibration, else the best rate seen) decays back toward it while no
+    An estimate below the reference (the best of the calibration and the rates seen) decays back toward it while no
     measurement arrives (``RECOVERY_SECONDS``): a worker that measured a low rate on a busy machine would
     otherwise keep it forever, because the web tier sheds every job on that estimate and no new measurement
     ever comes (issue 22). Measurements that keep arriving win: the decay only fills the silence.
@@ -65,7 +65,6 @@ class ThroughputMeter:
         self._clock = clock
         self._value: float | None = None
         self._reference: float | None = None
-        self._calibration: float | None = None
         self._observed_at = clock()
         self._lock = threading.Lock()
 
@@ -73,8 +72,7 @@ class ThroughputMeter:
         """The rate measured on calibration pairs at start-up: the value a stale estimate recovers toward."""
         if rate > 0:
             with self._lock:
-                self._calibration = rate
-                self._reference = rate
+                self._reference = max(self._reference or 0.0, rate)
                 self._observed_at = self._clock()
                 self._value = rate if self._value is None else self._value
 
@@ -85,8 +83,7 @@ class ThroughputMeter:
         with self._lock:
             current = self._current()
             self._value = rate if current is None else (1 - self.alpha) * current + self.alpha * rate
-            if self._calibration is None:
-                self._reference = max(self._reference or 0.0, rate)
+            self._reference = max(self._reference or 0.0, rate)
             self._observed_at = self._clock()
 
     def _current(self) -> float | None:

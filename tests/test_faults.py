@@ -618,3 +618,33 @@ def test_private_redis_restarts_on_the_same_port(private_redis):
         redis.Redis.from_url(private_redis.url, socket_connect_timeout=0.5).ping()
     private_redis.restart()
     assert redis.Redis.from_url(private_redis.url, socket_connect_timeout=1).get("k") is None
+
+
+# --- a worker restarted on a busy machine -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_reranking_comes_back_after_a_worker_starts_with_a_low_estimate(
+    redis_url, tiny_model_dir, sqlite_shop_url, tmp_path
+):
+    """Issue 22 item 3: a worker (re)started while the machine is busy measures a low pairs/s (here: the model is
+    slowed to 0.5 s per pair for its first 30 s, calibration included); the web tier then sheds every uncached
+    search, so no job would ever measure it again. The queue's exploration job and the estimate's recovery bring
+    reranking back within a minute of the machine being fast again."""
+    from webapp import create_app
+    from workers.runtime import TEST_PAIR_DELAY_ENV, TEST_SLOW_START_ENV
+
+    env = isolated_environment(redis_url, **{TEST_PAIR_DELAY_ENV: "0.5", TEST_SLOW_START_ENV: "30"})
+    worker = start_worker(env, tiny_model_dir, tmp_path / "worker.log")
+    services = celery_services(sqlite_shop_url, env)
+    try:
+        with ServerThread(create_app(services=services)) as server, BackgroundSearches(server.url) as load:
+            load.wait_for(lambda outcomes: any(o.rerank_status == "shed" for o in outcomes), 120, "a shed search")
+            shedding = time.monotonic()  # the slow start ends at most 30 s after the worker started, before this
+            load.wait_for(reranked_after(shedding), 90, "reranking to come back")
+        outcomes = load.snapshot()
+    finally:
+        services.close()
+        worker.stop()
+        delete_prefixed_keys(redis_url, env["SHOPRANK_QUEUE_PREFIX"])
+    assert_every_search_answered(outcomes)
