@@ -98,6 +98,11 @@ class ThroughputMeter:
         with self._lock:
             return self._current()
 
+    def idle_seconds(self) -> float:
+        """Seconds since the last measurement (or calibration): how stale the estimate is."""
+        with self._lock:
+            return max(0.0, self._clock() - self._observed_at)
+
     def step_pairs(self, step_seconds: float = STEP_SECONDS, ceiling: int = 1024) -> int:
         """Pairs per step so that one step takes about ``step_seconds``."""
         rate = self.pairs_per_second

@@ -169,7 +169,7 @@ def start_worker(env: dict[str, str], model_dir: Path, log: Path) -> WorkerProce
     return worker
 
 
-def celery_services(db_url: str, env: dict[str, str]):
+def celery_services(db_url: str, env: dict[str, str], **overrides: Any):
     """App services whose reranking goes through Celery on ``env``'s Redis and key prefix, as in production."""
     from workers.client import CeleryDispatcher
 
@@ -181,6 +181,7 @@ def celery_services(db_url: str, env: dict[str, str]):
         redis_url=settings.redis_url,
         queue_prefix=settings.queue_prefix,
         cache_key_prefix=settings.cache_key_prefix,
+        **overrides,
     )
 
 
@@ -636,7 +637,7 @@ def test_reranking_comes_back_after_a_worker_starts_with_a_low_estimate(
 
     env = isolated_environment(redis_url, **{TEST_PAIR_DELAY_ENV: "0.5", TEST_SLOW_START_ENV: "30"})
     worker = start_worker(env, tiny_model_dir, tmp_path / "worker.log")
-    services = celery_services(sqlite_shop_url, env)
+    services = celery_services(sqlite_shop_url, env, public_rate_limit_per_minute=0)  # shed answers come fast
     try:
         with ServerThread(create_app(services=services)) as server, BackgroundSearches(server.url) as load:
             load.wait_for(lambda outcomes: any(o.rerank_status == "shed" for o in outcomes), 120, "a shed search")
