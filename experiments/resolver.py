@@ -33,7 +33,7 @@ from experiments.ranking import Assignment, RankingConfig, SearchContext
 from experiments.ship import as_config, current_default
 from experiments.store.experiment_models import INTERLEAVED_VARIANT, Experiment
 from experiments.store.exposures import log_exposure
-from shoprank.db import Database, utcnow
+from shoprank.db import Database, is_database_unavailable, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +176,8 @@ class ExperimentResolver:
                     surface=context.surface,
                     at=exposed_at,
                 )
-        except Exception:  # the search goes on; the exposure waits in the outbox (or the next search retries)
-            if self.outbox is None:
+        except Exception as exc:  # the search goes on; the exposure waits in the outbox (or the next search retries)
+            if self.outbox is None or not is_database_unavailable(exc):  # a bad row would poison the outbox
                 log.exception("could not log the exposure of %s to %s", unit_id, experiment)
                 return
             where = self.outbox.put(

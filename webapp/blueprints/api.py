@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, request, url_for
@@ -14,7 +15,7 @@ from search.service import SearchInputError, SearchResult
 from search.shop_search import ShopPage
 from search.shopper_currency import shopper_currency
 from search.suggest import Suggestion
-from shoprank.db import run_retrying_conflicts
+from shoprank.db import is_database_unavailable, run_retrying_conflicts
 from shoprank.languages import is_known_language, language_name
 from shoprank.observability import metrics
 from webapp.context import app_services
@@ -25,6 +26,7 @@ from webapp.presenters import applied_filters_json, converted_price, facets_json
 from webapp.search_params import parse_search_params
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 20
 
@@ -177,7 +179,12 @@ def events() -> Any:
     outbox = getattr(app.search.resolver, "outbox", None)
     if isinstance(outbox, ExposureOutbox):
         # exposures kept during a database outage first, so these events find their unit's exposure
-        outbox.replay(app.db)
+        try:
+            outbox.replay(app.db)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                raise  # 503 + Retry-After, as for the events themselves
+            log.exception("exposure outbox replay failed; storing the events without it")
 
     def store(session: Any) -> tuple[IngestResult, list[IgnoredEvent]]:
         counted, ignored = screen_events(session, parsed)  # events that could never count are not stored
