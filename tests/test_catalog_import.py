@@ -226,3 +226,13 @@ def test_hostile_feeds_are_line_numbered_problems_not_tracebacks(db, tmp_path):
         import_file(db, surrogate, CountingEmbedder())
     assert [e.line for e in caught.value.errors] == [2] and "sku" in str(caught.value.errors[0])
     assert count(db, Product) == 0
+
+
+def test_an_import_leaves_fresh_planner_statistics(db, tmp_path):
+    """Issue 22: plans must not wait for autovacuum; the import runs ANALYZE (SQLite's fills sqlite_stat1)."""
+    from sqlalchemy import text
+
+    import_file(db, write_jsonl(tmp_path / "ok.jsonl", _many_rows(5)), CountingEmbedder())
+    with db.engine.connect() as connection:
+        analysed = connection.execute(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'products'")).scalar()
+    assert analysed and analysed > 0
