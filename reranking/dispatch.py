@@ -17,14 +17,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from reranking.depth import (
-    DepthDecision,
-    DepthPolicy,
-    PrefixScore,
-    ThroughputMeter,
-    choose_depth,
-    score_prefix,
-)
+from reranking.depth import DepthDecision, DepthPolicy, PrefixScore, ThroughputMeter, choose_depth, score_prefix
 from reranking.reranker import Reranker
 
 
