@@ -31,7 +31,7 @@ from catalog.models import ImportJob
 from catalog.progress import Progress
 from catalog.validation import ProductRecord, RowProblems, extra_fields, validate_row
 from catalog.writer import ChunkCounts, write_products
-from shoprank.db import Database, utcnow
+from shoprank.db import Database, analyze, utcnow
 
 DEFAULT_CHUNK_SIZE = 1000
 #: Problems listed in full; beyond this only the count is kept (a broken 1M-row file must not fill memory).
@@ -357,6 +357,7 @@ def import_feed(db: Database, path: Path, options: ImportOptions, progress: Prog
         _finish_job(db, job.id, "failed", f"{type(exc).__name__}: {exc}")
         raise
     _finish_job(db, job.id, "done")
+    analyze(db, ("products", "import_jobs"))  # fresh planner statistics, whatever autovacuum does
     report.seconds = time.perf_counter() - started
     return report
 

@@ -9,6 +9,7 @@ instead of a stock count, and any number of extra fields, kept as attributes.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ from babel.numbers import list_currencies
 
 from catalog.categories import parse_category
 from shoprank.languages import is_known_language
+from shoprank.storable_text import unstorable_problem
 
 FIELDS = (
     "sku",
@@ -40,6 +42,14 @@ REQUIRED = ("sku", "title", "price", "currency", "category", "language")
 AVAILABILITY = "availability"
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_PRICE = Decimal("1e12")
+#: Attribute limits, shared with ``POST /api/rank`` (webapp.rank_schema): a product page and a search answer
+#: carry every attribute, so one product must not be able to make them megabytes.
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_CHARS = 1000
+MAX_ATTRIBUTE_NAME_CHARS = 100
+#: Nesting below an attribute (``{"sizes": ["S", "M"]}`` is depth 1) and items in one list or object.
+MAX_ATTRIBUTE_DEPTH = 2
+MAX_ATTRIBUTE_ITEMS = 50
 #: ``19.99 USD``, ``USD 19.99``, ``$1,299.00``, ``19,99 €``: an amount and at most one currency mark.
 _MARK = r"[A-Za-z]{3}|US\$|[^\d\s.,-]{1,3}"
 _PRICE_TEXT = re.compile(rf"^\s*(?P<pre>{_MARK})?\s*(?P<amount>-?[\d.,' ]+?)\s*(?P<post>{_MARK})?\s*$")
@@ -90,6 +100,10 @@ def text_field(value: Any, name: str, problems: list[str], *, max_len: int, requ
     text = value.strip()
     if len(text) > max_len:
         problems.append(f"{name}: longer than {max_len} characters ({len(text)})")
+        return None
+    unstorable = unstorable_problem(text)
+    if unstorable is not None:  # the same rule as every API (shoprank.storable_text): NUL, C0 controls, DEL
+        problems.append(f"{name}: {unstorable}")
         return None
     return text
 
@@ -173,10 +187,58 @@ def _attributes(value: Any, problems: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError as exc:
             problems.append(f"attributes: not valid JSON ({exc.msg})")
             return {}
+        except RecursionError:
+            problems.append("attributes: not valid JSON (nested too deeply)")
+            return {}
     if not isinstance(value, Mapping):
         problems.append("attributes: must be a JSON object")
         return {}
     return dict(value)
+
+
+def _check_attributes(attributes: Mapping[str, Any], problems: list[str]) -> None:
+    """The APIs' bounds: at most ``MAX_ATTRIBUTES`` names, storable text of bounded size, finite numbers, and
+    (feeds carry lists such as sizes) shallow, short lists and objects; every problem names its attribute."""
+    if len(attributes) > MAX_ATTRIBUTES:
+        count = len(attributes)
+        problems.append(f"attributes: {count} attributes (extra columns included); the limit is {MAX_ATTRIBUTES}")
+        return
+    for key, value in attributes.items():
+        name = str(key)
+        where = f"attributes.{name[:40]}"
+        if len(name) > MAX_ATTRIBUTE_NAME_CHARS:
+            problems.append(f"{where}: the name is longer than {MAX_ATTRIBUTE_NAME_CHARS} characters")
+        elif (bad := unstorable_problem(name)) is not None:
+            problems.append(f"{where}: the name {bad}")
+        else:
+            problem = _attribute_value_problem(value, 0)
+            if problem is not None:
+                problems.append(f"{where}: {problem}")
+
+
+def _attribute_value_problem(value: Any, depth: int) -> str | None:
+    if value is None or isinstance(value, bool | int):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must be a finite number"
+    if isinstance(value, str):
+        if len(value) > MAX_ATTRIBUTE_CHARS:
+            return f"longer than {MAX_ATTRIBUTE_CHARS} characters ({len(value)})"
+        return unstorable_problem(value)
+    if isinstance(value, list | dict):
+        if depth >= MAX_ATTRIBUTE_DEPTH:
+            return f"nested deeper than {MAX_ATTRIBUTE_DEPTH} levels"
+        if len(value) > MAX_ATTRIBUTE_ITEMS:
+            return f"more than {MAX_ATTRIBUTE_ITEMS} items"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and (len(key) > MAX_ATTRIBUTE_NAME_CHARS or unstorable_problem(key)):
+                return f"the name {key[:40]!r} is too long or cannot be stored"
+            problem = _attribute_value_problem(item, depth + 1)
+            if problem is not None:
+                return problem
+        return None
+    return f"must be text, a number, or a short list, got {type(value).__name__}"
 
 
 def availability_field(value: Any, problems: list[str]) -> int | None:
@@ -262,6 +324,7 @@ def validate_row(raw: Any, defaults: Mapping[str, str] | None = None) -> Product
             attributes[name] = value
     if raw.get(AVAILABILITY) not in (None, ""):
         attributes[AVAILABILITY] = str(raw[AVAILABILITY]).strip().casefold()
+    _check_attributes(attributes, problems)
     image = _image(raw.get("image"), problems)
     if problems:
         raise RowProblems(problems)

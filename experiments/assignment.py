@@ -101,10 +101,12 @@ def normalize_weights(weights: Sequence[float]) -> tuple[float, ...]:
     values = [float(w) for w in weights]
     if not values or any(not math.isfinite(w) or w < 0 for w in values):
         raise ValueError(f"weights must be finite and non-negative, got {list(weights)!r}")
-    total = sum(values)
-    if total <= 0:
+    largest = max(values)
+    if largest <= 0:
         raise ValueError("weights must not all be zero")
-    return tuple(w / total for w in values)
+    scaled = [w / largest for w in values]  # first, so two weights of 1e308 do not sum to inf
+    total = math.fsum(scaled)
+    return tuple(w / total for w in scaled)
 
 
 # --- namespaces and holdouts ---------------------------------------------------------------------------------------

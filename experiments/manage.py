@@ -91,6 +91,12 @@ class ExperimentSpec:
     target_mde: float = 0.05
 
 
+#: Weights are relative (``1:1``, ``50:50``, ``90:10``); these bounds keep every share and sum far from float
+#: overflow and underflow (``1e308`` + ``1e308`` is ``inf``), while allowing any split a person would enter.
+MIN_WEIGHT = 0.001
+MAX_WEIGHT = 1_000_000.0
+
+
 def validate_spec(spec: ExperimentSpec) -> dict[str, str]:
     """Every problem with ``spec``, keyed by field (``variants[1].weight`` for a variant's field)."""
     errors: dict[str, str] = {}
@@ -139,8 +145,8 @@ def validate_spec(spec: ExperimentSpec) -> dict[str, str]:
         seen.add(variant.key)
         if len(variant.name) > 200:
             errors[f"{where}.name"] = "at most 200 characters"
-        if not (math.isfinite(variant.weight) and variant.weight > 0):
-            errors[f"{where}.weight"] = "must be a positive number"
+        if not (math.isfinite(variant.weight) and MIN_WEIGHT <= variant.weight <= MAX_WEIGHT):
+            errors[f"{where}.weight"] = f"must be a number between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}"
         if variant.model is not None and not _MODEL.match(variant.model):
             errors[f"{where}.model"] = "a model id such as BAAI/bge-reranker-v2-m3 (or empty for the default)"
         if not 1 <= variant.first_stage_top_k <= MAX_TOP_K:

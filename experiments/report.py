@@ -37,6 +37,7 @@ from experiments.stats import (
 )
 from experiments.stats.analysis import Engine
 from experiments.stats.intervals import CORRECTION_NAMES
+from experiments.stats.srm import weight_shares
 from experiments.stats.sufficient import empty_like
 from experiments.store.aggregate import AbReport, InterleavingReport, Outcomes, ab_report, interleaving_report
 from experiments.store.covariates import DEFAULT_WINDOW_DAYS, pre_period_report
@@ -202,8 +203,12 @@ def _sample_size(experiment: Experiment, totals: Mapping[str, UnitAggregates], o
         return progress
     stats = control.metrics()[metric]
     comparisons = max(1, len(order) - 1)
-    weights = [v.weight for v in experiment.variants]
-    ratio = min(weights[1:]) / weights[0] if len(weights) > 1 and weights[0] > 0 else 1.0
+    try:
+        shares = weight_shares([v.weight for v in experiment.variants])
+    except ValueError:
+        shares = [1.0] * len(experiment.variants)
+    # any stored weights (``1e308`` beside ``5e-324``): a share of 0 would divide by zero in the power formula
+    ratio = min(shares[1:]) / shares[0] if len(shares) > 1 and shares[0] > 0 and min(shares[1:]) > 0 else 1.0
     try:
         if metric == "conversion_rate":
             size = required_sample_size_proportion(
@@ -220,7 +225,7 @@ def _sample_size(experiment: Experiment, totals: Mapping[str, UnitAggregates], o
                 treatment_ratio=ratio,
                 num_comparisons=comparisons,
             )
-    except ValueError as exc:
+    except (ValueError, ArithmeticError) as exc:  # ArithmeticError: extreme stored weights overflow the formula
         progress.note = f"cannot estimate yet: {exc}"
         return progress
     required = max(size.n_control, size.n_treatment)

@@ -28,11 +28,12 @@ from sqlalchemy import select
 
 from experiments.assignment import AssignmentReason, ExperimentDefinition, assign
 from experiments.manage import ranking_config, to_definition
+from experiments.outbox import ExposureOutbox
 from experiments.ranking import Assignment, RankingConfig, SearchContext
 from experiments.ship import as_config, current_default
 from experiments.store.experiment_models import INTERLEAVED_VARIANT, Experiment
 from experiments.store.exposures import log_exposure
-from shoprank.db import Database
+from shoprank.db import Database, is_database_unavailable, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,11 @@ class ExperimentResolver:
         *,
         refresh_seconds: float = 5.0,
         exposure_cache_size: int = 200_000,
+        outbox: ExposureOutbox | None = None,
     ) -> None:
         self.db = db
+        self.outbox = outbox
+        self._outbox_used = False  # this process put something: replay after the next successful write
         self.default = Assignment(experiment=None, variant=None, config=default_config)
         self.refresh_seconds = refresh_seconds
         self._snapshot: Snapshot | None = None
@@ -159,6 +163,7 @@ class ExperimentResolver:
         with self._exposed_lock:
             if cache_key in self._exposed:
                 return
+        exposed_at = utcnow()
         try:
             with self.db.session() as session:
                 stored = log_exposure(
@@ -169,10 +174,40 @@ class ExperimentResolver:
                     language=context.language,
                     market=context.market,
                     surface=context.surface,
+                    at=exposed_at,
                 )
-        except Exception:  # the search goes on; the next search of this unit retries the write
-            log.exception("could not log the exposure of %s to %s", unit_id, experiment)
+        except Exception as exc:  # the search goes on; the exposure waits in the outbox (or the next search retries)
+            if self.outbox is None or not is_database_unavailable(exc):  # a bad row would poison the outbox
+                log.exception("could not log the exposure of %s to %s", unit_id, experiment)
+                return
+            where = self.outbox.put(
+                experiment=experiment,
+                unit_id=unit_id,
+                variant=variant,
+                language=context.language,
+                market=context.market,
+                surface=context.surface,
+                exposed_at=exposed_at,
+            )
+            log.warning("could not log the exposure of %s to %s now; kept in the %s outbox", unit_id, experiment, where)
+            self._outbox_used = True
+            with self._exposed_lock:
+                self._exposed[cache_key] = True
             return
         with self._exposed_lock:
             self._exposed[cache_key] = True
             self.exposures_logged += int(stored)
+        if self._outbox_used and self.outbox is not None:
+            self.replay_outbox()
+
+    def replay_outbox(self) -> int:
+        """Write what the outbox holds now that the database answered; a failure leaves it for next time."""
+        if self.outbox is None:
+            return 0
+        try:
+            written = self.outbox.replay(self.db)
+        except Exception:
+            log.exception("exposure outbox replay failed; it is retried after the next exposure")
+            return 0
+        self._outbox_used = False
+        return written

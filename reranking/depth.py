@@ -14,6 +14,7 @@ dispatcher, the Celery client and the workers:
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -30,30 +31,77 @@ MIN_STEP_PAIRS = 8
 UNMEASURED_STEP_PAIRS = 32
 
 
+#: Seconds for a stale low estimate to move about 63 % of the way back to the reference (calibration): after a
+#: minute without any measurement (the web tier shed every job on the low estimate) it is within 2 % of it.
+RECOVERY_SECONDS = 15.0
+#: A pool that got no job for this long gets the next one at the minimum depth although its estimate says
+#: shed: that job measures the pool again (the estimate may be stale, not the pool slow).
+EXPLORE_AFTER_SECONDS = 10.0
+
+
 class ThroughputMeter:
     """Pairs per second of model work, an exponentially weighted mean over recent steps.
 
     Measured by the process that scores (so a slow or shared machine shows up as
     such) and only on steps that computed enough pairs for the timing to mean something.
+
+    An estimate below the reference (the best of the calibration and the rates seen) decays back toward it while no
+    measurement arrives (``RECOVERY_SECONDS``): a worker that measured a low rate on a busy machine would
+    otherwise keep it forever, because the web tier sheds every job on that estimate and no new measurement
+    ever comes (issue 22). Measurements that keep arriving win: the decay only fills the silence.
     """
 
-    def __init__(self, alpha: float = 0.3, min_pairs: int = 4) -> None:
+    def __init__(
+        self,
+        alpha: float = 0.3,
+        min_pairs: int = 4,
+        *,
+        recovery_seconds: float = RECOVERY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.alpha = alpha
         self.min_pairs = min_pairs
+        self.recovery_seconds = recovery_seconds
+        self._clock = clock
         self._value: float | None = None
+        self._reference: float | None = None
+        self._observed_at = clock()
         self._lock = threading.Lock()
+
+    def calibrated(self, rate: float) -> None:
+        """The rate measured on calibration pairs at start-up: the value a stale estimate recovers toward."""
+        if rate > 0:
+            with self._lock:
+                self._reference = max(self._reference or 0.0, rate)
+                self._observed_at = self._clock()
+                self._value = rate if self._value is None else self._value
 
     def observe(self, pairs: int, seconds: float) -> None:
         if pairs < self.min_pairs or seconds <= 0:
             return
         rate = pairs / seconds
         with self._lock:
-            self._value = rate if self._value is None else (1 - self.alpha) * self._value + self.alpha * rate
+            current = self._current()
+            self._value = rate if current is None else (1 - self.alpha) * current + self.alpha * rate
+            self._reference = max(self._reference or 0.0, rate)
+            self._observed_at = self._clock()
+
+    def _current(self) -> float | None:
+        value, reference = self._value, self._reference
+        if value is None or reference is None or value >= reference or self.recovery_seconds <= 0:
+            return value
+        idle = max(0.0, self._clock() - self._observed_at)
+        return reference - (reference - value) * math.exp(-idle / self.recovery_seconds)
 
     @property
     def pairs_per_second(self) -> float | None:
         with self._lock:
-            return self._value
+            return self._current()
+
+    def idle_seconds(self) -> float:
+        """Seconds since the last measurement (or calibration): how stale the estimate is."""
+        with self._lock:
+            return max(0.0, self._clock() - self._observed_at)
 
     def step_pairs(self, step_seconds: float = STEP_SECONDS, ceiling: int = 1024) -> int:
         """Pairs per step so that one step takes about ``step_seconds``."""
@@ -105,6 +153,7 @@ def choose_depth(
     min_depth: int | None = None,
     shared_with: Sequence[int] | None = None,
     uncached: Sequence[bool] | None = None,
+    explore: bool = False,
 ) -> DepthDecision:
     """The largest head (≤ ``candidates``) whose scores can be back within ``seconds_left``.
 
@@ -115,7 +164,8 @@ def choose_depth(
     side in steps (the workers), where a job of depth d waits only for ``min(size, d)``
     of each other job, so a busy pool hands every search a small head instead of full
     depth to the first and nothing to the rest. ``min_depth`` (the job's) overrides the
-    policy's floor.
+    policy's floor. ``explore`` (the pool got no job for ``EXPLORE_AFTER_SECONDS``): send the floor instead of
+    shedding, so a pool whose estimate is too low still gets jobs that measure it again.
     """
     floor = max(1, min(policy.min_depth if min_depth is None else min_depth, candidates))
     if shared_with is not None:
@@ -142,6 +192,8 @@ def choose_depth(
         else:
             high = middle - 1
     wait = ahead(max(low, floor)) / pairs_per_second
+    if low < floor and explore:  # the estimate may be stale: this search re-measures it at the minimum depth
+        return DepthDecision(floor, False, pairs_per_second, backlog_pairs, wait, f"exploring: {low} pairs fit")
     if low < floor:
         return DepthDecision(0, True, pairs_per_second, backlog_pairs, wait, f"{low} pairs fit, fewer than {floor}")
     reason = "full depth fits" if low == candidates else f"{low} pairs fit"

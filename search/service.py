@@ -27,6 +27,7 @@ from reranking.dispatch import (
     RerankTimeout,
     RerankUnavailable,
 )
+from reranking.scorers.base import public_scorer
 from reranking.text import normalize_query
 from search.filters import FxRates, SearchFilters
 from search.index import CatalogIndex, CatalogItem, FirstStage
@@ -249,7 +250,8 @@ class SearchService:
             for n, config in enumerate(configs)
         ]
         status = _combined_status([ranking.status for ranking in rankings])
-        scorer = next((ranking.scorer for ranking in rankings if ranking.scorer is not None), None)
+        # shoppers' answers name a local model directory by its name only (reranking.scorers.base.public_scorer)
+        scorer = public_scorer(next((ranking.scorer for ranking in rankings if ranking.scorer is not None), None))
 
         def hit(position: int, i: int, ranking: _Ranking, team: str | None) -> SearchHit:
             fused, item = candidates[i]

@@ -99,6 +99,8 @@ class Settings:
     first_stage_lexical_weight: float = _env("LEXICAL_WEIGHT", 0.25, float)
     # Index versions (search.index_files); default: one directory per database under instance_dir.
     index_dir: str | None = _env("INDEX_DIR", None, _optional_str)
+    #: Exposures the database could not take during an outage wait here (and in Redis) until it is back.
+    outbox_dir: str | None = _env("OUTBOX_DIR", None, _optional_str)
     index_poll_seconds: float = _env("INDEX_POLL_SECONDS", 1.0, float)  # how often a process reads catalog changes
     search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return
     #: Autocomplete's past searches (README, "What autocomplete trusts"): a phrase is suggested once this many
@@ -110,8 +112,12 @@ class Settings:
     api_rate_limit_per_minute: int = _env("API_RATE_LIMIT_PER_MINUTE", 600, int)  # per key; 0 = unlimited
     rerank_api_deadline_ms: int = _env("RERANK_API_DEADLINE_MS", 30000, int)  # rerank APIs wait longer than search
     events_max_batch: int = _env("EVENTS_MAX_BATCH", 500, int)
+    #: PostgreSQL cancels a dashboard query running longer (0: no limit); the page answers 503 naming it.
+    dashboard_statement_timeout_ms: int = _env("DASHBOARD_STATEMENT_TIMEOUT_MS", 30_000, int)
     #: Most candidates one POST /api/rank may carry (413 beyond); a variant ranks at most its first-stage top-K.
     rank_max_candidates: int = _env("RANK_MAX_CANDIDATES", 1000, int)
+    #: Largest POST /api/rank body (413 before it is parsed): 1,000 shop-sized candidates fit in well under this.
+    rank_max_request_bytes: int = _env("RANK_MAX_REQUEST_BYTES", 2 * 1024 * 1024, int)
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", 8 * 1024 * 1024, int)
     demo_catalog: str = _env("DEMO_CATALOG", "data/catalog/demo_products.jsonl")
 
@@ -253,6 +259,15 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.instance_dir).resolve() / 'shoprank.db'}"
+
+    @property
+    def resolved_outbox_dir(self) -> Path:
+        """``SHOPRANK_OUTBOX_DIR``, else ``instance_dir/outbox/<database>`` (see ``experiments.outbox``)."""
+        if self.outbox_dir:
+            return Path(self.outbox_dir)
+        url = make_url(self.resolved_database_url)
+        key = hashlib.blake2b(url.render_as_string(hide_password=True).encode(), digest_size=6).hexdigest()
+        return Path(self.instance_dir).resolve() / "outbox" / f"{url.get_backend_name()}-{key}"
 
     @property
     def resolved_index_dir(self) -> Path:

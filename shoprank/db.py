@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -120,6 +121,60 @@ def run_retrying_conflicts(db: Database, work: Callable[[Session], T], attempts:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: Milliseconds each statement may run in transactions begun while set (``statement_timeout``); None: no limit.
+_STATEMENT_TIMEOUT_MS: ContextVar[int | None] = ContextVar("statement_timeout_ms", default=None)
+#: SQLSTATE of a statement PostgreSQL cancelled at ``statement_timeout`` (query_canceled).
+QUERY_CANCELED_SQLSTATE = "57014"
+
+
+@contextmanager
+def statement_timeout(milliseconds: int | None) -> Iterator[None]:
+    """Every transaction a session of this context begins runs with ``SET LOCAL statement_timeout``.
+
+    Why: a dashboard query whose plan went wrong (no planner statistics yet) otherwise runs for minutes after its
+    client left, holding a web thread and a connection. ``SET LOCAL`` ends with the transaction, so a pooled
+    connection never carries the limit into other work; the variable is reset when the context ends (the web
+    app opens it per dashboard request). PostgreSQL only: SQLite runs in-process. ``None`` or 0: no limit.
+    """
+    token = _STATEMENT_TIMEOUT_MS.set(milliseconds or None)
+    try:
+        yield
+    finally:
+        _STATEMENT_TIMEOUT_MS.reset(token)
+
+
+def set_statement_timeout(milliseconds: int | None) -> Callable[[], None]:
+    """:func:`statement_timeout` for hooks that cannot wrap a ``with`` (Flask's before/teardown request):
+    returns the function that undoes it."""
+    token = _STATEMENT_TIMEOUT_MS.set(milliseconds or None)
+    return lambda: _STATEMENT_TIMEOUT_MS.reset(token)
+
+
+def is_statement_timeout(exc: BaseException) -> bool:
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == QUERY_CANCELED_SQLSTATE
+
+
+def _apply_statement_timeout(session: Session, transaction: Any, connection: Any) -> None:
+    milliseconds = _STATEMENT_TIMEOUT_MS.get()
+    if milliseconds and connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {int(milliseconds)}")
+
+
+def analyze(db: Database, tables: tuple[str, ...]) -> None:
+    """Refresh the planner's statistics of ``tables`` now (PostgreSQL ``ANALYZE``, SQLite's too).
+
+    Why: after a bulk write the planner would otherwise guess from empty statistics until autovacuum runs
+    (never, where it is off), and the analytics queries' plans go from milliseconds to minutes. A failure is
+    logged, never raised: the data is written either way.
+    """
+    try:
+        with db.engine.begin() as connection:
+            for table in tables:
+                connection.exec_driver_sql(f'ANALYZE "{table}"')
+    except sa_exc.SQLAlchemyError:
+        log.warning("ANALYZE %s failed; the planner keeps its old statistics", ", ".join(tables), exc_info=True)
+
+
 class Database:
     """Engine + session factories for one database URL.
 
@@ -133,6 +188,7 @@ class Database:
         self.engine = make_engine(url, **engine_kwargs)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
         self.scoped = scoped_session(self.sessionmaker)
+        event.listen(self.sessionmaker, "after_begin", _apply_statement_timeout)
 
     @classmethod
     def from_settings(cls, settings: Any) -> Database:

@@ -146,3 +146,93 @@ def test_cli_imports_with_progress_and_rejects_bad_files(tmp_path):
     db = Database(url)
     assert count(db, Product) == 2
     db.dispose()
+
+
+# --- issue 22 items 5-7: the importer applies the storable-text rule and the APIs' limits, before writing --------
+
+
+def _many_rows(n: int) -> list[dict]:
+    base = ROWS[0]
+    return [dict(base, sku=f"HARD-{i}", title=f"{base['title']} {i}") for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "Kopfhörer\x00"),
+        ("description", "bad\x00 text"),
+        ("brand", "Ac\x00me"),
+        ("category", "Elec\x00tronics"),
+        ("title", "ESC \x1b[31m red"),
+        ("title", "DEL \x7f"),
+        ("title", "lone \ud800 surrogate"),
+    ],
+)
+def test_unstorable_text_in_any_field_rejects_the_whole_file(db, tmp_path, field, value):
+    rows = _many_rows(9)
+    rows[6][field] = value  # line 7
+    path = tmp_path / "nul.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")  # \u escapes, as feeds do
+    from catalog.importer import ImportOptions
+
+    with pytest.raises(CatalogFileError) as caught:
+        import_file(db, path, CountingEmbedder(), options=ImportOptions(chunk_size=2))
+    errors = {e.line: " ".join(e.problems) for e in caught.value.errors}
+    assert set(errors) == {7} and field in errors[7] and "U+" in errors[7], errors
+    assert count(db, Product) == 0
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"colour": "red\x00"},
+        {"bad\x00key": "x"},
+        {"size": "x" * 20_000},
+        {f"a{i}": i for i in range(200)},
+        {"deep": json.loads("[" * 50 + "]" * 50)},
+        {"n": float("inf")},
+    ],
+    ids=["nul-value", "nul-key", "huge-value", "too-many", "too-deep", "infinite"],
+)
+def test_attributes_are_bounded_like_the_apis(db, tmp_path, attributes):
+    rows = _many_rows(3)
+    rows[1]["attributes"] = attributes
+    path = tmp_path / "attrs.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    with pytest.raises(CatalogFileError) as caught:
+        import_file(db, path, CountingEmbedder())
+    errors = {e.line: " ".join(e.problems) for e in caught.value.errors}
+    assert set(errors) == {2} and "attributes" in errors[2], errors
+    assert count(db, Product) == 0
+
+
+def test_hostile_feeds_are_line_numbered_problems_not_tracebacks(db, tmp_path):
+    from catalog.importer import ImportOptions
+
+    header = "id\ttitle\tprice\tproduct_type\n"
+    tsv = tmp_path / "big.tsv"
+    tsv.write_text(header + "A-1\tok\t1.00 EUR\tAudio\n" + "A-2\t" + "x" * 140_000 + "\t1.00 EUR\tAudio\n")
+    with pytest.raises(CatalogFileError) as caught:
+        import_file(db, tsv, CountingEmbedder(), options=ImportOptions(fmt="merchant-tsv", language="en"))
+    assert [e.line for e in caught.value.errors] == [3], caught.value.errors
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text(json.dumps(ROWS[0]) + "\n" + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(CatalogFileError) as caught:
+        import_file(db, deep, CountingEmbedder())
+    assert [e.line for e in caught.value.errors] == [2] and "deep" in str(caught.value.errors[0])
+    surrogate = tmp_path / "surrogate.jsonl"
+    surrogate.write_text(json.dumps(ROWS[0]) + "\n" + json.dumps(dict(ROWS[1], sku="SUR-\ud800")) + "\n")
+    with pytest.raises(CatalogFileError) as caught:
+        import_file(db, surrogate, CountingEmbedder())
+    assert [e.line for e in caught.value.errors] == [2] and "sku" in str(caught.value.errors[0])
+    assert count(db, Product) == 0
+
+
+def test_an_import_leaves_fresh_planner_statistics(db, tmp_path):
+    """Issue 22: plans must not wait for autovacuum; the import runs ANALYZE (SQLite's fills sqlite_stat1)."""
+    from sqlalchemy import text
+
+    import_file(db, write_jsonl(tmp_path / "ok.jsonl", _many_rows(5)), CountingEmbedder())
+    with db.engine.connect() as connection:
+        analysed = connection.execute(text("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'products'")).scalar()
+    assert analysed and analysed > 0

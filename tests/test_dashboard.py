@@ -326,3 +326,51 @@ def test_rerank_depth_labels_say_what_a_variant_can_really_reach(dashboard):
         assert rerank_depth_label(None, 5) == f"5 (default {default}, top-K 5)"  # no deeper than its candidates
         assert rerank_depth_label(None, "5") == f"default ({default})"  # form text is not a number yet
         assert rerank_depth_label(20, 50, rerank=False) == "–"  # a first-stage-only variant has no depth
+
+
+# --- issue 22 item 1: extreme stored weights never break a page; the form refuses them -----------------------------
+
+
+def get_experiment_status(services, key: str) -> str:
+    with services.db.session() as session:
+        experiment = get_experiment(session, key)
+        assert experiment is not None
+        return experiment.status
+
+
+@pytest.mark.parametrize("weights", [(1e308, 1e308), (1e308, 5e-324)])
+def test_extreme_stored_weights_never_500_any_view(dashboard, shop_services, weights):
+    from experiments.store.experiment_models import ExperimentVariant
+
+    client = dashboard.test_client()
+    _login(client)
+    token = _token(client.get("/dashboard/experiments/new").get_data(as_text=True))
+    client.post("/dashboard/experiments/new", data=_form("huge", csrf_token=token))
+    client.post("/dashboard/experiments/huge/start", data={"csrf_token": token})
+    with shop_services.db.session() as session:  # as an older version or a direct SQL edit could leave them
+        for variant in session.query(ExperimentVariant).all():
+            variant.weight = weights[0] if variant.key == "control" else weights[1]
+    assert get_experiment_status(shop_services, "huge") == "running"
+    with shop_services.db.session() as session:
+        for i in range(40):
+            log_exposure(session, experiment="huge", unit_id=f"h{i}", variant="control" if i % 2 else "rerank")
+    for path in ("/dashboard/", "/dashboard/experiments/huge", "/dashboard/experiments/huge/export.csv"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+    client.post("/dashboard/experiments/huge/stop", data={"csrf_token": token})
+    for path in ("/dashboard/", "/dashboard/experiments/huge", "/dashboard/experiments/huge/export.csv",
+                 "/dashboard/experiments/huge/ship?variant=rerank"):
+        assert client.get(path).status_code == 200, path
+
+
+@pytest.mark.parametrize("weight", ["1e308", "5e-324", "1e7", "0.0000001"])
+def test_form_refuses_weights_outside_the_bounds_naming_the_field(dashboard, weight):
+    client = dashboard.test_client()
+    _login(client)
+    token = _token(client.get("/dashboard/experiments/new").get_data(as_text=True))
+    form = _form("bounded", csrf_token=token, **{"variants-1-weight": weight})
+    page = client.post("/dashboard/experiments/new", data=form)
+    assert page.status_code in (400, 422, 200)
+    html = page.get_data(as_text=True)
+    assert "between" in html and "weight" in html
+    assert client.get("/dashboard/experiments/bounded").status_code == 404

@@ -158,7 +158,7 @@ def test_every_command_resolves_against_the_real_cli(where, argv):
         match = re.fullmatch(r"(\w+)\(\)", factory)
         assert match, f"{app_spec}: expected gunicorn's factory syntax module:function()"
         assert callable(getattr(importlib.import_module(module_name), match.group(1)))
-    elif program in ("redis-server", "redis-cli", "pg_isready"):
+    elif program in ("redis-server", "redis-cli", "pg_isready", "wget"):  # wget: the nginx (alpine) image's
         pass  # the images' own binaries
     elif program == "python":
         assert argv[1] == "-c"
@@ -233,3 +233,23 @@ def test_gunicorn_warms_each_worker_before_it_accepts_connections(shop_services)
     conf.post_worker_init(Worker)
     assert cold_index._state is not None and cold_index.size > 0
     assert logged and logged[0].startswith("worker 4242 warmed in ")
+
+
+def test_a_buffering_proxy_faces_clients_and_gunicorn_is_not_published():
+    """Issue 22 item 10: 16 slow-header connections stopped gunicorn answering. Compose ships nginx in front:
+    it reads headers and bodies itself (with timeouts) and hands gunicorn only complete requests."""
+    proxy, web = SERVICES["proxy"], SERVICES["web"]
+    assert proxy["image"].startswith("nginx:")
+    assert any(port.endswith(":8080") for port in proxy["ports"]) and "ports" not in web
+    assert proxy.get("healthcheck", {}).get("test") and proxy.get("restart") == "unless-stopped"
+    assert web["environment"]["SHOPRANK_TRUSTED_PROXIES"] == "1"
+    mount = next(volume for volume in proxy["volumes"] if volume.endswith("/etc/nginx/nginx.conf:ro"))
+    conf = (REPO / mount.split(":")[0]).read_text()
+    for directive in (
+        "client_header_timeout 10s",
+        "client_body_timeout 10s",
+        "proxy_request_buffering on",
+        "server web:8000",
+        "X-Forwarded-For",
+    ):
+        assert directive in conf, directive

@@ -440,3 +440,51 @@ def test_the_backlog_forgets_a_job_by_its_id_alone(redis_url, unique_prefix):
     assert backlog.jobs("q") == [3]
     backlog.add("q", "job-c", 5, time.time() - 1)  # its caller gave up: pruned on read
     assert backlog.jobs("q") == [3]
+
+
+# --- issue 22 item 3: a low self-measured throughput recovers when shedding stops new measurements ----------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_low_estimate_decays_back_to_the_calibration_within_a_minute():
+    from reranking.depth import ThroughputMeter
+
+    clock = FakeClock()
+    meter = ThroughputMeter(clock=clock)
+    meter.calibrated(18.0)
+    for _ in range(3):  # the first jobs ran while the machine was busy
+        meter.observe(48, 10.0)
+    assert meter.pairs_per_second is not None and meter.pairs_per_second < 10
+    clock.now += 60  # the web tier shed everything: no job, no measurement, for a minute
+    assert meter.pairs_per_second is not None and meter.pairs_per_second >= 0.9 * 18
+    meter.observe(48, 10.0)  # a fresh measurement counts at once
+    assert meter.pairs_per_second < 18 * 0.85
+
+
+def test_measurements_that_keep_coming_are_not_overridden_by_the_decay():
+    from reranking.depth import ThroughputMeter
+
+    clock = FakeClock()
+    meter = ThroughputMeter(clock=clock)
+    meter.calibrated(18.0)
+    for _ in range(60):  # a really slower machine keeps saying so, once a second
+        clock.now += 1
+        meter.observe(5, 1.0)
+    assert meter.pairs_per_second is not None and meter.pairs_per_second < 7
+
+
+def test_an_exploration_share_still_sends_the_minimum_depth_when_the_estimate_says_shed():
+    from reranking.depth import DepthPolicy, choose_depth
+
+    policy = DepthPolicy(min_depth=10)
+    shed = choose_depth(policy, candidates=100, seconds_left=1.0, pairs_per_second=1.0)
+    assert shed.shed
+    explored = choose_depth(policy, candidates=100, seconds_left=1.0, pairs_per_second=1.0, explore=True)
+    assert not explored.shed and explored.depth == 10 and "explor" in explored.reason

@@ -169,7 +169,7 @@ def start_worker(env: dict[str, str], model_dir: Path, log: Path) -> WorkerProce
     return worker
 
 
-def celery_services(db_url: str, env: dict[str, str]):
+def celery_services(db_url: str, env: dict[str, str], **overrides: Any):
     """App services whose reranking goes through Celery on ``env``'s Redis and key prefix, as in production."""
     from workers.client import CeleryDispatcher
 
@@ -181,6 +181,7 @@ def celery_services(db_url: str, env: dict[str, str]):
         redis_url=settings.redis_url,
         queue_prefix=settings.queue_prefix,
         cache_key_prefix=settings.cache_key_prefix,
+        **overrides,
     )
 
 
@@ -386,6 +387,57 @@ def test_events_get_503_while_postgres_is_down_and_a_retry_stores_each_once(priv
     assert any(down < o.at < back for o in outcomes)
 
 
+def test_exposures_during_a_postgres_outage_are_kept_and_every_event_counts(private_postgres, tmp_path):
+    """Issue 22: PostgreSQL stopped under load while new shoppers (never seen) and known shoppers (exposed before)
+    search with an experiment running. The searches answer with their variant; the exposures that could not be
+    written wait in the outbox (on disk here: no Redis), are replayed once the database is back, and every
+    impression sent (refused with 503 during the outage, retried after) is stored: sent = stored, none ignored."""
+    from experiments.store.experiment_models import Exposure
+    from tests.experiment_support import ab_spec, impression_event, running
+    from webapp import create_app
+
+    url = private_postgres.create_database("outbox")
+    prepare_shop_database(url, MINI_CATALOG)
+    services = build_test_services(url, outbox_dir=str(tmp_path / "outbox"), experiments_refresh_seconds=0.5)
+    running(services, ab_spec("outage"))
+    app = create_app(services=services)
+    known = [f"known-{i}" for i in range(5)]
+    new = [f"new-{i}" for i in range(10)]
+    try:
+        with ServerThread(app) as server, BackgroundSearches(server.url, fresh_queries=False) as load:
+            http = requests.Session()
+
+            def search(unit: str) -> dict[str, Any]:
+                params = {"q": "wireless headphones", "lang": "en", "user": unit, "limit": 5}
+                response = http.get(f"{server.url}/api/search", params=params, timeout=30)
+                assert response.status_code == 200, response.text[:300]
+                body: dict[str, Any] = response.json()
+                return body
+
+            answers = {unit: search(unit) for unit in known}
+            private_postgres.stop()
+            down = time.monotonic()
+            answers.update({unit: search(unit) for unit in new})
+            during = {unit: search(unit) for unit in known}
+            assert all(answers[unit]["experiment"] == "outage" and answers[unit]["variant"] for unit in new)
+            events = [impression_event(answers[unit], unit) for unit in known + new]
+            events += [impression_event(during[unit], unit) for unit in known]
+            refused = http.post(f"{server.url}/api/events", json={"events": events}, timeout=30)
+            assert refused.status_code == 503 and int(refused.headers["Retry-After"]) > 0
+            load.wait_for(answered_after(down, 3), 120, "searches while PostgreSQL is down")
+
+            private_postgres.start()
+            retried = http.post(f"{server.url}/api/events", json={"events": events}, timeout=30)
+            assert retried.status_code == 200, retried.text[:500]
+            assert retried.json() == {"received": len(events), "stored": len(events), "duplicates": 0, "ignored": []}
+        assert _count_events(services.db, [e["id"] for e in events]) == len(events)
+        with services.db.session() as session:
+            rows = dict(session.execute(select(Exposure.unit_id, Exposure.variant)).all())
+        assert {unit: rows.get(unit) for unit in known + new} == {u: answers[u]["variant"] for u in known + new}
+    finally:
+        services.close()
+
+
 # --- hostile payloads ---------------------------------------------------------------------------------------------
 
 XSS = "<script>alert('x')</script><img src=x onerror=alert(1)>"
@@ -581,3 +633,33 @@ def test_private_redis_restarts_on_the_same_port(private_redis):
         redis.Redis.from_url(private_redis.url, socket_connect_timeout=0.5).ping()
     private_redis.restart()
     assert redis.Redis.from_url(private_redis.url, socket_connect_timeout=1).get("k") is None
+
+
+# --- a worker restarted on a busy machine -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_reranking_comes_back_after_a_worker_starts_with_a_low_estimate(
+    redis_url, tiny_model_dir, sqlite_shop_url, tmp_path
+):
+    """Issue 22 item 3: a worker (re)started while the machine is busy measures a low pairs/s (here: the model is
+    slowed to 0.5 s per pair for its first 30 s, calibration included); the web tier then sheds every uncached
+    search, so no job would ever measure it again. The queue's exploration job and the estimate's recovery bring
+    reranking back within a minute of the machine being fast again."""
+    from webapp import create_app
+    from workers.runtime import TEST_PAIR_DELAY_ENV, TEST_SLOW_START_ENV
+
+    env = isolated_environment(redis_url, **{TEST_PAIR_DELAY_ENV: "0.5", TEST_SLOW_START_ENV: "30"})
+    worker = start_worker(env, tiny_model_dir, tmp_path / "worker.log")
+    services = celery_services(sqlite_shop_url, env, public_rate_limit_per_minute=0)  # shed answers come fast
+    try:
+        with ServerThread(create_app(services=services)) as server, BackgroundSearches(server.url) as load:
+            load.wait_for(lambda outcomes: any(o.rerank_status == "shed" for o in outcomes), 120, "a shed search")
+            shedding = time.monotonic()  # the slow start ends at most 30 s after the worker started, before this
+            load.wait_for(reranked_after(shedding), 90, "reranking to come back")
+        outcomes = load.snapshot()
+    finally:
+        services.close()
+        worker.stop()
+        delete_prefixed_keys(redis_url, env["SHOPRANK_QUEUE_PREFIX"])
+    assert_every_search_answered(outcomes)

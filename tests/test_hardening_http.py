@@ -336,3 +336,25 @@ def test_ready_returns_a_code_not_the_driver_error(shop_services):
         for secret in ("secret_role", "secret_database", str(dead_port), "127.0.0.1", "psycopg"):
             assert secret not in ready.text, secret
         services.db.dispose()
+
+
+def test_ready_names_an_unreachable_redis_by_code_and_is_not_ok(shop_services):
+    """Issue 22 item 9: the worker registry's raw Redis error (host and port) was shown to anyone, with
+    ``"ok": true`` beside it. Now a code, ``ok: false``, and the details only in the log."""
+    from webapp import create_app
+    from workers.client import CeleryDispatcher
+    from workers.testing import isolated_environment, settings_for
+
+    dead_port = free_port()
+    settings = settings_for(isolated_environment(f"redis://127.0.0.1:{dead_port}/0"))
+    dispatcher = CeleryDispatcher.from_settings(settings)
+    services = _production(shop_services)
+    services = dataclasses.replace(services, dispatcher=dispatcher)
+    try:
+        response = create_app(services=services).test_client().get("/ready")
+    finally:
+        dispatcher.close()
+    body = response.json
+    assert body["checks"]["reranker"] == {"ok": False, "error": "worker_registry_unreachable"}, body
+    for secret in (str(dead_port), "127.0.0.1", "Error", "Connection"):
+        assert secret not in response.get_data(as_text=True), secret

@@ -76,6 +76,7 @@ def test_step_by_step_downgrade_and_upgrade(tmp_path):
     migrate.upgrade(url)
     for expected in (
         "0017_trusted_suggestions",
+        "0015_analytics_experiment_index",
         "0014_variant_rerank_depth",
         "0013_catalog_index",
         "0010_analytics",

@@ -380,3 +380,35 @@ def test_rank_candidates_keeps_the_given_order_as_first_stage_and_the_variants_d
     with pytest.raises(SearchInputError) as repeated:
         ranked(RankingConfig(), given=[items[0], items[1], items[0]])
     assert repeated.value.code == "duplicate_sku" and "candidate 3" in repeated.value.message
+
+
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"1" + b"0" * 400 + b".5"])
+def test_an_overflowing_number_is_a_400_never_infinity_in_the_answer(client, number):
+    """Issue 22 item 4: ``1e999`` parses to ``inf`` and came back as ``Infinity``, which is not JSON."""
+    body = b'{"query": "mouse", "candidates": [{"title": "Mouse pad", "attributes": {"size": ' + number + b"}}]}"
+    response = client.post("/api/rank", data=body, content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert response.get_json()["error"]["code"] == "invalid_json"
+    assert b"Infinity" not in response.get_data()
+
+
+def test_inline_attribute_numbers_must_be_finite_even_past_the_parser(client):
+    from webapp.rank_schema import _attributes, _Problems
+
+    problems = _Problems()
+    _attributes({"attributes": {"a": float("inf"), "b": float("nan"), "c": 1.5}}, "candidates[0]", problems)
+    fields = [item.split(":")[0] for item in problems.items]
+    assert fields == ["candidates[0].attributes.a", "candidates[0].attributes.b"]
+
+
+def test_an_oversized_rank_body_is_413_before_it_is_parsed(shop_services, client):
+    """Issue 22 item 10: an 8 MB body was parsed (seconds of CPU) before its 413; now the size decides first."""
+    original = shop_services.settings
+    shop_services.settings = original.replace(rank_max_request_bytes=1024 * 1024)
+    try:
+        body = b'{"query": "q", "candidates": [' + b"x" * (1024 * 1024 + 10)  # not even JSON: never parsed
+        response = client.post("/api/rank", data=body, content_type="application/json")
+        assert response.status_code == 413, response.get_data(as_text=True)[:200]
+        assert "1048576" in response.get_json()["error"]["message"]
+    finally:
+        shop_services.settings = original

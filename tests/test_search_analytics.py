@@ -219,3 +219,58 @@ def test_queries_with_non_ascii_capitals_group_on_every_backend(clean):
         top = sa.query_ranking(session, _filters(now), "top")
         assert sorted((r.query, r.searches) for r in top) == sorted([("диван", 2), ("éclair", 3), ("ölfilter", 3)])
         assert sa.query_by_variant(session, _filters(now), "ÖLFILTER")["none"].searches == 3
+
+
+# --- issue 22 item 8: every dashboard query runs under a statement timeout ---------------------------------------
+
+
+def test_dashboard_queries_are_cancelled_at_the_statement_timeout(clean, shop_app, monkeypatch):
+    """A page whose query would run for minutes (no planner statistics) is cancelled by PostgreSQL at the
+    configured ``SHOPRANK_DASHBOARD_STATEMENT_TIMEOUT_MS``: a clear 503 naming the timeout, the thread freed."""
+    import time
+
+    from sqlalchemy import text
+
+    if clean.db.dialect != "postgresql":
+        pytest.skip("statement_timeout is PostgreSQL's (SQLite runs in-process, no server thread to hold)")
+    with clean.db.session() as session:
+        create_user(session, "slow@example.com", PASSWORD, "merchandiser")
+    original = clean.settings
+    clean.settings = original.replace(dashboard_statement_timeout_ms=300)
+
+    def slow_overview(session, filters, **_):
+        session.execute(text("SELECT pg_sleep(20)"))
+        return {}
+
+    monkeypatch.setattr(sa, "overview", slow_overview)
+    try:
+        client = shop_app.test_client()
+        from tests.test_dashboard import _token
+
+        token = _token(client.get("/dashboard/login").get_data(as_text=True))
+        client.post("/dashboard/login", data={"email": "slow@example.com", "password": PASSWORD, "csrf_token": token})
+        started = time.monotonic()
+        page = client.get("/dashboard/search-analytics")
+        assert time.monotonic() - started < 10
+        assert page.status_code == 503 and "took longer than" in page.get_data(as_text=True)
+        # outside the dashboard (and after the request) no timeout is left on the connection
+        with clean.db.session() as session:
+            assert session.execute(text("SHOW statement_timeout")).scalar() == "0"
+    finally:
+        clean.settings = original
+
+
+def test_statement_timeout_applies_to_every_transaction_while_set(shop_services):
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    from shoprank.db import statement_timeout
+
+    if shop_services.db.dialect != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with statement_timeout(200):
+        for _ in range(2):  # a second transaction gets it too
+            with pytest.raises(OperationalError), shop_services.db.session() as session:
+                session.execute(text("SELECT pg_sleep(5)"))
+    with shop_services.db.session() as session:
+        assert session.execute(text("SHOW statement_timeout")).scalar() == "0"

@@ -281,3 +281,14 @@ def test_power_calculator_rejects_impossible_requests() -> None:
         required_sample_size_proportion(baseline_rate=0.9, mde=0.2)
     with pytest.raises(ValueError):
         minimum_detectable_effect(baseline_mean=0.0, baseline_variance=1.0, n_control=10, n_treatment=10)
+
+
+# issue 22 item 1: any stored weights, however extreme, give an answer, never a ZeroDivisionError
+@pytest.mark.parametrize("weights", [(1e308, 1e308), (1e308, 5e-324), (5e-324, 5e-324), (1.0, 1e-300)])
+def test_srm_check_survives_extreme_weights(weights):
+    from experiments.stats.srm import srm_check
+
+    result = srm_check([20, 20], list(weights))
+    assert 0.0 <= result.p_value <= 1.0
+    assert all(math.isfinite(e) for e in result.expected)
+    assert srm_check([0, 0], list(weights)).p_value == 1.0

@@ -290,3 +290,34 @@ def test_compose_file_defines_scalable_cpu_and_gpu_workers():
         assert service["environment"]["SHOPRANK_REDIS_URL"].startswith("redis://redis-cache")
         assert service["environment"]["SHOPRANK_BROKER_URL"].startswith("redis://redis-broker")
     assert "healthcheck" in services["redis-broker"] and "healthcheck" in services["redis-cache"]
+
+
+def test_a_pool_shed_for_ten_seconds_gets_one_job_at_the_minimum_depth(redis_url, unique_prefix):
+    """Issue 22 item 3: with every search shed on a low estimate no job reaches the pool and the estimate never
+    changes; a queue that got no job for 10 s gets the next one at the minimum depth, which measures it again."""
+    from workers.client import CeleryDispatcher
+    from workers.registry import WorkerRegistry
+    from workers.testing import delete_prefixed_keys, isolated_environment, settings_for
+
+    settings = settings_for(isolated_environment(redis_url, prefix=unique_prefix))
+    dispatcher = CeleryDispatcher.from_settings(settings)
+    registry = WorkerRegistry.from_url(settings.redis_url, settings.queue_prefix)
+    now = [1000.0]
+    dispatcher.clock = lambda: now[0]
+    try:
+        registry.advertise(
+            "slow@host#1",
+            {"node": "slow@host", "device": "cpu", "device_family": "cpu", "queue": QUEUE_CPU, "pairs_per_second": 2.0},
+        )
+        dispatcher.live_workers(refresh=True)
+        job = RerankJob("kettle", [f"passage {i}" for i in range(100)], min_depth=10)
+        assert dispatcher._choose_depth(job, QUEUE_CPU, 1.0).shed
+        now[0] += 5
+        assert dispatcher._choose_depth(job, QUEUE_CPU, 1.0).shed
+        now[0] += 6  # 11 s without a job for this pool
+        explored = dispatcher._choose_depth(job, QUEUE_CPU, 1.0)
+        assert not explored.shed and explored.depth == 10 and "exploring" in explored.reason
+        assert dispatcher._choose_depth(job, QUEUE_CPU, 1.0).shed  # one, then the estimate decides again
+    finally:
+        dispatcher.close()
+        delete_prefixed_keys(redis_url, unique_prefix)

@@ -12,7 +12,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from shoprank.db import is_database_unavailable
+from shoprank.db import is_database_unavailable, is_statement_timeout
 from webapp.context import app_services
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def register_error_handlers(app: Flask) -> None:
         if wants_json():
             message = exc.description or exc.name
             if status == 413:
-                message = f"the request body is larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes"
+                message = f"the request body is larger than {request.max_content_length} bytes"
             response = error_response(status, _HTTP_CODES.get(status, "http_error"), message)
             if status == 405 and isinstance(exc, MethodNotAllowed) and exc.valid_methods:
                 response.headers["Allow"] = ", ".join(exc.valid_methods)
@@ -92,6 +92,13 @@ def register_error_handlers(app: Flask) -> None:
     def database_error(exc: Exception) -> Any:
         """The database is down or unreachable: 503 + Retry-After, never a stack trace; other DB errors are 500s."""
         _rollback_request_session()
+        if is_statement_timeout(exc):
+            seconds = app_services().settings.dashboard_statement_timeout_ms / 1000
+            log.warning("statement timeout (%g s) on %s %s", seconds, request.method, request.path)
+            message = f"This page's query took longer than {seconds:g} s and was cancelled; narrow the range or retry."
+            if wants_json():
+                return error_response(503, "query_timeout", message)
+            return render_template("error.html", status=503, message=message), 503
         if not is_database_unavailable(exc):
             return unexpected(exc)
         log.warning("database unavailable on %s %s: %s", request.method, request.path, str(exc).splitlines()[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import uuid
 from collections.abc import Iterable
@@ -24,6 +25,15 @@ VISITOR_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    """JSON numbers past float range (``1e999``) would parse to ``inf`` and be answered as ``Infinity``, which
+    is not JSON: refuse them where the body is read, once for every endpoint."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is outside the range of a double")
+    return value
 
 
 def _has_lone_surrogate(value: Any) -> bool:
@@ -47,7 +57,7 @@ def _has_lone_surrogate(value: Any) -> bool:
 def json_body() -> Any:
     """The parsed body; a clear 400 for an empty body, non-UTF-8 bytes or invalid JSON (413 past the size cap)."""
     raw = request.get_data(cache=True)
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    limit = request.max_content_length  # the app's MAX_CONTENT_LENGTH unless the endpoint set a tighter one
     if request.content_length is None and limit is not None and len(raw) >= limit:
         # A chunked body has no Content-Length to refuse up front; servers that stream it (gunicorn, werkzeug)
         # hand werkzeug a stream it cuts at the limit, so a full-length read means there was more: 413.
@@ -59,7 +69,7 @@ def json_body() -> Any:
     except UnicodeDecodeError as exc:
         raise ApiError(400, "invalid_encoding", f"the request body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise ApiError(
             400,

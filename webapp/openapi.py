@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalog.validation import MAX_ATTRIBUTES
 from shoprank.config import Settings
 from webapp.blueprints.api import DEFAULT_LIMIT
-from webapp.rank_schema import MAX_ATTRIBUTES, MAX_CHARS, MAX_USER_CHARS
+from webapp.rank_schema import MAX_CHARS, MAX_USER_CHARS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 

@@ -9,12 +9,13 @@ fields are ignored, as in the rerank APIs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from catalog.validation import MAX_PRICE, known_currencies
+from catalog.validation import MAX_ATTRIBUTE_CHARS, MAX_ATTRIBUTES, MAX_PRICE, known_currencies
 from search.supplied import Candidate, CatalogRef, InlineProduct, generated_sku
 from shoprank.languages import is_known_language
 from shoprank.storable_text import unstorable_character
@@ -35,8 +36,6 @@ INLINE_FIELDS = (
 )
 #: Longest values accepted, in characters (the catalog importer's limits; a sku as the events API stores it).
 MAX_CHARS = {"sku": 64, "title": 500, "description": 20_000, "brand": 200, "category": 200, "image": 1000}
-MAX_ATTRIBUTES = 50
-MAX_ATTRIBUTE_CHARS = 1000
 MAX_USER_CHARS = 128
 MAX_REPORTED_PROBLEMS = 100
 
@@ -150,6 +149,8 @@ def _attributes(raw: Mapping[str, Any], where: str, problems: _Problems) -> dict
         text = item if isinstance(item, str) else None
         if not isinstance(item, str | int | float) or (text is not None and len(text) > MAX_ATTRIBUTE_CHARS):
             problems.add(f"{where}.attributes.{key:.40}", f"must be a string (<= {MAX_ATTRIBUTE_CHARS}) or a number")
+        elif isinstance(item, float) and not math.isfinite(item):
+            problems.add(f"{where}.attributes.{key:.40}", "must be a finite number")
         elif unstorable_character(key) or (text is not None and unstorable_character(text)):
             problems.add(f"{where}.attributes.{key:.40}", "contains a control character")
     return dict(value)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, render_template, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.ratelimit import RateLimiter, build_limiter, enforce
@@ -43,6 +43,8 @@ SECURITY_HEADERS = {
 HSTS = "max-age=31536000; includeSubDomains"
 #: The shop's unauthenticated JSON endpoints, limited per client IP.
 PUBLIC_RATE_LIMITED_ENDPOINTS = frozenset({"api.search", "api.suggest", "api.events", "rank.rank"})
+#: Pages that search (each one a first-stage retrieval and maybe a rerank job): limited per address like the APIs.
+PAGE_RATE_LIMITED_ENDPOINTS = frozenset({"shop.search"})
 PUBLIC_LIMITER = "shoprank_public_limiter"
 LOGIN_LIMITER = "shoprank_login_limiter"
 
@@ -62,10 +64,17 @@ def public_limiter() -> RateLimiter:
     return limiter
 
 
-def _limit_public_api() -> None:
+def _limit_public_api() -> Any:
+    if request.endpoint in PAGE_RATE_LIMITED_ENDPOINTS:  # the same budget, answered as a page
+        allowed, retry_after = public_limiter().allow(client_ip())
+        if not allowed:
+            message = f"Too many searches from your address; retry in {retry_after} s."
+            return render_template("error.html", status=429, message=message), 429, {"Retry-After": str(retry_after)}
+        return None
     if request.endpoint not in PUBLIC_RATE_LIMITED_ENDPOINTS:
-        return
+        return None
     enforce(public_limiter(), client_ip(), "from your address")
+    return None
 
 
 def install_security(app: Flask, settings: Any) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from catalog.vectors import embedder
+from experiments.outbox import ExposureOutbox
 from experiments.ranking import RankingConfig, VariantResolver
 from experiments.store.currency import parse_rates
 from experiments.store.suggestions import blocked_phrases, past_searches
@@ -191,6 +192,7 @@ def build_services(
             db,
             RankingConfig(first_stage_top_k=settings.first_stage_top_k),
             refresh_seconds=settings.experiments_refresh_seconds,
+            outbox=ExposureOutbox(settings.resolved_outbox_dir, settings.redis_url, settings.queue_prefix),
         )
     search = SearchService(
         index,

@@ -29,6 +29,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -39,7 +40,7 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.exceptions import OperationalError
 
 from reranking.cache import RedisScoreCache, pair_cache_keys
-from reranking.depth import DepthDecision, choose_depth, longest_cached_prefix
+from reranking.depth import EXPLORE_AFTER_SECONDS, DepthDecision, choose_depth, longest_cached_prefix
 from reranking.dispatch import (
     DispatchResult,
     RerankError,
@@ -99,6 +100,8 @@ class CeleryDispatcher:
     ) -> None:
         self.app = app
         self.policy = settings.depth_policy()
+        self._last_admitted: dict[str, float] = {}  # per queue: when a job last passed the depth policy
+        self.clock: Callable[[], float] = time.monotonic  # for the exploration interval (tests inject one)
         redis_url = settings.redis_url or ""
         self.backlog = Backlog.from_url(redis_url, settings.queue_prefix)
         self.warm_queue = WarmQueue.from_url(redis_url, settings.queue_prefix)
@@ -226,7 +229,9 @@ class CeleryDispatcher:
             in_flight = self.backlog.jobs(queue)
         except self._errors as exc:
             raise self._went_down(f"cannot read the rerank backlog: {type(exc).__name__}: {exc}") from None
-        return choose_depth(
+        now = self.clock()
+        last_admitted = self._last_admitted.setdefault(queue, now)
+        decision = choose_depth(
             self.policy,
             candidates=len(job.passages),
             seconds_left=seconds_left,
@@ -234,7 +239,12 @@ class CeleryDispatcher:
             min_depth=job.min_depth,
             shared_with=in_flight,  # workers score jobs in flight side by side, step by step
             uncached=uncached,  # cached pairs cost the pool nothing: only misses are work
+            # a pool shed for a while gets one job anyway: it measures again (its estimate may be stale)
+            explore=now - last_admitted >= EXPLORE_AFTER_SECONDS,
         )
+        if not decision.shed:
+            self._last_admitted[queue] = now
+        return decision
 
     def _cached_head(self, job: RerankJob, queue: str) -> tuple[ScorerInfo | None, np.ndarray, list[bool] | None]:
         """Raw scores of the longest head of ``job`` in the workers' cache, keyed as the routed workers key them,
@@ -296,7 +306,10 @@ class CeleryDispatcher:
             described["queues"] = queue_depths(self.settings)
             described["routes_to"] = QUEUE_GPU if workers["workers_per_device"].get("cuda") else QUEUE_CPU
         except Exception as exc:  # /ready and the ops page report it; they must not fail on it
-            described["error"] = f"{type(exc).__name__}: {exc}"
+            # a code, not the driver's message (it names hosts and ports): the details go to the log only
+            log.warning("worker registry unreachable: %s: %s", type(exc).__name__, exc)
+            described["ok"] = False
+            described["error"] = "worker_registry_unreachable"
         return described
 
     def close(self) -> None:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reranking.depth import ThroughputMeter, score_prefix
+from reranking.depth import EXPLORE_AFTER_SECONDS, MIN_STEP_PAIRS, ThroughputMeter, score_prefix
 from reranking.dispatch import RerankTimeout
 from reranking.reranker import Reranker, ScoredRequest
 
@@ -345,6 +345,10 @@ class MicroBatcher:
         if rate:
             finish = time.monotonic() + sum(job.work(n) for job, n in step) / rate
             late = [job for job, _ in step if job.expires is not None and finish > job.expires]
+            if late and self.meter.idle_seconds() >= EXPLORE_AFTER_SECONDS:
+                # the estimate is stale (nothing measured for a while): a small step measures the model again
+                # instead of refusing every job on an old, low number forever (issue 22)
+                return [(job, job.take(MIN_STEP_PAIRS)) for job in live]
             for job in late:
                 self._stop_job(job, "the next step would end after the job's deadline")
             step = [(job, n) for job, n in step if job not in late]

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 TEST_JOB_DELAY_ENV = "SHOPRANK_TEST_JOB_DELAY_SECONDS"
 #: Fault injection for the depth-policy tests: a slow model, this many seconds per pair scored (test env only).
 TEST_PAIR_DELAY_ENV = "SHOPRANK_TEST_PAIR_DELAY_SECONDS"
+#: With TEST_PAIR_DELAY_ENV: the model is slow only for this many seconds after start-up (test env only).
+TEST_SLOW_START_ENV = "SHOPRANK_TEST_SLOW_START_SECONDS"
 #: The worker's scores must reach the caller before its deadline: result write and the client's polling.
 RETURN_MARGIN_SECONDS = 0.08
 #: Calibration at start-up: pairs of about this many words, so the first heartbeat already carries a throughput.
@@ -135,7 +137,9 @@ class WorkerRuntime:
         self.reranker.scorer.score_pairs(pairs)
         started = time.monotonic()
         self.reranker.scorer.score_pairs(pairs)
-        self.job_scorer.meter.observe(len(pairs), time.monotonic() - started)
+        seconds = time.monotonic() - started
+        if seconds > 0:  # the value a stale low estimate recovers toward (reranking.depth.ThroughputMeter)
+            self.job_scorer.meter.calibrated(len(pairs) / seconds)
 
     def start_heartbeat(self) -> None:
         if self.heartbeat is not None:
@@ -283,10 +287,14 @@ def _slow_down_for_tests(scorer: Any, settings: Settings) -> None:
     delay = _test_delay(settings, TEST_PAIR_DELAY_ENV, "the model takes %.3f s more per pair")
     if not delay:
         return
+    # only for the first N seconds, when set: a worker (re)started on a busy machine (the estimate-recovery test)
+    slow_for = _test_delay(settings, TEST_SLOW_START_ENV, "... only for the first %.1f s")
+    until = time.monotonic() + slow_for if slow_for else None
     fast = scorer.score_pairs
 
     def slow(pairs: Any, max_batch_size: int | None = None) -> Any:
-        time.sleep(delay * len(pairs))
+        if until is None or time.monotonic() < until:
+            time.sleep(delay * len(pairs))
         return fast(pairs, max_batch_size)
 
     scorer.score_pairs = slow

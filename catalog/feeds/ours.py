@@ -54,6 +54,9 @@ def jsonl_rows(path: Path, delta: bool = False) -> Iterator[FeedRow]:
             except json.JSONDecodeError as exc:
                 yield FeedRow(number, problems=[f"invalid JSON ({exc.msg} at column {exc.colno})"])
                 continue
+            except RecursionError:  # 100,000 nested brackets: the parser's recursion, not a server fault
+                yield FeedRow(number, problems=["invalid JSON: nested too deeply"])
+                continue
             if not isinstance(value, dict):
                 yield FeedRow(number, problems=["expected a JSON object"])
                 continue

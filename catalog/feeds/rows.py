@@ -65,3 +65,5 @@ def table_rows(
             yield FeedRow(reader.line_num, blank_to_none(dict(zip(header, cells, strict=False))))
     except FeedError as exc:
         yield FeedRow(exc.line, problems=[str(exc)])
+    except csv.Error as exc:  # e.g. a cell past the csv module's 131,072-character field limit: the file stops here
+        yield FeedRow(reader.line_num or 1, problems=[f"unreadable row ({exc}); the rest of the file was not read"])

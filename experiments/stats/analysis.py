@@ -52,7 +52,7 @@ from experiments.stats.frequentist import (
 )
 from experiments.stats.intervals import Interval, clipped, decision_interval
 from experiments.stats.sequential import DEFAULT_TUNING, sequential_test
-from experiments.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_check
+from experiments.stats.srm import SRM_P_THRESHOLD, SrmResult, srm_check, weight_shares
 from experiments.stats.sufficient import (
     MeanStats,
     MetricStats,
@@ -681,17 +681,17 @@ def analyze_experiment(
     srm = srm_check([v.units for v in variants], weights, settings.srm_threshold)
     m = len(variants) - 1 if settings.correction == "holm" else 1
     total_units = sum(v.units for v in variants)
-    total_weight = sum(weights)
+    shares = weight_shares(weights)
     summaries = [
         VariantSummary(
             key=v.key,
             is_control=index == 0,
             units=v.units,
             share=v.units / total_units if total_units else 0.0,
-            expected_share=w / total_weight,
+            expected_share=w,
             metrics={spec.key: _summary(v.metrics[spec.key]) for spec in metrics if spec.key in v.metrics},
         )
-        for index, (v, w) in enumerate(zip(variants, weights, strict=True))
+        for index, (v, w) in enumerate(zip(variants, shares, strict=True))
     ]
 
     comparisons: list[MetricComparison] = []

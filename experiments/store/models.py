@@ -51,6 +51,14 @@ class Event(Base):
             postgresql_where=text("type = 'click'"),
             sqlite_where=text("type = 'click'"),
         ),
+        # Search analytics filtered by experiment: its impressions in a time range (migration 0015).
+        Index(
+            "ix_events_impression_experiment",
+            "experiment",
+            "occurred_at",
+            postgresql_where=text("type = 'impression'"),
+            sqlite_where=text("type = 'impression'"),
+        ),
         # The query page: one query's searches by their normalised text, lower(trim(query)) (search_analytics),
         # spelled as PostgreSQL reflects it; SQLite gets the same index from the migration.
         Index(

@@ -36,6 +36,31 @@ class ScorerInfo:
         return asdict(self)
 
 
+def _looks_like_a_path(model_id: str) -> bool:
+    """A local directory (``/srv/models/x``, ``./x``, ``~/x``, ``C:\\x``), not a hub id like ``BAAI/bge-…``."""
+    return model_id.startswith(("/", ".", "~", "\\")) or (len(model_id) > 2 and model_id[1:3] in (":\\", ":/"))
+
+
+def public_scorer(scorer: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The scorer description shoppers' answers carry: a local model directory shown by its name only.
+
+    Why: ``/api/search`` and ``/search`` are public, and a file-system path tells an attacker about the host
+    (``/health`` hides it for the same reason); the ops page and logs keep the full path.
+    """
+    if scorer is None:
+        return None
+    model_id = str(scorer.get("model_id") or "")
+    if not _looks_like_a_path(model_id):
+        return scorer
+    name = model_id.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    shown = dict(scorer)
+    shown["model_id"] = name
+    for key, value in scorer.items():
+        if isinstance(value, str) and model_id in value and key != "model_id":
+            shown[key] = value.replace(model_id, name)
+    return shown
+
+
 @dataclass
 class ScorerStats:
     """Monotonic counters; read them for metrics and for tests that count model work."""

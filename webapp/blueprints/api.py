@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, request, url_for
 
+from experiments.outbox import ExposureOutbox
 from experiments.store import EventBatchTooLarge, EventValidationError, IngestResult, ingest_events, parse_events
 from experiments.store.screening import IgnoredEvent, screen_events
 from search.filters import FxRates
@@ -13,7 +15,7 @@ from search.service import SearchInputError, SearchResult
 from search.shop_search import ShopPage
 from search.shopper_currency import shopper_currency
 from search.suggest import Suggestion
-from shoprank.db import run_retrying_conflicts
+from shoprank.db import is_database_unavailable, run_retrying_conflicts
 from shoprank.languages import is_known_language, language_name
 from shoprank.observability import metrics
 from webapp.context import app_services
@@ -24,6 +26,7 @@ from webapp.presenters import applied_filters_json, converted_price, facets_json
 from webapp.search_params import parse_search_params
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 20
 
@@ -178,6 +181,16 @@ def events() -> Any:
         status, reason = (413, "too_large") if isinstance(exc, EventBatchTooLarge) else (422, "invalid")
         metrics.EVENTS_REJECTED.labels(reason).inc()
         raise ApiError(status, "invalid_events", str(exc), details=exc.errors[:100]) from None
+
+    outbox = getattr(app.search.resolver, "outbox", None)
+    if isinstance(outbox, ExposureOutbox):
+        # exposures kept during a database outage first, so these events find their unit's exposure
+        try:
+            outbox.replay(app.db)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                raise  # 503 + Retry-After, as for the events themselves
+            log.exception("exposure outbox replay failed; storing the events without it")
 
     def store(session: Any) -> tuple[IngestResult, list[IgnoredEvent]]:
         counted, ignored = screen_events(session, parsed)  # events that could never count are not stored

@@ -1,7 +1,7 @@
 """listing impressions (no query) and server-written autocomplete (answered searches, block list)
 
 Revision ID: 0017_trusted_suggestions
-Revises: 0014_variant_rerank_depth
+Revises: 0015_analytics_experiment_index
 Create Date: 2026-12-07
 
 ``events.listing``: what kind of page an impression without a query showed (category, brand, deals, home,
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_trusted_suggestions"
-down_revision = "0014_variant_rerank_depth"
+down_revision = "0015_analytics_experiment_index"
 branch_labels = None
 depends_on = None
 
