@@ -124,10 +124,11 @@ def _query_key(column: Any) -> ColumnElement[str]:
     return folded(func.trim(column))
 
 
-def _impressions(filters: Filters, impression: Any) -> list[ColumnElement[bool]]:
+def _impressions(filters: Filters, impression: Any, *, listings: bool = False) -> list[ColumnElement[bool]]:
+    """Impressions in the range (and language, experiment): of searches, or with ``listings`` of listings."""
     conditions = [
         impression.type == "impression",
-        impression.listing.is_(None),
+        impression.listing.is_not(None) if listings else impression.listing.is_(None),
         impression.occurred_at >= filters.start,
         impression.occurred_at < filters.end,
     ]
@@ -304,16 +305,7 @@ def overview(session: Session, filters: Filters, *, few: int = 3) -> dict[str, Q
 def listing_views(session: Session, filters: Filters) -> dict[str, int]:
     """Impressions of listings without a query (category, brand, deals, home, filters) in the range, per kind."""
     impression = aliased(Event, name="impression")
-    conditions = [
-        impression.type == "impression",
-        impression.listing.is_not(None),
-        impression.occurred_at >= filters.start,
-        impression.occurred_at < filters.end,
-    ]
-    if filters.language:
-        conditions.append(impression.language == filters.language)
-    if filters.experiment:
-        conditions.append(impression.experiment == filters.experiment)
+    conditions = _impressions(filters, impression, listings=True)
     statement = (
         select(impression.listing, func.count())
         .where(*conditions)
