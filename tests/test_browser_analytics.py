@@ -27,7 +27,12 @@ def test_query_page_shows_rankings_side_by_side(browser, live_shop, tmp_path):  
     control = SearchService(
         services.index, services.dispatcher, NoExperiment(RankingConfig(rerank=False)), deadline_ms=3000
     )
-    top = [hit.item.sku for hit in control.search("headphones", limit=3).hits]
+    from search.shop_search import ShopQuery, ShopSearch
+
+    shown = ShopSearch(control, gate=services.shop_search.gate).search(
+        ShopQuery(text="headphones", currency="USD", per_page=10)
+    )
+    top = [hit.item.sku for hit in shown.hits[:3]]  # what control's shoppers see first (the page's own path)
     for variant in ("control", "treatment"):
         for position, sku in enumerate(top, start=1):
             for _ in range(4 - position):  # the first product clicked most
