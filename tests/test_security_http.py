@@ -88,11 +88,12 @@ def test_public_api_limit_per_ip_is_429_json_with_retry_after(shop_services):
             client.post("/api/events", data="{", content_type="application/json"),
             client.get("/api/search?q=headphones&limit=2"),  # 4th from this address
             client.get("/api/search?q=headphones", environ_base={"REMOTE_ADDR": "10.1.2.3"}),
-            client.get("/search?q=headphones"),  # HTML pages are not on this budget
+            client.get("/search?q=headphones"),  # the search page shares the address's budget (issue 22 item 10)
         ]
 
     responses = in_one_window(run)
-    assert [r.status_code for r in responses] == [400, 200, 400, 429, 200, 200]
+    assert [r.status_code for r in responses] == [400, 200, 400, 429, 200, 429]
+    assert responses[5].content_type.startswith("text/html") and int(responses[5].headers["Retry-After"]) >= 1
     limited = responses[3]
     assert limited.get_json()["error"]["code"] == "rate_limited" and int(limited.headers["Retry-After"]) >= 1
     assert limited.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
