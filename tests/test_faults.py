@@ -429,7 +429,14 @@ def test_exposures_during_a_postgres_outage_are_kept_and_every_event_counts(priv
             private_postgres.start()
             retried = http.post(f"{server.url}/api/events", json={"events": events}, timeout=30)
             assert retried.status_code == 200, retried.text[:500]
-            assert retried.json() == {"received": len(events), "stored": len(events), "duplicates": 0, "ignored": []}
+            assert retried.json() == {
+                "received": len(events),
+                "stored": len(events),
+                "duplicates": 0,
+                "ignored": [],
+                "waiting_for_impression": 0,
+                "attached": 0,
+            }
         assert _count_events(services.db, [e["id"] for e in events]) == len(events)
         with services.db.session() as session:
             rows = dict(session.execute(select(Exposure.unit_id, Exposure.variant)).all())
