@@ -44,6 +44,7 @@ from search.nonsense import has_words
 from search.product_type import AccessoryShapes
 from search.service import SearchHit
 from search.tokenize import tokenize
+from shoprank.db import is_database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -108,10 +109,22 @@ class RelevanceGate:
         return self._profiles.get(self._index.state.version.name, build)
 
     def shapes(self) -> AccessoryShapes:
+        """The catalog's accessory shapes, learned from its titles once per index version.
+
+        The titles come from the database: while it is unreachable, searches go on without accessory shapes (and
+        learn them at the next search once it is back) instead of failing, as the rest of a search does.
+        """
         version = self._index.state.version.name
         cached = self._shapes
         if cached is None or cached[0] != version:
-            cached = (version, AccessoryShapes(title for _, title, _, _ in self._index.title_sample()))
+            try:
+                titles = [title for _, title, _, _ in self._index.title_sample()]
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                log.warning("relevance gate: catalog titles unreachable (%s); no accessory shapes for now", exc)
+                return AccessoryShapes([])
+            cached = (version, AccessoryShapes(titles))
             self._shapes = cached
         return cached[1]
 

@@ -291,3 +291,26 @@ def test_the_api_says_related_apart_from_results(own_shop: Any, monkeypatch) -> 
     assert body["total"] == 0 and body["results"] == [] and body["match"] == "related" and body["related"]
     html = app.test_client().get("/search?q=tondeuse%20%C3%A0%20gazon").get_data(as_text=True)
     assert 'id="related-heading"' in html and 'id="related"' in html
+
+
+@pytest.mark.slow
+def test_a_search_goes_on_when_the_catalog_titles_are_unreachable(own_shop: Any, monkeypatch) -> None:
+    """The gate learns accessory shapes from the catalog's titles in the database; while it is unreachable (the
+    first search after a start, during an outage) the search answers without them instead of a 503."""
+    from sqlalchemy.exc import OperationalError
+
+    from search.relevance_floor import RelevanceGate
+    from search.shop_search import ShopSearch
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT titles", {}, Exception("server closed the connection unexpectedly"))
+
+    shop = ShopSearch(_shop(own_shop, True).service, gate=RelevanceGate(own_shop.index))
+    monkeypatch.setattr(own_shop.index, "title_sample", unreachable)
+    page = _search(shop, "wireless headphones")
+    assert page.total > 0 and page.match == "matched"
+    monkeypatch.undo()  # back: the next search learns the shapes, and the accessories go below the products
+    ranked = [h.item.sku for h in _search(shop, "wireless headphones").hits]
+    assert max(ranked.index(s) for s in ("HP-1", "HP-2", "HP-3", "HP-4") if s in ranked) < min(
+        ranked.index(s) for s in ("HP-A1", "HP-A3") if s in ranked
+    )
