@@ -73,3 +73,13 @@ class LanguageCentering:
         norms = np.linalg.norm(shifted, axis=1, keepdims=True)
         centered: np.ndarray = (shifted / np.maximum(norms, 1e-12)).astype(np.float32)
         return centered
+
+
+def centred_unit(vectors: np.ndarray, centering: LanguageCentering | None) -> np.ndarray:
+    """Vectors as the dense first stage compares them: language-centred when a centring is fitted, else only
+    scaled to unit length (retrieval, the relevance gate and the catalog profile all go through this)."""
+    vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    if centering is not None and len(vectors):
+        return centering.transform(vectors)
+    unit: np.ndarray = (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return unit

@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 from catalog.models import Product, ProductEmbedding, ProductTombstone
 from catalog.stock import buyable_column, is_out_of_stock, stock_column
 from catalog.vectors import product_passage, stored_vector_is_current, vector_from_bytes
-from reranking.language_centering import LanguageCentering
+from reranking.language_centering import LanguageCentering, centred_unit
 from reranking.scorers.bi_encoder import E5Embedder
 from search import index_files
 from search.filters import FxRates, SearchFilters
@@ -636,22 +636,11 @@ class CatalogIndex:
                 missing.append(i)
         if missing:
             out[missing] = self._embedder.passages([items[i].passage for i in missing])
-        centering = version.centering
-        if centering is not None and len(out):
-            return centering.transform(out)
-        unit: np.ndarray = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return unit
+        return centred_unit(out, version.centering)
 
     def query_vectors(self, queries: Sequence[str]) -> np.ndarray:
         """Language-centred unit e5 query vectors (the embedder's query cache makes repeats free)."""
-        vectors = self._embedder.queries(list(queries))
-        centering = self.state.version.centering
-        if centering is not None:
-            return centering.transform(vectors)
-        unit: np.ndarray = (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(
-            np.float32
-        )
-        return unit
+        return centred_unit(self._embedder.queries(list(queries)), self.state.version.centering)
 
     def query_vector(self, query: str) -> np.ndarray:
         """The query's language-centred unit e5 vector."""
@@ -660,12 +649,7 @@ class CatalogIndex:
 
     def passage_vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Language-centred unit e5 vectors of arbitrary passage texts (title heads and targets, for intent)."""
-        vectors = self._embedder.passages(list(texts))
-        centering = self.state.version.centering
-        if centering is not None and len(vectors):
-            return centering.transform(vectors)
-        unit: np.ndarray = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return unit
+        return centred_unit(self._embedder.passages(list(texts)), self.state.version.centering)
 
     def profile_inputs(self) -> tuple[str, np.ndarray, list[str], LanguageCentering | None]:
         """What ``search.intent.build_profile`` needs: version name, raw vectors, category per row, centering.

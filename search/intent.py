@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reranking.language_centering import LanguageCentering
+from reranking.language_centering import LanguageCentering, centred_unit
 
 #: Rows used for the catalog's mean and covariance (a uniform sample; the spread is stable long before this).
 PROFILE_SAMPLE = 20_000
@@ -89,7 +89,7 @@ def build_profile(
             members = np.sort(rng.choice(members, size=CENTROID_ROWS, replace=False))
         picked.append(members)
     wanted = np.unique(np.concatenate([sample, *picked])) if rows else np.empty(0, int)
-    matrix = _unit(np.asarray(vectors[wanted], dtype=np.float32), centering)
+    matrix = centred_unit(vectors[wanted], centering)
     position = {int(row): i for i, row in enumerate(wanted.tolist())}
     sampled = matrix[[position[int(r)] for r in sample.tolist()]] if len(sample) else matrix
     member_vectors = [matrix[[position[int(r)] for r in members.tolist()]] for members in picked]
@@ -157,14 +157,6 @@ def _leave_one_out_cohesion(members: np.ndarray) -> float:
         np.linalg.norm(members, axis=1) * np.linalg.norm(others, axis=1), 1e-12
     )
     return float(np.median(cosines))
-
-
-def _unit(vectors: np.ndarray, centering: LanguageCentering | None) -> np.ndarray:
-    if centering is not None and len(vectors):
-        return centering.transform(vectors)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit: np.ndarray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
-    return unit
 
 
 class ProfileCache:

@@ -155,20 +155,23 @@ class RelevanceGate:
         """Which of ``hits`` (any arm's order of the first stage's candidates) match ``query``."""
         if not hits:
             return Decision(NOTHING, frozenset(), (), None)
-        words = self.word_matches(query, hits)
+        informative = self.informative_words(query)
+        words = self.word_matches(informative, hits)
         lexical = {hit.item.sku for hit in hits if hit.retriever_ranks.get("lexical", LEXICAL_EVIDENCE + 1)
                    <= LEXICAL_EVIDENCE}  # fmt: skip
         if not lexical and not words and not has_words(query):
             return Decision(NOTHING, frozenset(), (), None)
         vector = self._index.query_vector(query)
         intent = understand(self.profile(), vector)
-        similarity = self._index.vectors_of([hit.item for hit in hits]) @ vector
+        candidates = self._index.vectors_of([hit.item for hit in hits])
+        similarity = candidates @ vector
         z = {hit.item.sku: intent.z(float(s)) for hit, s in zip(hits, similarity.tolist(), strict=True)}
         if not lexical and not words and max(z.values()) < self.nonsense_z() - RELATED_MARGIN:
             closest = sorted(z, key=lambda sku: -z[sku])[:RELATED_COUNT]
             return Decision(RELATED, frozenset(), tuple(closest), intent)
-        accessories = self.accessories(query, vector, hits) | self.served_products(query, hits)
-        if words and self.names_a_brand(query, hits, words):  # "sony", "lego": that brand's products, in any language
+        accessories = self.accessories(query, vector, hits) | self.served_products(query, hits, candidates)
+        # "sony", "lego": that brand's products, in any language
+        if words and self.names_a_brand(informative, hits, words):
             tiers = {sku: 1 if sku in accessories else 0 for sku in words}
             return Decision(MATCHED, frozenset(words), (), intent, tiers)
         if words:  # the query's own words name the kind of product: their categories are the intent
@@ -192,11 +195,14 @@ class RelevanceGate:
                 tiers[sku] = 1 if sku in accessories else 0
         return Decision(MATCHED, frozenset(matching), (), intent, tiers)
 
-    def word_matches(self, query: str, hits: Sequence[SearchHit]) -> set[str]:
-        """Candidates whose text holds every informative word of the query (words in at most
-        ``INFORMATIVE_SHARE`` of the catalog's titles; "for", "para", "de" are not informative)."""
+    def informative_words(self, query: str) -> set[str]:
+        """The query's words found in at most ``INFORMATIVE_SHARE`` of the catalog's titles ("for", "para", "de"
+        say nothing about the product)."""
         shapes = self.shapes()
-        informative = {t for t in tokenize(query) if shapes.share(t) <= INFORMATIVE_SHARE}
+        return {t for t in tokenize(query) if shapes.share(t) <= INFORMATIVE_SHARE}
+
+    def word_matches(self, informative: set[str], hits: Sequence[SearchHit]) -> set[str]:
+        """Candidates whose text holds every one of the query's ``informative`` words."""
         if not informative:
             return set()
         found = set()
@@ -207,11 +213,9 @@ class RelevanceGate:
                 found.add(item.sku)
         return found
 
-    def names_a_brand(self, query: str, hits: Sequence[SearchHit], words: set[str]) -> bool:
+    def names_a_brand(self, informative: set[str], hits: Sequence[SearchHit], words: set[str]) -> bool:
         """Whether every informative word of the query is in the brand of a product that matched by words (a
         query for a brand, as shops treat a query that is a facet value: that brand's products only)."""
-        shapes = self.shapes()
-        informative = {t for t in tokenize(query) if shapes.share(t) <= INFORMATIVE_SHARE}
         brands = [set(tokenize(hit.item.brand or "")) for hit in hits if hit.item.sku in words]
         return bool(informative) and any(informative <= brand for brand in brands)
 
@@ -233,14 +237,14 @@ class RelevanceGate:
             if to_target - to_head > ACCESSORY_MARGIN
         }
 
-    def served_products(self, query: str, hits: Sequence[SearchHit]) -> set[str]:
+    def served_products(self, query: str, hits: Sequence[SearchHit], candidates: np.ndarray) -> set[str]:
         """When the query itself asks for something *for* a product ("Laptophülle für MacBook Air 13"), the
-        candidates closer to what it is for than to what it asks for: they rank below, like accessories do."""
+        candidates (``candidates``: their vectors, row per hit) closer to what it is for than to what it asks
+        for: they rank below, like accessories do."""
         parts = self.shapes().parts(query)  # "X for Y" where the catalog sells Y ("blender for smoothies" is not)
         if parts is None:
             return set()
         head, target = self._index.query_vectors([parts.head, parts.target])
-        similarity = self._index.vectors_of([hit.item for hit in hits])
-        to_head, to_target = similarity @ head, similarity @ target
+        to_head, to_target = candidates @ head, candidates @ target
         return {hit.item.sku for hit, h, t in zip(hits, to_head.tolist(), to_target.tolist(), strict=True)
                 if t - h > ACCESSORY_MARGIN}  # fmt: skip
