@@ -1,6 +1,6 @@
 """Relevance through the path a shopper's search takes, per labelled set, arm and language.
 
-    python bench/relevance.py [--sets demo-dev,demo-heldout,heldout-catalog] [--arms rerank,first_stage]
+    python bench/relevance.py [--sets demo-dev,demo-heldout,dev-catalog,heldout-catalog] [--arms rerank,first_stage]
                               [--workdir DIR] [--out FILE.json]
 
 Every query goes through ``ShopSearch`` (price words parsed into a filter, the relevance gate, intent tiers,
@@ -11,8 +11,12 @@ first-stage order in the ``first_stage`` arm.
 Sets (``data/catalog``):
 
 - ``demo-dev``: the demo queries (and price-capped queries) whose ids are *not* listed in ``demo_split.json``.
-  The only set any threshold or weight of the search was chosen on.
+  With ``dev-catalog``, the only sets any threshold or weight of the search is chosen on.
 - ``demo-heldout``: the ids listed in ``demo_split.json`` (30 %, drawn by hash before any tuning): never tuned on.
+- ``dev-catalog``: ``dev2/`` — a second catalog written independently of the demo and of the search code, in
+  the held-out catalog's shape (merchant display paths, messy titles, no stock column) but with other product
+  families: a *development* set, so decisions can be checked on an unseen-looking catalog without touching the
+  held-out one.
 - ``heldout-catalog``: ``heldout/`` — another catalog and its queries, written independently of the demo and of
   the search code (different categories, merchant-style titles, no stock column), never tuned on.
 
@@ -103,14 +107,14 @@ def labelled_sets(names: Sequence[str]) -> list[LabelledSet]:
         "demo-heldout": LabelledSet("demo-heldout", DATA / "demo_products.jsonl",
                                     [q for q in demo if q["id"] in heldout_ids], [n for n in nonsense if n.strip()]),
     }  # fmt: skip
-    heldout = DATA / "heldout"
-    if (heldout / "queries.jsonl").exists():
-        sets["heldout-catalog"] = LabelledSet(
-            "heldout-catalog",
-            heldout / "products.jsonl",
-            _jsonl(heldout / "queries.jsonl"),
-            [n for n in (heldout / "nonsense.txt").read_text(encoding="utf-8").split("\n") if n.strip()],
-        )
+    for name, folder in (("dev-catalog", DATA / "dev2"), ("heldout-catalog", DATA / "heldout")):
+        if (folder / "queries.jsonl").exists():
+            sets[name] = LabelledSet(
+                name,
+                folder / "products.jsonl",
+                _jsonl(folder / "queries.jsonl"),
+                [n for n in (folder / "nonsense.txt").read_text(encoding="utf-8").split("\n") if n.strip()],
+            )
     return [sets[name] for name in names if name in sets]
 
 
@@ -168,6 +172,7 @@ def evaluate(shop: Any, labelled: LabelledSet) -> dict[str, Any]:
             "ndcg@10": ndcg_at(ranked, judged),
             "mrr": reciprocal_rank(ranked, {s for s, g in judged.items() if g == 3}),
             "trap@3": bool(set(ranked[:3]) & set(q.get("traps", []))),
+            "top3": ranked[:3],
         })  # fmt: skip
     nonsense = [shop.search(ShopQuery(text=text, currency="USD", per_page=10)).total == 0 for text in labelled.nonsense]
 
@@ -189,6 +194,7 @@ def evaluate(shop: Any, labelled: LabelledSet) -> dict[str, Any]:
         "nonsense_queries": len(nonsense),
         "by_language": {lang: summary([r for r in per_query if r["language"] == lang]) for lang in languages},
         "zero_result_queries": [r["id"] for r in per_query if r["total"] == 0],
+        "per_query": per_query,
     }
 
 
@@ -256,7 +262,7 @@ def markdown(report: dict[str, Any], before: dict[str, Any] | None = None) -> st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default="demo-dev,demo-heldout,heldout-catalog")
+    parser.add_argument("--sets", default="demo-dev,demo-heldout,dev-catalog,heldout-catalog")
     parser.add_argument("--arms", default="rerank,first_stage")
     parser.add_argument("--workdir", type=Path, default=None, help="keep built shops here and reuse them")
     parser.add_argument("--out", type=Path, default=None)
