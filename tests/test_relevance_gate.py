@@ -67,7 +67,14 @@ def test_a_title_is_accessory_shaped_only_when_what_it_is_for_is_sold_in_the_cat
     assert shapes.parts("Nike Pegasus Running Shoes") is None
 
 
-@pytest.mark.parametrize("text", ["xyzzyqwerty", "qxvbzt wrpl", "ывфщз кцуй", "zzkrwplmf", "bvqjx wkrtz"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "xyzzyqwerty", "qxvbzt wrpl", "ывфщз кцуй", "zzkrwplmf", "bvqjx wkrtz",
+        # real characters that make no word together, in each CJK script (segmented as wordfreq does)
+        "钦壤蹦滤勺", "ぬゐゑをん", "뷁퉯꿹", "큐브툽뷀", "ゑゐぬゎ",
+    ],
+)  # fmt: skip
 def test_letter_salad_has_no_words(text: str) -> None:
     assert not has_words(text)
 
@@ -84,6 +91,12 @@ def test_letter_salad_has_no_words(text: str) -> None:
         "Zahnbürste",  # accents as written: wordfreq knows "zahnbürste", not the index's folded "zahnburste"
         "Wanderrucksack",  # compounds of two words count as words
         "löparskor",
+        "自行车灯",  # a word and a character, segmented by jieba
+        "鱼缸",
+        "ウクレレ",
+        "フライパン 28cm",
+        "전기자전거",
+        "WH-1000XM5用 イヤーパッド",
     ],
 )
 def test_real_queries_have_words_in_some_language(text: str) -> None:
