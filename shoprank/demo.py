@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 DEMO_TRAFFIC_NOTICE = "Demo traffic is being simulated in the background"
 #: Share of the time the background simulation works; it rests the rest, so live requests find the GIL, the
-#: database and the single in-process rerank thread free (measured in README, Quick start).
+#: database and the single in-process rerank thread free (measured in docs/getting-started.md).
 DEMO_TRAFFIC_SHARE = 0.5
 
 DEMO_EMAIL = "merchandiser@demo.shoprank.local"

@@ -125,7 +125,7 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
     if scorer:
         line = f"scorer: {scorer.get('model_id')} [{scorer.get('kind')}]"
         if scorer.get("kind") == "bi-encoder-fallback":
-            line += " -- FALLBACK: cross-encoder weights not on this machine (see README 'Models')"
+            line += " -- FALLBACK: cross-encoder weights not on this machine (see docs/reranking.md, Models)"
         click.echo(line)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # nosec B104 - display only, binds nothing
     if demo_login is not None:
