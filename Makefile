@@ -20,7 +20,7 @@ lint:
 	@scripts/setup.sh dev
 	.venv/bin/ruff check .
 
-# mypy over the seven packages, strict ([tool.mypy] in pyproject.toml); CI runs it before the tests.
+# mypy over the eight packages, strict ([tool.mypy] in pyproject.toml); CI runs it before the tests.
 typecheck:
 	@scripts/setup.sh dev
 	.venv/bin/mypy

@@ -13,7 +13,7 @@ import click
 
 from reranking import Reranker, ScorerSpec, format_passage, load_scorer
 from reranking.scorers.base import Scorer
-from shoprank.cli import context
+from shopctl.cli import context
 
 
 def scorer_options(command: Callable[..., Any]) -> Callable[..., Any]:
