@@ -33,6 +33,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY reranking ./reranking
 COPY shoprank ./shoprank
+COPY shopctl ./shopctl
 COPY search ./search
 COPY catalog ./catalog
 COPY workers ./workers

@@ -7,7 +7,7 @@ What is simulated, every ``pollingInterval`` (15 s) of a 24 h day:
 
 * **Traffic**: searches/s on a day-shaped curve (night trough, lunch and evening peaks). A share equal to the
   score-cache hit rate is served from the cache whole (head queries are cached, tail ones are not: that is how
-  the README's pair hit rates arise); the rest need the cross-encoder.
+  the docs' pair hit rates arise); the rest need the cross-encoder.
 * **The pool** (what the web tier's depth policy does, reranking/depth.py): an uncached search gets the deepest
   head that one worker can score before the deadline (``r x (deadline - overhead) x safety``), that the pool's
   throughput leaves room for (``C / uncached searches/s``), at most ``rerank_max_depth``; when not even
@@ -25,7 +25,7 @@ What is simulated, every ``pollingInterval`` (15 s) of a 24 h day:
   when searches/s pass the activation threshold, sizes it by searches/s per worker and W, and sends it back to
   zero after ``cooldownPeriod`` below activation; while a GPU worker is up every job goes to rerank.gpu.
 
-Defaults come from README measurements: 6.88 pairs/s per CPU worker (bge-reranker-v2-m3, torch INT8, 2 cores:
+Defaults come from measurements in docs/: 6.88 pairs/s per CPU worker (bge-reranker-v2-m3, torch INT8, 2 cores:
 "CPU reranking"), a 93.2 % pair cache-hit rate (load test, cold cache). The cold start (pod scheduled, image
 cached, model loaded and calibrated) was not measured: 120 s is an assumption; try ``--cold-start 300``.
 Outputs: reranked share (searches reranked at depth >= min depth, cached ones included), shed share, mean depth of
@@ -474,9 +474,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--spike-at", type=float, default=15.0, help="flash spike: start hour")
     parser.add_argument("--spike-minutes", type=float, default=20.0, help="flash spike: duration")
     parser.add_argument(
-        "--pairs-per-second", type=float, default=6.88, help="one CPU worker (README: bge-reranker-v2-m3 INT8, 2 cores)"
+        "--pairs-per-second", type=float, default=6.88, help="one CPU worker (docs/performance.md, INT8)"
     )
-    parser.add_argument("--cache-hit-rate", type=float, default=0.932, help="README load test, cold cache: 93.2 %%")
+    parser.add_argument("--cache-hit-rate", type=float, default=0.932, help="docs load test, cold cache: 93.2 %%")
     parser.add_argument("--cold-start", type=float, default=120.0, help="seconds until a new worker serves (assumed)")
     parser.add_argument(
         "--gpu-pairs-per-second", type=float, default=0.0, help="one GPU worker (not measured here: 0 = no GPU pool)"

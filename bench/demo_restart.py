@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _start(port: int, users: int, instance: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     env = dict(os.environ, PYTHONPATH=str(REPO), SHOPRANK_INSTANCE_DIR=str(instance))
-    command = [sys.executable, "-m", "shoprank", "serve", "--demo", "--port", str(port), "--demo-users", str(users)]
+    command = [sys.executable, "-m", "shopctl", "serve", "--demo", "--port", str(port), "--demo-users", str(users)]
     started = time.monotonic()
     with log.open("w") as out:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -475,9 +475,9 @@ class PrivateDatabase:
 
 
 def shoprank(env: dict[str, str], *args: str) -> None:
-    """``python -m shoprank ARGS`` as an operator would run it; fails loudly with its output."""
+    """``python -m shopctl ARGS`` as an operator would run it; fails loudly with its output."""
     done = subprocess.run(
-        [sys.executable, "-m", "shoprank", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "shopctl", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
     )
     if done.returncode != 0:
         raise RuntimeError(f"shoprank {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")

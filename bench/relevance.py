@@ -231,7 +231,7 @@ def run(set_names: Sequence[str], arms: Sequence[str], workdir: Path | None) -> 
 
 
 def markdown(report: dict[str, Any], before: dict[str, Any] | None = None) -> str:
-    """The README's tables: every set and arm, then nDCG@10 per query language (``before`` beside, if given)."""
+    """The tables of docs/performance.md: every set and arm, then nDCG@10 per query language (``before`` beside)."""
 
     def cell(now: float | None, then: float | None) -> str:
         if now is None:

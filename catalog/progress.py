@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class Progress:
-    """A no-op reporter; subclasses draw (``shoprank.cli.data_commands.BarProgress``)."""
+    """A no-op reporter; subclasses draw (``shopctl.cli.data_commands.BarProgress``)."""
 
     def stage(self, name: str, total: int | None) -> None:
         """A stage starts: ``checking``, ``writing`` or ``embedding``, with its total (None: unknown)."""

@@ -113,7 +113,7 @@ class ThroughputMeter:
 
 @dataclass(frozen=True, slots=True)
 class DepthPolicy:
-    """The knobs of deadline-aware depth (``SHOPRANK_RERANK_MIN_DEPTH`` etc., see the README's Scaling section)."""
+    """The knobs of deadline-aware depth (``SHOPRANK_RERANK_MIN_DEPTH`` etc., see docs/operations/scaling.md)."""
 
     #: Fewer scored candidates than this is not worth a rerank: shed instead.
     min_depth: int = 10

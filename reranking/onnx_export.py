@@ -63,7 +63,7 @@ def find_onnx_export(model_dir: str | Path, int8: bool) -> Path | None:
 
 def export_command(model: str, int8: bool = True) -> str:
     """The command that creates what ``find_onnx_export`` looks for; quoted in error messages."""
-    return f"python -m shoprank model export-onnx --model {model} --out {model}/{ONNX_SUBDIR}" + (
+    return f"python -m shopctl model export-onnx --model {model} --out {model}/{ONNX_SUBDIR}" + (
         " --int8" if int8 else ""
     )
 

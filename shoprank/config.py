@@ -89,8 +89,8 @@ class Settings:
     rerank_max_documents: int = _env("RERANK_MAX_DOCUMENTS", 1000, int)
     max_query_chars: int = _env("MAX_QUERY_CHARS", 1000, int)
     first_stage_top_k: int = _env("FIRST_STAGE_TOP_K", 100, int)
-    #: Deadline-aware rerank depth (README, Scaling): most and fewest first-stage candidates a search reranks,
-    #: the share of the time left that planned scoring may fill, and a job's fixed cost besides scoring.
+    #: Deadline-aware rerank depth (docs/operations/scaling.md): most and fewest first-stage candidates a search
+    #: reranks, the share of the time left that planned scoring may fill, and a job's fixed cost besides scoring.
     rerank_max_depth: int = _env("RERANK_MAX_DEPTH", 100, int)
     rerank_min_depth: int = _env("RERANK_MIN_DEPTH", 10, int)
     rerank_depth_safety: float = _env("RERANK_DEPTH_SAFETY", 0.7, float)
@@ -103,7 +103,7 @@ class Settings:
     outbox_dir: str | None = _env("OUTBOX_DIR", None, _optional_str)
     index_poll_seconds: float = _env("INDEX_POLL_SECONDS", 1.0, float)  # how often a process reads catalog changes
     search_max_limit: int = _env("SEARCH_MAX_LIMIT", 100, int)  # most results one search may return
-    #: Autocomplete's past searches (README, "What autocomplete trusts"): a phrase is suggested once this many
+    #: Autocomplete's past searches (docs/shop.md, "What autocomplete trusts"): a phrase is suggested once this many
     #: distinct shoppers searched it on the shop and were shown results; 0 turns past-search suggestions off.
     suggest_min_shoppers: int = _env("SUGGEST_MIN_SHOPPERS", 5, int)
 
@@ -121,7 +121,7 @@ class Settings:
     max_request_bytes: int = _env("MAX_REQUEST_BYTES", 8 * 1024 * 1024, int)
     demo_catalog: str = _env("DEMO_CATALOG", "data/catalog/demo_products.jsonl")
 
-    # Security (README "Security"). Rate limits count per minute; 0 turns a limit off.
+    # Security (docs/security.md). Rate limits count per minute; 0 turns a limit off.
     #: Per client IP on /api/search, /api/rank and /api/events (the shop's public, unauthenticated JSON endpoints).
     public_rate_limit_per_minute: int = _env("PUBLIC_RATE_LIMIT_PER_MINUTE", 1200, int)
     #: Per client IP on the dashboard login form (POSTs), so one host cannot spray passwords over many accounts.

@@ -1,6 +1,6 @@
 """bench/autoscale.py simulates the rule the chart really configures, and the simulation responds as it must.
 
-The numbers themselves are a benchmark (README "Operations > Kubernetes"); these checks keep the simulation honest:
+The numbers themselves are a benchmark (docs/operations/kubernetes.md); these checks keep the simulation honest:
 its thresholds are the ones Helm renders into the ScaledObjects (not a copy that can drift), and its model moves in
 the right direction when capacity or the target changes.
 """

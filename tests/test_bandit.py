@@ -2,7 +2,7 @@
 
 Findings that were reviewed and are not a risk carry ``# nosec BXXX - reason`` on the reported line; the second
 test keeps those honest (a test id and a reason, never a bare ``# nosec``). MEDIUM findings are reported as
-warnings so a reviewer sees them (README "Security" lists the reviewed ones).
+warnings so a reviewer sees them (docs/security.md lists the reviewed ones).
 """
 
 from __future__ import annotations

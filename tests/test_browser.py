@@ -114,7 +114,7 @@ def test_search_click_and_the_click_is_stored(browser, live_shop):
 def test_dashboard_login_and_experiment_with_simulated_data(browser, live_shop, tmp_path):
     """A merchandiser signs in and opens an experiment fed by the simulator: charts and numbers are on the page."""
     from experiments.manage import ExperimentSpec, VariantSpec, create_experiment, start_experiment
-    from shoprank.simulator import HttpTransport, SimulationConfig, Simulator
+    from shopctl.simulator import HttpTransport, SimulationConfig, Simulator
     from shoprank.users import create_user
 
     base, services = live_shop

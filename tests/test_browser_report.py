@@ -18,7 +18,7 @@ from tests.test_browser_csp import _check, _watched
 def test_report_shows_delivery_guardrails_and_one_interval(browser, live_shop, tmp_path):  # noqa: F811
     from experiments.manage import ExperimentSpec, VariantSpec, create_experiment, start_experiment
     from experiments.store import Event
-    from shoprank.simulator import HttpTransport, SimulationConfig, Simulator
+    from shopctl.simulator import HttpTransport, SimulationConfig, Simulator
     from shoprank.users import create_user
 
     base, services = live_shop

@@ -21,8 +21,8 @@ from catalog.importer import CatalogFileError, ImportOptions, import_feed, impor
 from catalog.models import ImportJob, Product, ProductEmbedding
 from catalog.progress import Progress
 from catalog.vectors import dense_text, is_current
+from shopctl.cli import cli
 from shoprank import migrate
-from shoprank.cli import cli
 from shoprank.db import Database
 from tests.shop_support import CountingEmbedder
 

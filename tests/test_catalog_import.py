@@ -14,8 +14,8 @@ from catalog.embedding import LocalEmbedding, embed_catalog
 from catalog.importer import CatalogFileError, import_file, read_catalog
 from catalog.models import Product, ProductEmbedding
 from catalog.vectors import EMBEDDING_DIM, EMBEDDING_MODEL_ID
+from shopctl.cli import cli
 from shoprank import migrate
-from shoprank.cli import cli
 from shoprank.db import Database
 from tests.shop_support import MINI_CATALOG, CountingEmbedder
 

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from shoprank.cli import cli
+from shopctl.cli import cli
 
 
 def _run(*args: str, env: dict[str, str] | None = None):

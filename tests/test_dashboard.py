@@ -14,7 +14,7 @@ import pytest
 from experiments.manage import get_experiment
 from experiments.store import ingest_events, parse_events
 from experiments.store.exposures import log_exposure
-from shoprank.simulator import FlaskTransport, SimulationConfig, Simulator
+from shopctl.simulator import FlaskTransport, SimulationConfig, Simulator
 from shoprank.users import create_user
 from tests.experiment_support import reset_experiments
 

@@ -19,7 +19,7 @@ from experiments.manage import VariantSpec, create_experiment, get_experiment, s
 from experiments.report import build_report
 from experiments.store import ingest_events, parse_events
 from experiments.store.exposures import log_exposure
-from shoprank.simulator import FlaskTransport, SimulationConfig, Simulator
+from shopctl.simulator import FlaskTransport, SimulationConfig, Simulator
 from shoprank.users import create_user
 from tests.experiment_support import ab_spec, reset_experiments, running
 from tests.shop_support import settings_for_tests
@@ -249,7 +249,7 @@ def test_ops_page_says_every_search_runs_on_the_fallback(missing_cross_encoder_a
 
 
 def test_demo_prints_an_ops_login_that_opens_the_ops_page(event_db):
-    from shoprank.demo import DEMO_OPS_EMAIL, ensure_demo
+    from shopctl.demo import DEMO_OPS_EMAIL, ensure_demo
     from shoprank.users import authenticate
 
     setup = ensure_demo(event_db.db)

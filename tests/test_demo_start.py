@@ -19,9 +19,9 @@ import requests
 from click.testing import CliRunner
 
 import webapp.waitress_server
-from shoprank import demo
-from shoprank.cli import cli
-from shoprank.simulator import FlaskTransport, SimulationConfig, Simulator
+from shopctl import demo
+from shopctl.cli import cli
+from shopctl.simulator import FlaskTransport, SimulationConfig, Simulator
 from shoprank.users import set_password
 from tests.conftest import free_port
 from tests.live_servers import sign_in, stop_waitress

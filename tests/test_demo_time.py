@@ -14,7 +14,7 @@ from experiments.manage import get_experiment
 from experiments.report import build_report
 from experiments.store import Event
 from experiments.store.experiment_models import Exposure
-from shoprank import demo
+from shopctl import demo
 from tests.experiment_support import reset_experiments
 
 

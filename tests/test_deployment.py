@@ -20,7 +20,7 @@ import click
 import pytest
 import yaml
 
-from shoprank.cli import cli
+from shopctl.cli import cli
 from shoprank.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent

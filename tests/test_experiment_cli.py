@@ -6,7 +6,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from experiments.store.experiment_models import Exposure
-from shoprank.cli import cli
+from shopctl.cli import cli
 from shoprank.users import User, authenticate
 from tests.experiment_support import ab_spec, reset_experiments, running
 

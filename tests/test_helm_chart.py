@@ -272,7 +272,7 @@ def test_gpu_workers_get_a_gpu_node_and_the_cuda_image_cpu_workers_neither(defau
         assert container["command"][:4] == ["shoprank", "worker", "--device", device]
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert container[probe]["exec"]["command"] == ["shoprank", "worker-health", "--device", device]
-        # requests come from the README's measurements: a CPU worker's peak RSS is up to 2.05 GiB on 2 cores
+        # requests come from docs/performance.md's measurements: a CPU worker's peak RSS is up to 2.05 GiB on 2 cores
         assert container["resources"]["requests"]["cpu"] == "2"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("shoprank", "webapp", "search", "workers", "catalog", "experiments", "reranking")
+PACKAGES = ("shopctl", "shoprank", "webapp", "search", "workers", "catalog", "experiments", "reranking")
 
 
 @dataclass(frozen=True)
@@ -182,8 +182,8 @@ def test_the_checks_catch_what_they_are_for(layers):
     assert layers.violation("search.service", "workers.client")
     assert layers.violation("shoprank.config", "webapp.errors")
     assert layers.violation("webapp.services", "workers.client") is None
-    assert layers.violation("shoprank.cli.data_commands", "webapp") is None
-    assert layers.of("shoprank.cli.data_commands") == "shoprank.cli"
+    assert layers.violation("shopctl.cli.data_commands", "webapp") is None
+    assert layers.of("shopctl.cli.data_commands") == "shopctl"
     assert layers.of("shoprank.db") == "shoprank"
 
     lazy = "def f():\n    from webapp.errors import ApiError\n"

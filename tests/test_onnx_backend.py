@@ -15,7 +15,7 @@ from scipy.stats import spearmanr
 from reranking import load_scorer
 from reranking.loading import ScorerSpec, choose_backend
 from reranking.onnx_export import FP32_FILE, INT8_FILE, MANIFEST_FILE, OnnxExportMissingError, find_onnx_export
-from shoprank.cli import cli
+from shopctl.cli import cli
 from shoprank.config import ConfigError, Settings
 
 QUERIES = ["wireless noise cancelling headphones", "无线降噪耳机", "zapatillas para correr", "кофемашина", "水筒"]

@@ -273,7 +273,7 @@ def test_malformed_json_and_a_configured_cap(shop_services, client):
     assert broken.status_code == 400 and broken.get_json()["error"]["code"] == "invalid_json"
 
 
-# --- the README's OpenSearch example, run as written ---------------------------------------------------------------
+# --- the docs' OpenSearch example (docs/api.md), run as written -----------------------------------------------
 
 
 class StandInOpenSearch:
@@ -318,14 +318,14 @@ def _requests_through(client, broken: bool = False) -> types.ModuleType:
 
 
 def _readme_example(monkeypatch, client, broken: bool = False) -> dict:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "api.md").read_text()
     code = text.split("<!-- opensearch-example -->", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
     opensearchpy = types.ModuleType("opensearchpy")
     opensearchpy.OpenSearch = StandInOpenSearch
     monkeypatch.setitem(sys.modules, "opensearchpy", opensearchpy)
     monkeypatch.setitem(sys.modules, "requests", _requests_through(client, broken))
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(code, "docs/api.md", "exec"), namespace)
     return namespace
 
 

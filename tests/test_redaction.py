@@ -75,7 +75,7 @@ def test_ordinary_messages_are_untouched():
 def test_the_cli_installs_redaction_on_the_root_handlers():
     from click.testing import CliRunner
 
-    from shoprank.cli import cli
+    from shopctl.cli import cli
     from shoprank.redaction import RedactionFilter
 
     root = logging.getLogger()

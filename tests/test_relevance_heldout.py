@@ -2,7 +2,7 @@
 
 No threshold, weight or window of the search was chosen on this set (``bench/relevance.py`` explains the split);
 this test only keeps later changes from making it worse without anyone noticing. The floors sit a little below
-what the current code measures with the e5 fallback (README, "Search relevance"), so noise from a changed
+what the current code measures with the e5 fallback (docs/performance.md, "Search relevance"), so noise from a changed
 dependency does not fail it, while a real regression does. Both arms are checked, since the gate must treat them
 alike.
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import relevance as bench  # noqa: E402  (bench/ is not a package)
 
-#: Measured on the final tree (README): rerank / first stage. Floors are these less a small margin.
+#: Measured on the final tree (docs/performance.md): rerank / first stage. Floors are these less a small margin.
 FLOORS = {
     "rerank": {"ndcg@10": 0.52, "mrr": 0.70, "trap@3_max": 0.20},  # measured 0.566, 0.741, 0.15
     "first_stage": {"ndcg@10": 0.51, "mrr": 0.69, "trap@3_max": 0.21},  # measured 0.562, 0.732, 0.16

@@ -305,7 +305,7 @@ def test_login_limit_is_shared_through_redis(shop_db_url, redis_url, unique_pref
 def test_cli_unlocks_a_locked_account(shop_db_url, shop_services):
     from click.testing import CliRunner
 
-    from shoprank.cli import cli
+    from shopctl.cli import cli
     from shoprank.users import authenticate
 
     reset_experiments(shop_services)

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from shoprank.simulator import MAX_RATE_LIMIT_WAITS, FlaskTransport, HttpTransport, SimulationConfig, Simulator
+from shopctl.simulator import MAX_RATE_LIMIT_WAITS, FlaskTransport, HttpTransport, SimulationConfig, Simulator
 
 
 def test_in_process_simulation_is_not_stopped_by_the_public_rate_limit(shop_services):

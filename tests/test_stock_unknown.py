@@ -21,8 +21,8 @@ from search.filters import FxRates, SearchFilters
 from search.index import CatalogItem
 from search.service import SearchHit
 from search.shop_search import OUT_OF_STOCK_DEMOTION, _demote_out_of_stock, _sorted, facets_of
+from shopctl.cli import cli
 from shoprank import migrate
-from shoprank.cli import cli
 from shoprank.db import Database
 from tests.shop_support import MINI_CATALOG, build_test_services, prepare_shop_database
 

@@ -1,4 +1,4 @@
-"""Every ``# type: ignore`` in the type-checked packages names its error code and says why (README, Development).
+"""Every ``# type: ignore`` in the type-checked packages names its error code and says why (docs/development.md).
 
 mypy itself rejects an ignore without a code (``enable_error_code = ["ignore-without-code"]``) and one that no
 longer silences anything (``warn_unused_ignores``); the reason is ours to check, here.

@@ -27,7 +27,7 @@ from reranking.dispatch import (
     RerankTimeout,
     RerankUnavailable,
 )
-from shoprank.cli import cli
+from shopctl.cli import cli
 from shoprank.config import Settings
 from workers.celery_app import QUEUE_CPU, QUEUE_GPU, RERANK_TASK_NAME
 from workers.client import CeleryDispatcher

@@ -66,7 +66,7 @@ def delete_prefixed_keys(redis_url: str, prefix: str) -> int:
 
 
 class WorkerProcess:
-    """``python -m shoprank worker ARGS`` (or another ``command``) in its own process group, log in a file."""
+    """``python -m shopctl worker ARGS`` (or another ``command``) in its own process group, log in a file."""
 
     def __init__(
         self,
@@ -94,7 +94,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "shoprank", self.command, *self.args],
+                [sys.executable, "-m", "shopctl", self.command, *self.args],
                 env=self.env,
                 cwd=REPO_ROOT,
                 stdout=log,

@@ -498,7 +498,7 @@ def _compare(
         )
         # Fixed horizon: the relative lift's own Welch test decides (gbstats' relative engine), so the shown
         # interval is the delta-method interval, whose coverage holds at large lifts where the interval built
-        # on the absolute test's p under-covers (bench/interval_coverage.py, README).
+        # on the absolute test's p under-covers (bench/interval_coverage.py, docs/experiments.md).
         pooled_t = method == "pooled_t"  # Student's t on the difference decides, as the revenue guardrail
         deciding = relative.p_value if relative is not None and not pooled_t else absolute.p_value
         draft = _Draft(spec, variant_key, method, deciding, absolute, relative, note, df)

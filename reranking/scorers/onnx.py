@@ -3,7 +3,7 @@
 Same encode → token-budget batches → restore-order pipeline as the torch scorer
 (``CrossEncoderScorer``); only the forward pass differs. The INT8 graph has its
 embedding tables quantized too, which is what keeps a bge-reranker-v2-m3 CPU worker
-well under the torch INT8 path's memory (README, Performance).
+well under the torch INT8 path's memory (docs/performance.md).
 """
 
 from __future__ import annotations

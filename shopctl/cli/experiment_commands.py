@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from shoprank.cli import context
+from shopctl.cli import context
 from shoprank.users import ROLES
 
 
@@ -78,7 +78,7 @@ def simulate(
     from tqdm import tqdm
 
     from experiments.manage import get_experiment
-    from shoprank.simulator import FlaskTransport, HttpTransport, SimulationConfig, Simulator
+    from shopctl.simulator import FlaskTransport, HttpTransport, SimulationConfig, Simulator
 
     if ctr_lift <= -1 or cvr_lift <= -1:
         raise click.BadParameter("lifts are relative and must be above -1 (-100 %)")

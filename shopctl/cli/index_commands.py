@@ -6,9 +6,9 @@ import json
 
 import click
 
-from shoprank.cli import context
-from shoprank.cli.data_commands import catalog_group
-from shoprank.cli.index_build import build_index
+from shopctl.cli import context
+from shopctl.cli.data_commands import catalog_group
+from shopctl.cli.index_build import build_index
 
 
 @click.group("index")

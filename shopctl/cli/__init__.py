@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from shoprank.cli.data_commands import apikey_group, catalog_group, db_group
-from shoprank.cli.experiment_commands import simulate, user_group
-from shoprank.cli.index_commands import index_group
-from shoprank.cli.model_commands import model_group
-from shoprank.cli.rerank_commands import demo_trap, rerank, score
-from shoprank.cli.serve_command import serve
-from shoprank.cli.worker_commands import embed_worker, warm_head_command, worker, worker_health, worker_status
+from shopctl.cli.data_commands import apikey_group, catalog_group, db_group
+from shopctl.cli.experiment_commands import simulate, user_group
+from shopctl.cli.index_commands import index_group
+from shopctl.cli.model_commands import model_group
+from shopctl.cli.rerank_commands import demo_trap, rerank, score
+from shopctl.cli.serve_command import serve
+from shopctl.cli.worker_commands import embed_worker, warm_head_command, worker, worker_health, worker_status
 from shoprank.config import LOG_FORMATS, LOG_LEVELS
 from shoprank.observability.logs import configure_logging, settings_for_logging
 

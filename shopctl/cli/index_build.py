@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from shoprank.cli.context import database
+from shopctl.cli.context import database
 from shoprank.config import Settings
 
 

@@ -13,7 +13,7 @@ import click
 
 from reranking import Reranker, ScorerSpec, format_passage, load_scorer
 from reranking.scorers.base import Scorer
-from shoprank.cli import context
+from shopctl.cli import context
 
 
 def scorer_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -223,5 +223,5 @@ def demo_trap(**options: Any) -> None:
         click.echo(f"  -> {'answer wins' if won else 'TRAP WINS'}")
     click.echo(f"\n{wins}/{len(KEYWORD_TRAPS)} traps avoided by {scorer.info.kind} {scorer.info.model_id}")
     if scorer.info.kind != "cross-encoder":
-        click.echo("(bi-encoder fallback: no cross-encoder weights on this machine; see README 'Models')", err=True)
+        click.echo("(bi-encoder fallback: no cross-encoder weights on this machine; see docs/reranking.md)", err=True)
     sys.stdout.flush()

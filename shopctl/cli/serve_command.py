@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING
 
 import click
 
+from shopctl.cli import context
+from shopctl.cli.data_commands import run_embed, run_import
+from shopctl.cli.index_build import build_index
 from shoprank import migrate
-from shoprank.cli import context
-from shoprank.cli.data_commands import run_embed, run_import
-from shoprank.cli.index_build import build_index
 from shoprank.config import Settings
 
 if TYPE_CHECKING:  # annotations only: the command imports the app lazily, so `shoprank --help` stays fast
     from flask import Flask
 
-    from shoprank.demo import DemoSetup
+    from shopctl.demo import DemoSetup
     from webapp.services import AppServices
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ def _catalog_is_empty(settings: Settings) -> bool:
 
 def _prepare_demo_experiments(services: AppServices) -> DemoSetup:
     """Demo login and experiments (created only when missing: a restart keeps its data and is not seeded again)."""
-    from shoprank.demo import ensure_demo
+    from shopctl.demo import ensure_demo
 
     setup = ensure_demo(services.db)
     services.search.resolver.invalidate()
@@ -60,7 +60,7 @@ def _prepare_demo_experiments(services: AppServices) -> DemoSetup:
 def _seed_demo_traffic(app: Flask, services: AppServices, experiments: list[str], users: int) -> None:
     """New demo experiments get simulated shoppers in the background: the server is already listening, and the
     dashboard shows a notice until the seeding is done."""
-    from shoprank.demo import start_demo_traffic
+    from shopctl.demo import start_demo_traffic
 
     if not experiments or not users:
         return
@@ -125,7 +125,7 @@ def serve(host: str, port: int, threads: int, demo: bool, demo_users: int) -> No
     if scorer:
         line = f"scorer: {scorer.get('model_id')} [{scorer.get('kind')}]"
         if scorer.get("kind") == "bi-encoder-fallback":
-            line += " -- FALLBACK: cross-encoder weights not on this machine (see README 'Models')"
+            line += " -- FALLBACK: cross-encoder weights not on this machine (see docs/reranking.md, Models)"
         click.echo(line)
     shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # nosec B104 - display only, binds nothing
     if demo_login is not None:

@@ -4,7 +4,7 @@
   namespace;
 - ``rerank-interleave``: team-draft interleaving of the same two rankers, the other half.
 
-Traffic comes from :mod:`shoprank.simulator` through the app's real HTTP routes (in process), spread over the
+Traffic comes from :mod:`shopctl.simulator` through the app's real HTTP routes (in process), spread over the
 past two weeks, with a +8 % click lift and +5 % purchase lift for the reranked arm. Idempotent: an existing demo
 is left as it is.
 
@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from flask import Flask
 
 from experiments.manage import ExperimentSpec, VariantSpec, create_experiment, get_experiment, start_experiment
+from shopctl.simulator import FlaskTransport, SimulationConfig, SimulationResult, Simulator
 from shoprank.db import Database
-from shoprank.simulator import FlaskTransport, SimulationConfig, SimulationResult, Simulator
 from shoprank.users import User, create_user, set_password
 from webapp.background import BackgroundProgress
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 DEMO_TRAFFIC_NOTICE = "Demo traffic is being simulated in the background"
 #: Share of the time the background simulation works; it rests the rest, so live requests find the GIL, the
-#: database and the single in-process rerank thread free (measured in README, Quick start).
+#: database and the single in-process rerank thread free (measured in docs/getting-started.md).
 DEMO_TRAFFIC_SHARE = 0.5
 
 DEMO_EMAIL = "merchandiser@demo.shoprank.local"

@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from catalog.feeds import FORMATS
 from catalog.progress import Progress
+from shopctl.cli import context
+from shopctl.cli.index_build import build_index
 from shoprank import migrate
-from shoprank.cli import context
-from shoprank.cli.index_build import build_index
 from shoprank.config import Settings
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from shoprank.cli import context
+from shopctl.cli import context
 
 
 def _parse_autoscale(_: click.Context, __: click.Parameter, value: str | None) -> tuple[int, int] | None:

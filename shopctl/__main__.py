@@ -1,0 +1,5 @@
+"""``python -m shopctl`` = the ``shoprank`` console script."""
+
+from shopctl.cli import main
+
+main()
