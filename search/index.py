@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -63,6 +64,8 @@ CHANGE_MARGIN = timedelta(seconds=10)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Past this many changed products the delta costs each process real memory: log that a build is due.
 DELTA_BUILD_HINT = 50_000
+#: Query-encoding threads per index (they wait on the engine's lock, so this bounds waiting searches, not compute).
+ENCODER_THREADS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,13 @@ class CatalogItem:
             "category": self.category,
             "attributes": self.attributes,
         }
+
+
+#: The columns a CatalogItem is read from (hydration selects these, not whole ORM objects).
+_ITEM_COLUMNS = (
+    Product.id, Product.sku, Product.title, Product.description, Product.price, Product.currency, Product.category,
+    Product.language, Product.brand, Product.image, Product.stock, Product.attributes,
+)  # fmt: skip
 
 
 def item_from_row(row: Any) -> CatalogItem:
@@ -249,6 +259,19 @@ class CatalogIndex:
         self._category_names: tuple[tuple[str, int], dict[str, dict[str, str]]] | None = None
         #: Called with the index after it opens a (new) version, e.g. to share its language centering.
         self.on_refresh: list[Callable[[CatalogIndex], None]] = []
+        self._encoders: ThreadPoolExecutor | None = None  # made on first use: after a fork, in the process using it
+        self._encoders_lock = threading.Lock()
+
+    def _encoder_pool(self) -> ThreadPoolExecutor:
+        """Threads that encode queries beside the lexical stage (the engine itself runs one call at a time; the
+        pool is as wide as a web process's request threads so a cached query never queues behind an encoding)."""
+        pool = self._encoders
+        if pool is None:
+            with self._encoders_lock:
+                if self._encoders is None:
+                    self._encoders = ThreadPoolExecutor(max_workers=ENCODER_THREADS, thread_name_prefix="query-encode")
+                pool = self._encoders
+        return pool
 
     # --- versions ---------------------------------------------------------------------------------------
 
@@ -507,26 +530,17 @@ class CatalogIndex:
         """
         state = self.state
         version, delta = state.version, state.delta
+        # The e5 engine releases the GIL: the query is encoded on a helper thread while this one applies the filters
+        # and runs the lexical stage, so a search waits for the longer of the two instead of their sum (``dense``
+        # is what is left of the encoding after the lexical stage, plus the IVF probes; the timings still add up
+        # to the first stage's wall time).
+        encoding = self._encoder_pool().submit(self._embedder.queries, [query])
         timings: dict[str, float] = {}
         mark = time.perf_counter()
         mask = self._base_mask(state, filters)
         docs = [d for d in delta.docs.values() if self._doc_allowed(d, filters)]
         matching = (version.rows if mask is None else int(mask.sum())) + len(docs)
         timings["filters"] = (time.perf_counter() - mark) * 1000
-
-        mark = time.perf_counter()
-        query_vector = self._embedder.queries([query])
-        if version.centering is not None:
-            query_vector = version.centering.transform(query_vector)
-        query_vector = query_vector[0]
-        dense_mask = mask if mask is not None else None
-        if not bool(np.all(version.has_vector)):
-            dense_mask = np.asarray(version.has_vector) if dense_mask is None else dense_mask & version.has_vector
-        rows, scores = version.vectors.search(query_vector, top_k, dense_mask)
-        dense = [Hit(str(int(version.product_id[r])), float(s)) for r, s in zip(rows, scores, strict=True)]
-        dense += [Hit(str(d.item.id), float(d.vector @ query_vector)) for d in docs if d.vector is not None]
-        dense = sorted(dense, key=lambda h: -h.score)[:top_k]
-        timings["dense"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
         analysed = version.lexicon.query_terms(query, language)
@@ -539,6 +553,20 @@ class CatalogIndex:
                 lexical.append(Hit(str(doc.item.id), score))
         lexical = sorted(lexical, key=lambda h: -h.score)[:top_k]
         timings["lexical"] = (time.perf_counter() - mark) * 1000
+
+        mark = time.perf_counter()
+        query_vector = encoding.result()
+        if version.centering is not None:
+            query_vector = version.centering.transform(query_vector)
+        query_vector = query_vector[0]
+        dense_mask = mask if mask is not None else None
+        if not bool(np.all(version.has_vector)):
+            dense_mask = np.asarray(version.has_vector) if dense_mask is None else dense_mask & version.has_vector
+        rows, scores = version.vectors.search(query_vector, top_k, dense_mask)
+        dense = [Hit(str(int(version.product_id[r])), float(s)) for r, s in zip(rows, scores, strict=True)]
+        dense += [Hit(str(d.item.id), float(d.vector @ query_vector)) for d in docs if d.vector is not None]
+        dense = sorted(dense, key=lambda h: -h.score)[:top_k]
+        timings["dense"] = (time.perf_counter() - mark) * 1000
 
         mark = time.perf_counter()
         fused = keep_best_lexical(
@@ -584,8 +612,10 @@ class CatalogIndex:
         seen_before = {pid: seen.get(pid) for pid in stale}  # before the read: a change racing it re-reads later
         try:
             with self._db.session() as session:
-                rows = session.execute(select(Product).where(Product.id.in_(stale))).scalars().all()
-                read = {product.id: item_from_row(product) for product in rows}
+                # plain rows, not ORM objects: a cold search hydrates ~100 products and the ORM's identity map
+                # and instrumentation cost more than the query
+                rows = session.execute(select(*_ITEM_COLUMNS).where(Product.id.in_(stale))).all()
+                read = {row.id: item_from_row(row) for row in rows}
         except Exception as exc:
             if not is_database_unavailable(exc):
                 raise

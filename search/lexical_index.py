@@ -17,6 +17,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ K1 = 1.5
 B = 0.75
 
 
+@lru_cache(maxsize=1 << 16)  # words repeat across listings (Zipf): a build hashes each common word once
 def token_hash(token: str) -> int:
     return int.from_bytes(hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
@@ -125,6 +127,25 @@ def _with_derived(
     return hashes[starts_at], rows[starts_at], np.add.reduceat(tfs, starts_at).astype(np.float32)
 
 
+def _sum_by_row(row_parts: list[np.ndarray], weight_parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each row once with the sum of its weights over the query's postings, rows ascending.
+
+    Every token's postings are sorted by row, so a stable sort of their concatenation is a merge of sorted runs
+    (timsort finds them) and the sums are added in the same order as before; at 1M products a common word has
+    ~50k postings, where ``np.unique(return_inverse) + np.add.at`` cost 1.5x as much.
+    """
+    if len(row_parts) == 1:
+        return row_parts[0], weight_parts[0].astype(np.float32, copy=True)
+    rows, weights = np.concatenate(row_parts), np.concatenate(weight_parts)
+    order = np.argsort(rows, kind="stable")
+    rows, weights = rows[order], weights[order]
+    first = np.empty(len(rows), dtype=bool)
+    first[:1] = True
+    np.not_equal(rows[1:], rows[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return rows[starts], np.add.reduceat(weights, starts).astype(np.float32, copy=False)
+
+
 def _saturate(tf: np.ndarray, length: np.ndarray, average: float) -> np.ndarray:
     norm = K1 * (1 - B + B * length / max(average, 1e-9))
     return (tf * (K1 + 1) / (tf + norm)).astype(np.float32)
@@ -177,9 +198,7 @@ class LexicalIndex:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         row_parts = [np.asarray(self.rows[self.offsets[s] : self.offsets[s + 1]]) for s in slots]
         weight_parts = [np.asarray(self.weights[self.offsets[s] : self.offsets[s + 1]]) for s in slots]
-        rows, inverse = np.unique(np.concatenate(row_parts), return_inverse=True)
-        scores = np.zeros(len(rows), dtype=np.float32)
-        np.add.at(scores, inverse, np.concatenate(weight_parts))
+        rows, scores = _sum_by_row(row_parts, weight_parts)
         if allowed is not None:
             keep = allowed[rows]
             rows, scores = rows[keep], scores[keep]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import lru_cache
 
 import Stemmer
 
@@ -49,6 +50,7 @@ _ARABIC = re.compile("[\u0600-\u06ff]")
 _local = threading.local()
 
 
+@lru_cache(maxsize=256)
 def base_language(language: str | None) -> str | None:
     """``"pt-BR"`` → ``"pt"``; None for none."""
     if not language:
@@ -68,6 +70,13 @@ def query_language(text: str, language: str | None) -> str | None:
     return None
 
 
+#: Distinct words remembered by the per-token helpers below. An index build calls them for every token of every
+#: listing (25 per listing, 1M listings); words repeat (Zipf), so a bounded memo cuts the build's text analysis,
+#: which was most of its time, without holding a whole vocabulary.
+WORD_MEMO = 1 << 16
+
+
+@lru_cache(maxsize=WORD_MEMO)
 def stemmable(token: str) -> bool:
     """Alphabetic, 3+ letters, not CJK: what stemming, decompounding and typo correction may touch."""
     return len(token) >= 3 and token.isalpha() and not _CJK.search(token)
@@ -86,6 +95,7 @@ def _stemmer(language: str) -> Stemmer.Stemmer | None:
     return found
 
 
+@lru_cache(maxsize=WORD_MEMO)
 def stem(token: str, language: str | None) -> str:
     """The Snowball stem of ``token`` in ``language``; the token itself when unknown or not stemmable."""
     code = base_language(language)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 _CJK = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff"
 _TOKEN = re.compile(rf"([{_CJK}]+)|([^\W_]+)")
@@ -61,10 +62,15 @@ def tokenize_forms(text: str) -> list[tuple[str, str]]:
     for cjk, word in _TOKEN.findall(text):
         if cjk:
             tokens.extend((gram, gram) for gram in _cjk_grams(cjk))
-        elif _IS_ARABIC.search(word):
-            folded = _arabic(word)
-            if folded:
-                tokens.append((folded, folded))
         else:
-            tokens.append((_fold_latin(word), word))
+            tokens.extend(_word_forms(word))
     return tokens
+
+
+@lru_cache(maxsize=1 << 16)  # words repeat across listings: an index build folds each common word once
+def _word_forms(word: str) -> tuple[tuple[str, str], ...]:
+    """The (token, written form) pairs of one non-CJK word: none, for an Arabic word that folds to nothing."""
+    if _IS_ARABIC.search(word):
+        folded = _arabic(word)
+        return ((folded, folded),) if folded else ()
+    return ((_fold_latin(word), word),)

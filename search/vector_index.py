@@ -126,9 +126,14 @@ class VectorIndex:
             searchable = int(self.offsets[-1])  # rows past the lists have no vector yet
             return _top(np.arange(searchable), np.asarray(self.vectors[:searchable]) @ query, top_k)
         probed = np.argpartition(-(self.centroids @ query), min(self.probes, len(self.centroids)) - 1)[: self.probes]
-        spans = [(int(self.offsets[j]), int(self.offsets[j + 1])) for j in probed]
-        rows = np.concatenate([np.arange(start, end) for start, end in spans])
-        scores = np.concatenate([np.asarray(self.vectors[start:end]) @ query for start, end in spans])
+        starts, ends = self.offsets[probed], self.offsets[probed + 1]
+        lengths = ends - starts
+        total = int(lengths.sum())
+        before = np.cumsum(lengths) - lengths  # where each list's scores start in the concatenation
+        rows = np.arange(total, dtype=np.int64) + np.repeat(starts - before, lengths)
+        scores = np.empty(total, dtype=np.float32)
+        for start, end, at in zip(starts.tolist(), ends.tolist(), before.tolist(), strict=True):
+            np.matmul(np.asarray(self.vectors[start:end]), query, out=scores[at : at + end - start])
         if allowed is not None:
             keep = allowed[rows]
             rows, scores = rows[keep], scores[keep]
