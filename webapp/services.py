@@ -21,10 +21,10 @@ from experiments.store.suggestions import blocked_phrases, past_searches
 from reranking import MemoryScoreCache, RedisScoreCache, Reranker, load_scorer
 from reranking.dispatch import InProcessDispatcher, RerankDispatcher
 from reranking.scorers.bi_encoder import E5FallbackScorer
+from search import query_price
 from search.filters import FxRates
 from search.index import CatalogIndex
 from search.observer import SearchObserver
-from search import query_price
 from search.service import SearchService
 from search.shop_search import ShopSearch
 from search.suggest import Suggester, blocked
