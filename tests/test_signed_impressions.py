@@ -150,8 +150,9 @@ def test_the_shops_own_impressions_are_counted(client, clean):
 
     # an API client echoing /api/search's answer, with a click on the first result
     answer = client.get("/api/search?q=Studio%20Headphones&lang=en&limit=5").get_json()
+    shown = [{"sku": hit["sku"], "position": hit["rank"]} for hit in answer["results"]]
     api_event = {"id": answer["impression_id"], "type": "impression", "unit": "api-shopper", "query": answer["query"],
-                 "language": "en", "items": [{"sku": h["sku"], "position": h["rank"]} for h in answer["results"]]}  # fmt: skip
+                 "language": "en", "items": shown}  # fmt: skip
     click = {"id": f"click-{uuid.uuid4()}", "type": "click", "unit": "api-shopper",
              "impression_id": answer["impression_id"], "sku": answer["results"][0]["sku"], "position": 1}  # fmt: skip
     # the shop page's beacon (what shop.js sends), on a search and on listings without a query
