@@ -36,11 +36,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from experiments.store import impression_ids  # noqa: E402 - after the path insert, as a script run needs
+
 LANGUAGES = ["en", "de", "zh", "ja", "es", "fr", "ar", "ru"]
 CURRENCIES = [("USD", 80.0), ("EUR", 70.0), ("JPY", 9000.0), ("CNY", 500.0)]
 SKUS = [f"SKU-{i:05d}" for i in range(5000)]
 QUERIES = [f"query {i}" for i in range(2000)]
 QUERY_WEIGHTS = [1 / (rank + 1) for rank in range(len(QUERIES))]  # Zipf-like: a few queries dominate
+BENCH_KEY = impression_ids.impression_key("bench/experiments.py")  # stands for the server's SHOPRANK_SECRET_KEY
 
 
 def generate_unit(
@@ -63,9 +66,11 @@ def generate_unit(
             exposed_at = when - dt.timedelta(seconds=1)
         exposed = index >= history
         served = treated and exposed  # reranked by the cross-encoder, as the delivery check expects
-        impression = uuid.uuid4().hex
         shown = rng.random()
         items = rng.sample(SKUS, 0 if shown < 0.04 else rng.randint(1, 3) if shown < 0.09 else 10)
+        query = rng.choices(QUERIES, QUERY_WEIGHTS)[0]
+        # the id a server hands out with its answer (search analytics counts only signed impressions)
+        impression = impression_ids.issue(BENCH_KEY, kind=impression_ids.SEARCH, query=query, items=len(items))
         events.append(
             {
                 "id": impression,
@@ -73,7 +78,7 @@ def generate_unit(
                 "unit": unit,
                 "experiment": "bench" if exposed else None,
                 "variant": variant if exposed else None,
-                "query": rng.choices(QUERIES, QUERY_WEIGHTS)[0],
+                "query": query,
                 "language": rng.choice(LANGUAGES),
                 "reranked": served,
                 # what the search served (issue 15's delivery check and guardrails read these)
@@ -129,7 +134,7 @@ def load(db: Any, args: argparse.Namespace) -> dict[str, Any]:
     def flush() -> None:
         nonlocal stored, duplicates, ingest_seconds, batch
         started = time.perf_counter()
-        parsed = parse_events({"events": batch}, max_batch=args.batch)
+        parsed = parse_events({"events": batch}, max_batch=args.batch, impression_key=BENCH_KEY)
         with db.session() as session:
             result = ingest_events(session, parsed)
         elapsed = time.perf_counter() - started

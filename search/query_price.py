@@ -143,6 +143,13 @@ def _constraint(
     return (None, bound) if pattern.kind == "max" else (bound, None)
 
 
+def warm() -> None:
+    """Compile every language's price patterns now (about 60 large regexes: seconds on a busy machine), so a
+    start pays for them before it listens instead of its first shopper's search."""
+    for language in LANGUAGES:
+        _compiled(language)
+
+
 def parse_query(query: str, *, language: str | None, currency: str) -> ParsedQuery:
     """Find at most one lower and one upper price limit in ``query`` and cut them out of the text.
 

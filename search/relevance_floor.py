@@ -107,6 +107,14 @@ class RelevanceGate:
 
     # --- per index version ----------------------------------------------------------------------------------
 
+    def warm(self) -> None:
+        """Learn this index version's profile, accessory shapes and nonsense level now (seconds on a busy machine:
+        a covariance over every vector, the catalog's titles, a first stage per nonsense probe), so a start pays
+        for them before it listens instead of its first shopper's search."""
+        self.profile()
+        self.shapes()
+        self.nonsense_z()
+
     def profile(self) -> CatalogProfile:
         def build() -> CatalogProfile:
             version, vectors, categories, centering = self._index.profile_inputs()

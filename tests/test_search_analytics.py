@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from experiments.ranking import NoExperiment, RankingConfig
-from experiments.store import ingest_events, parse_events
+from experiments.store import impression_ids, ingest_events, parse_events
 from experiments.store import search_analytics as sa
 from search.service import SearchService
 from shoprank.users import create_user
@@ -39,15 +39,25 @@ def clean(shop_services):
     _clear_events(shop_services)
 
 
+#: The key the events are signed with here (the server's key is derived from its secret the same way).
+SIGNING_KEY = impression_ids.impression_key("search analytics test secret")
+
+
 class Log:
-    """Builds events: ``search`` returns its impression id; ``click`` clicks a product of it."""
+    """Builds events: ``search`` returns its impression id (signed as the server signs the searches it answers;
+    ``signed=False``: an id the client made up); ``click`` clicks a product of it."""
 
     def __init__(self, now: dt.datetime) -> None:
         self.now = now
         self.events: list[dict] = []
 
-    def search(self, query: str, skus: list[str], *, language="en", variant=None, days_ago=0, unit="u1") -> str:
-        impression = uuid.uuid4().hex
+    def search(
+        self, query: str, skus: list[str], *, language="en", variant=None, days_ago=0, unit="u1", signed=True
+    ) -> str:
+        if signed:
+            impression = impression_ids.issue(SIGNING_KEY, kind=impression_ids.SEARCH, query=query, items=len(skus))
+        else:
+            impression = uuid.uuid4().hex
         self.events.append(
             {
                 "id": impression,
@@ -72,7 +82,7 @@ class Log:
 
     def store(self, services) -> None:
         with services.db.session() as session:
-            ingest_events(session, parse_events({"events": self.events}, max_batch=1000))
+            ingest_events(session, parse_events({"events": self.events}, max_batch=1000, impression_key=SIGNING_KEY))
 
 
 def _log(now: dt.datetime) -> Log:

@@ -17,6 +17,7 @@ import uuid
 import pytest
 from sqlalchemy import delete, select
 
+from experiments.store import impression_ids
 from experiments.store import search_analytics as sa
 from experiments.store.models import Event
 from experiments.store.suggestions import AnsweredSearch, SuggestionBlock
@@ -63,12 +64,19 @@ def _impression(**fields) -> dict:
             "items": [{"sku": "AUD-HP-0001", "position": 1}], **fields}  # fmt: skip
 
 
+def _served_listing(services, kind: str, **fields) -> dict:
+    """A listing impression whose id the server issued (search analytics counts only those)."""
+    key = impression_ids.impression_key(services.settings.secret_key)
+    return _impression(id=impression_ids.issue(key, kind=kind, query="", items=1), listing=kind, **fields)
+
+
 def test_listing_impressions_are_valid_and_counted_as_listings(client, shop_services):
     started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     before = sa.overview(shop_services.db.scoped(), sa.Filters(started, started + dt.timedelta(hours=1)))["all"]
     shop_services.db.scoped().rollback()
-    events = [_impression(listing=kind, language="en") for kind in ("category", "brand", "deals", "home")]
-    events.append(_impression(listing="category", query=""))  # an empty query on a listing is no problem
+    events = [_served_listing(shop_services, kind, language="en") for kind in ("category", "brand", "deals", "home")]
+    # an empty query on a listing is no problem (nor is a client-made id: stored, but not counted)
+    events.append(_served_listing(shop_services, "category", query=""))
     response = client.post("/api/events", json={"events": events})
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["stored"] == 5

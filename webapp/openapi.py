@@ -219,7 +219,12 @@ _SEARCH_RESPONSE = {
         "query": {"type": "string"},
         "language": {"type": ["string", "null"]},
         "request_id": {"type": "string"},
-        "impression_id": {"type": "string", "description": "The id to send as the impression event's id"},
+        "impression_id": {
+            "type": "string",
+            "description": "The id to send as the impression event's id, with this answer's `query` and every "
+            "product of `results`: the server signed it for them, and search analytics counts the impression "
+            "only then",
+        },
         "experiment": {"type": ["string", "null"]},
         "variant": {
             "type": ["string", "null"],

@@ -21,6 +21,7 @@ from experiments.store.suggestions import blocked_phrases, past_searches
 from reranking import MemoryScoreCache, RedisScoreCache, Reranker, load_scorer
 from reranking.dispatch import InProcessDispatcher, RerankDispatcher
 from reranking.scorers.bi_encoder import E5FallbackScorer
+from search import query_price
 from search.filters import FxRates
 from search.index import CatalogIndex
 from search.observer import SearchObserver
@@ -110,7 +111,8 @@ class AppServices:
             self.suggester = Suggester(self.index, self._past_searches)
 
     def warm(self) -> float:
-        """Open the catalog index and load the query encoder now, not in the first shopper's search.
+        """Open the catalog index, load the query encoder and learn the relevance gate's catalog state now, not in
+        the first shopper's search.
 
         gunicorn calls this in each worker before it accepts connections (``post_worker_init``), so a fresh
         worker never makes its first searches wait seconds for a model load while others queue behind them.
@@ -119,6 +121,8 @@ class AppServices:
         started = time.monotonic()
         try:
             self.index.refresh_if_changed().first_stage("warm-up", 10)
+            self.shop_search.gate.warm()  # the relevance gate's per-version state, else the first search's job
+            query_price.warm()  # the price patterns, else compiled in the first search of each language
         except Exception:
             log.exception("warming the catalog index failed; the first search will try again")
         return time.monotonic() - started

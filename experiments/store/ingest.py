@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from experiments.store import impression_ids
 from experiments.store.models import EVENT_TYPE_VALUES, LISTING_VALUES, Event, ImpressionItem, UnitDayRollup
 from shoprank.db import utcnow
 from shoprank.storable_text import unstorable_problem
@@ -222,7 +223,9 @@ def _money(raw: Any, where: str, problems: _Problems) -> Decimal | None:
     return value.quantize(Decimal("0.01"))
 
 
-def _parse_one(raw: Any, where: str, default_unit: str | None, now: datetime, problems: _Problems) -> ValidEvent | None:
+def _parse_one(
+    raw: Any, where: str, default_unit: str | None, now: datetime, problems: _Problems, key: bytes | None
+) -> ValidEvent | None:
     if not isinstance(raw, Mapping):
         problems.add(where, "must be an object")
         return None
@@ -251,6 +254,7 @@ def _parse_one(raw: Any, where: str, default_unit: str | None, now: datetime, pr
         "occurred_at": _timestamp(raw.get("ts"), where, problems, now),
         "received_at": now,
         "request_id": _text(raw, "request_id", where, problems, max_len=64, required=False),
+        "signed": False,
     }
     items: list[dict[str, Any]] = []
     if kind == "impression":
@@ -268,6 +272,14 @@ def _parse_one(raw: Any, where: str, default_unit: str | None, now: datetime, pr
         items = _impression_items(raw.get("items", []), where, problems)
         row["result_count"] = len(items)
         row.update(_delivery(raw, where, problems))
+        # Accepted either way; only an id this server issued for exactly this kind, query and count is trusted.
+        row["signed"] = (
+            key is not None
+            and isinstance(event_id, str)
+            and impression_ids.verifies(
+                key, event_id, kind=row["listing"] or impression_ids.SEARCH, query=row["query"], items=len(items)
+            )
+        )
     elif kind in ("click", "add_to_cart"):
         row["sku"] = _text(raw, "sku", where, problems, max_len=64, required=True)
         row["position"] = _int(raw, "position", where, problems, low=1, high=100_000)
@@ -287,9 +299,17 @@ def _parse_one(raw: Any, where: str, default_unit: str | None, now: datetime, pr
 
 
 def parse_events(
-    payload: Any, *, default_unit: str | None = None, max_batch: int = 500, now: datetime | None = None
+    payload: Any,
+    *,
+    default_unit: str | None = None,
+    max_batch: int = 500,
+    now: datetime | None = None,
+    impression_key: bytes | None = None,
 ) -> list[ValidEvent]:
     """Validate ``{"events": [...]}`` (or a bare list). Raises ``EventValidationError`` listing every problem.
+
+    ``impression_key`` (:func:`impression_ids.impression_key` of the deployment's secret) marks the impressions whose
+    id this server signed for what they carry; without it none is (search analytics then counts none of them).
 
     ``EventBatchTooLarge`` (a kind of ``EventValidationError``) when there are more than ``max_batch`` events.
     """
@@ -302,7 +322,9 @@ def parse_events(
     if len(events) > max_batch:
         raise EventBatchTooLarge([f"events: {len(events)} events in one batch; the limit is {max_batch}"])
     problems = _Problems()
-    parsed = [_parse_one(raw, f"events[{i}]", default_unit, now, problems) for i, raw in enumerate(events)]
+    parsed = [
+        _parse_one(raw, f"events[{i}]", default_unit, now, problems, impression_key) for i, raw in enumerate(events)
+    ]
     if problems.errors:
         raise EventValidationError(problems.errors)
     return [event for event in parsed if event is not None]
@@ -429,6 +451,7 @@ _PG_TYPES = {
     "order_value": "numeric",
     "currency": "varchar",
     "request_id": "varchar",
+    "signed": "boolean",
     "team": "varchar",
     "day": "date",
     "impressions": "integer",
@@ -554,7 +577,7 @@ def ingest_events(session: Session, events: Sequence[ValidEvent]) -> IngestResul
         return IngestResult(received=len(events), stored=0, duplicates=len(events))
     unknown_impressions = _inherit_assignment(session, batch)
     columns = [c.name for c in Event.__table__.columns]
-    rows = [{col: e.row.get(col) for col in columns} for e in batch]
+    rows = [{col: e.row.get(col) for col in columns} | {"signed": bool(e.row.get("signed"))} for e in batch]
 
     def fresh_items(stored: set[str]) -> list[dict[str, Any]]:
         return [

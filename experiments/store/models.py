@@ -23,6 +23,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -93,6 +94,9 @@ class Event(Base):
     scorer_model: Mapped[str | None] = mapped_column(String(200))
     rerank_depth: Mapped[int | None] = mapped_column(Integer)
     search_ms: Mapped[float | None] = mapped_column(Float)
+    #: impression: its id was issued (HMAC-signed) by this server for the kind, query and product count the event
+    #: carries (:mod:`experiments.store.impression_ids`); search analytics counts only these. False for other events.
+    signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # click / add_to_cart / purchase
     sku: Mapped[str | None] = mapped_column(String(64))
     position: Mapped[int | None] = mapped_column(Integer)  # 1-based rank of the clicked product

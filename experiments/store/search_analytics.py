@@ -3,9 +3,13 @@
 Which queries are searched most, which return nothing or almost nothing, which get shown results but no clicks,
 and how far down shoppers click; overall or split by variant, for one language or all, over a date range.
 
+Only impressions the server itself answered count: ``signed`` ones, whose id this server issued for the query (or
+listing kind) and product count they carry (:mod:`experiments.store.impression_ids`). Client-made ids, and real
+ids reported with another query, are stored for the experiment reports but are not searches here.
+
 Definitions (those of hosted search analytics):
 
-- a *search* is one stored impression (one results page shown); its query is compared case-insensitively, with
+- a *search* is one stored signed impression (one results page shown); its query is compared case-insensitively, with
   surrounding spaces trimmed; impressions of listings without a query (a category or brand page, deals, home:
   ``listing`` set) are not searches and are counted apart, per kind (:func:`listing_views`);
 - *no results*: the impression listed no products (``result_count = 0``); *few results*: 1..``few`` products;
@@ -128,6 +132,7 @@ def _impressions(filters: Filters, impression: Any, *, listings: bool = False) -
     """Impressions in the range (and language, experiment): of searches, or with ``listings`` of listings."""
     conditions = [
         impression.type == "impression",
+        impression.signed.is_(True),  # the server issued its id for this query (or listing): client text is not
         impression.listing.is_not(None) if listings else impression.listing.is_(None),
         impression.occurred_at >= filters.start,
         impression.occurred_at < filters.end,

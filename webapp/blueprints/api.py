@@ -22,6 +22,7 @@ from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, json_body, reject_unstorable, visitor_id
 from webapp.i18n import UI_LANGUAGES, catalog_category_names, category_label
+from webapp.impressions import impression_key, signed_page
 from webapp.presenters import applied_filters_json, converted_price, facets_json, hit_json
 from webapp.search_params import parse_search_params
 
@@ -122,7 +123,8 @@ def search() -> Any:
         )
     except SearchInputError as exc:
         raise ApiError(400, exc.code, exc.message) from None
-    return search_json(page, language, fx)
+    # signed for what the client is told to echo: ``query`` and the ``results`` it lists (search analytics)
+    return search_json(signed_page(page, query=page.result.query, items=len(page.hits)), language, fx)
 
 
 @bp.get("/suggest")
@@ -176,7 +178,12 @@ def events() -> Any:
     app = app_services()
     payload = json_body()
     try:
-        parsed = parse_events(payload, default_unit=visitor_id(), max_batch=app.settings.events_max_batch)
+        parsed = parse_events(
+            payload,
+            default_unit=visitor_id(),
+            max_batch=app.settings.events_max_batch,
+            impression_key=impression_key(),  # marks the impressions whose id this server issued (analytics)
+        )
     except EventValidationError as exc:
         status, reason = (413, "too_large") if isinstance(exc, EventBatchTooLarge) else (422, "invalid")
         metrics.EVENTS_REJECTED.labels(reason).inc()

@@ -12,12 +12,14 @@ from typing import Any
 
 from flask import Blueprint, request
 
+from experiments.store.impression_ids import SEARCH
 from search.service import SearchInputError
 from search.supplied import InlineProduct, resolve_candidates
 from webapp.blueprints.api import parse_language, parse_market, result_json
 from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, json_object, visitor_id
+from webapp.impressions import signed_result
 from webapp.rank_schema import parse_rank_request
 
 bp = Blueprint("rank", __name__, url_prefix="/api")
@@ -51,7 +53,7 @@ def rank() -> Any:
         )
     except SearchInputError as exc:
         raise ApiError(422, exc.code, exc.message) from None
-    body = result_json(result, language)
+    body = result_json(signed_result(result, kind=SEARCH, query=result.query, items=len(result.hits)), language)
     index_of = resolved.index_of()
     inline = {c.sku: c for c in req.candidates if isinstance(c, InlineProduct)}
     for entry in body["results"]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -21,6 +20,7 @@ from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, ensure_visitor_id
 from webapp.i18n import format_locale, translate, ui_language
+from webapp.impressions import listing_kind, signed_id, signed_page
 from webapp.presenters import converted_price
 from webapp.search_params import parse_search_params
 
@@ -71,9 +71,10 @@ def shop_terms() -> dict[str, Any]:
     return {"free_delivery": (FREE_DELIVERY_FROM, currency)}
 
 
-def listing_impression_id() -> str:
-    """A fresh id for a listing's impression: the page's add-to-cart and purchase events point at it."""
-    return str(uuid.uuid4())
+def listing_impression_id(kind: str, items: int) -> str:
+    """A fresh id for a listing's impression (the page's add-to-cart and purchase events point at it), signed for
+    its kind and product count, so search analytics counts it as a listing this server showed."""
+    return signed_id(kind=kind, items=items)
 
 
 @bp.get("/")
@@ -81,7 +82,10 @@ def home() -> Any:
     ensure_visitor_id()
     featured = browse.featured(app_services().db, ui_language(), 12, item_from_row)
     return render_template(
-        "home.html", featured=featured, categories=_categories(), impression_id=listing_impression_id()
+        "home.html",
+        featured=featured,
+        categories=_categories(),
+        impression_id=listing_impression_id("home", len(featured)),
     )
 
 
@@ -90,7 +94,7 @@ def deals() -> Any:
     """Discounted products (a regular price above the price in the feed), biggest saving first."""
     ensure_visitor_id()
     found = browse.deals(app_services().db, DEALS_LIMIT, item_from_row)
-    return render_template("deals.html", deals=found, impression_id=listing_impression_id())
+    return render_template("deals.html", deals=found, impression_id=listing_impression_id("deals", len(found)))
 
 
 @bp.get("/help")
@@ -214,6 +218,8 @@ def search() -> Any:
         # cookie minted by this very request is no shopper yet: a cookieless script would be a new one each time).
         app.answered_searches.record(raw_query.strip(), language, ensure_visitor_id())
     popular = app.suggester.popular(language) if page.total == 0 else []
+    # shop.js reports the query as typed (data-query) and every product card in #results, related ones included
+    page = signed_page(page, query=raw_query, items=len(page.hits) + len(page.related))
     return render_template(
         "search.html",
         query=raw_query,
@@ -221,6 +227,7 @@ def search() -> Any:
         result=page.result,
         popular=popular,
         search_url=search_url,
+        listing_kind=listing_kind,
         error=None,
     )
 
@@ -246,7 +253,7 @@ def category(slug: str) -> Any:
         total=total,
         page=page_number,
         pages=pages,
-        impression_id=listing_impression_id(),
+        impression_id=listing_impression_id("category", len(items)),
     )
 
 
