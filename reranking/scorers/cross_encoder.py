@@ -65,11 +65,16 @@ class CrossEncoderScorer(Scorer):
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         return sigmoid(raw)
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], max_batch_size: int | None = None) -> np.ndarray:
+    def score_pairs(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_batch_size: int | None = None,
+        passage_tokens: int | None = None,
+    ) -> np.ndarray:
         scores = np.empty(len(pairs), dtype=np.float32)
         if not pairs:
             return scores
-        encoded = self.encoder.encode(pairs)
+        encoded = self.encoder.encode(pairs, passage_tokens)
         lengths = [len(e.input_ids) for e in encoded]
         batches = plan_batches(lengths, self.max_tokens_per_batch, max_batch_size or self.max_batch_size)
         padded_tokens = 0
