@@ -41,3 +41,45 @@ def test_without_a_safetensors_checkpoint_it_quantizes_the_loaded_weights(tiny_m
     quantized = quantize_linear_int8(model, tmp_path)  # an empty folder: nothing to stream from
     assert not any(type(m) is torch.nn.Linear for m in quantized.modules())
     assert any(isinstance(m, DynamicQuantizedLinear) for m in quantized.modules())
+
+
+def test_int8_scorers_hold_the_embedding_tables_as_int8_rows(tiny_scorer_int8):
+    from reranking.int8_embedding import Int8Embedding
+
+    embeddings = tiny_scorer_int8.model.roberta.embeddings
+    for table in (embeddings.word_embeddings, embeddings.position_embeddings):
+        assert isinstance(table, Int8Embedding) and table.weight.dtype == torch.int8
+    assert type(embeddings.token_type_embeddings) is torch.nn.Embedding  # one row: nothing to gain
+    assert not any(isinstance(p, torch.nn.Parameter) and p.numel() >= 250_002 for p in tiny_scorer_int8.model.parameters())
+
+
+def test_the_int8_table_reconstructs_every_row_within_half_a_step(tiny_model_dir):
+    from reranking.int8_embedding import Int8Embedding, quantize_embeddings_int8
+    from reranking.scorers.cross_encoder import _safetensors_index
+
+    fp32 = _load_fp32(tiny_model_dir).roberta.embeddings.word_embeddings
+    streamed = _load_fp32(tiny_model_dir)
+    assert quantize_embeddings_int8(streamed, _safetensors_index(tiny_model_dir)) == 2  # words and positions
+    table = streamed.roberta.embeddings.word_embeddings
+    assert torch.equal(table.weight, Int8Embedding.from_float(fp32).weight)  # streamed == whole-table quantization
+    ids = torch.arange(table.num_embeddings).view(1, -1)
+    with torch.inference_mode():
+        error = (table(ids)[0] - fp32.weight).abs()
+    assert (error <= table.scale[:, None] / 2 + 1e-7).all()
+    assert float(error.max() / fp32.weight.abs().max()) < 0.005
+
+
+def test_quantizing_the_embeddings_keeps_the_logits_of_the_linear_only_int8_model(tiny_model_dir):
+    from reranking.int8_embedding import quantize_embeddings_int8
+
+    linear_only = quantize_linear_int8(_load_fp32(tiny_model_dir), tiny_model_dir)
+    both = quantize_linear_int8(_load_fp32(tiny_model_dir), tiny_model_dir)
+    quantize_embeddings_int8(both)
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(5, 250_000, (32, 24), generator=generator)
+    input_ids[:, 0], input_ids[:, -1] = 0, 2
+    attention_mask = torch.ones_like(input_ids)
+    a, b = _logits(linear_only, input_ids, attention_mask), _logits(both, input_ids, attention_mask)
+    spread = float(a.std())
+    # the embedding rounding (<0.4 % of the table's range) moves logits far less than their spread across inputs
+    assert float((a - b).abs().max()) < 0.1 * spread
