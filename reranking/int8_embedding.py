@@ -65,6 +65,9 @@ class Int8Embedding(torch.nn.Module):
             raise ValueError(f"expected {shape[0]} rows, got {row}")
         return cls(weight, scale, padding_idx)
 
+    weight: torch.Tensor
+    scale: torch.Tensor
+
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         rows = torch.nn.functional.embedding(input_ids, self.weight)
         return rows.to(torch.float32) * self.scale[input_ids].unsqueeze(-1)
