@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from experiments.assignment import ExperimentDefinition, ExperimentKind, ExperimentStatus, Namespace, Variant
 from experiments.ranking import RankingConfig
+from reranking.passage_budget import MAX_PASSAGE_TOKENS, MIN_PASSAGE_TOKENS
 from experiments.store.experiment_models import (
     INTERLEAVED_VARIANT,
     PRIMARY_METRICS,
@@ -68,6 +69,8 @@ class VariantSpec:
     device_preference: str | None = None
     #: Most first-stage candidates to rerank; None = the deployment's ``SHOPRANK_RERANK_MAX_DEPTH``.
     rerank_max_depth: int | None = None
+    #: Passage token budget; None = the deployment's ``SHOPRANK_RERANK_PASSAGE_TOKENS``.
+    passage_tokens: int | None = None
 
     def ranking_config(self) -> RankingConfig:
         return ranking_config(self)
@@ -156,6 +159,9 @@ def validate_spec(spec: ExperimentSpec) -> dict[str, str]:
         depth_error = _rerank_depth_error(variant)
         if depth_error:
             errors[f"{where}.rerank_max_depth"] = depth_error
+        budget_error = _passage_tokens_error(variant)
+        if budget_error:
+            errors[f"{where}.passage_tokens"] = budget_error
     if (
         spec.kind == "interleaving"
         and len(spec.variants) == 2
@@ -182,18 +188,31 @@ def _rerank_depth_error(variant: VariantSpec) -> str | None:
     return None
 
 
+def _passage_tokens_error(variant: VariantSpec) -> str | None:
+    """Why ``variant.passage_tokens`` is invalid, or None."""
+    budget = variant.passage_tokens
+    if budget is None:
+        return None
+    if not variant.rerank:
+        return "only a reranking variant has a passage token budget: leave it empty when rerank is off"
+    if isinstance(budget, bool) or not isinstance(budget, int) or not MIN_PASSAGE_TOKENS <= budget <= MAX_PASSAGE_TOKENS:
+        return f"empty (the deployment default) or a whole number of tokens from {MIN_PASSAGE_TOKENS} to {MAX_PASSAGE_TOKENS}"
+    return None
+
+
 # --- conversions ---------------------------------------------------------------------------------------------------
 
 
 def ranking_config(variant: ExperimentVariant | VariantSpec | RankingDefault) -> RankingConfig:
     """How search ranks for a variant's units, from the stored row or a spec, or for everyone from the shipped
-    default (the same five fields)."""
+    default (the same six fields)."""
     return RankingConfig(
         rerank=variant.rerank,
         model=variant.model,
         first_stage_top_k=variant.first_stage_top_k,
         device_preference=variant.device_preference,
         rerank_max_depth=variant.rerank_max_depth,
+        passage_tokens=variant.passage_tokens,
     )
 
 
@@ -244,6 +263,7 @@ def spec_of(experiment: Experiment) -> ExperimentSpec:
                 first_stage_top_k=v.first_stage_top_k,
                 device_preference=v.device_preference,
                 rerank_max_depth=v.rerank_max_depth,
+                passage_tokens=v.passage_tokens,
             )
             for v in experiment.variants
         ],
@@ -297,6 +317,7 @@ def _variants(spec: ExperimentSpec) -> list[ExperimentVariant]:
             first_stage_top_k=v.first_stage_top_k,
             device_preference=v.device_preference or None,
             rerank_max_depth=v.rerank_max_depth,
+            passage_tokens=v.passage_tokens,
         )
         for index, v in enumerate(spec.variants)
     ]

@@ -27,6 +27,9 @@ class RankingConfig:
     #: Most first-stage candidates this variant reranks (the head); the deadline-aware policy may score fewer.
     #: None = the deployment's ``SHOPRANK_RERANK_MAX_DEPTH``.
     rerank_max_depth: int | None = None
+    #: Passage token budget for this variant (title and attributes kept, the description cut to fit): what a
+    #: merchandiser A/Bs against speed. None = the deployment's ``SHOPRANK_RERANK_PASSAGE_TOKENS``.
+    passage_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

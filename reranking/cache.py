@@ -42,6 +42,11 @@ def pair_cache_key(namespace: str, query: str, passage: str) -> str:
     return KEY_PREFIX + digest.hexdigest()
 
 
+def budget_namespace(namespace: str, passage_tokens: int | None) -> str:
+    """A scorer's namespace for passages read within a token budget: the same text, cut, scores differently."""
+    return namespace if passage_tokens is None else f"{namespace}|p{passage_tokens}"
+
+
 def pair_cache_keys(namespace: str, query: str, passages: Sequence[str]) -> list[str]:
     """Keys for one query against many passages; normalizes the query the same way scoring does."""
     normalized = normalize_query(query)

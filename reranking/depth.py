@@ -219,6 +219,7 @@ def score_prefix(
     expires: float | None = None,
     stop: Callable[[], bool] = lambda: False,
     adaptive: bool = True,
+    passage_tokens: int | None = None,
 ) -> PrefixScore:
     """Score ``passages`` head-first in steps; stop between steps when asked or when the next would miss ``expires``.
 
@@ -239,7 +240,7 @@ def score_prefix(
         if expires is not None and adaptive and rate and time.monotonic() + len(chunk) / rate > expires:
             break
         mark = time.monotonic()
-        scored = reranker.score(query, chunk)
+        scored = reranker.score(query, chunk, passage_tokens) if passage_tokens else reranker.score(query, chunk)
         meter.observe(scored.cache_misses, time.monotonic() - mark)
         raw.append(scored.raw_scores)
         hits += scored.cache_hits

@@ -57,6 +57,9 @@ class RerankJob:
     #: depth), and a scorer stopped by the deadline answers with the head scored so far if it has this many.
     #: None: all or nothing (the rerank API).
     min_depth: int | None = None
+    #: Passage token budget (an experiment variant's, or the deployment's as the search resolved it);
+    #: None: the scorer's own default (``SHOPRANK_RERANK_PASSAGE_TOKENS``). See ``reranking.passage_budget``.
+    passage_tokens: int | None = None
 
     def to_payload(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,7 +94,7 @@ class RerankDispatcher(Protocol):
 def execute_job(reranker: Reranker, job: RerankJob) -> DispatchResult:
     """Score one job with a loaded reranker; shared by the in-process path and the workers."""
     started = time.perf_counter()
-    scored = reranker.score(job.query, job.passages)
+    scored = reranker.score(job.query, job.passages, job.passage_tokens)
     normalized = reranker.scorer.normalize(scored.raw_scores)
     return DispatchResult(
         raw_scores=[float(s) for s in scored.raw_scores],
@@ -173,6 +176,7 @@ class InProcessDispatcher:
                     expires=expires,
                     stop=cancelled.is_set,
                     adaptive=adaptive,
+                    passage_tokens=job.passage_tokens,
                 )
                 if not prefix.complete:
                     self._count("stopped_jobs")

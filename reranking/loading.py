@@ -36,6 +36,8 @@ class ScorerSpec:
     allow_fallback: bool = True
     num_threads: int | None = None
     backend: str = "auto"
+    #: The deployment's passage token budget (``reranking.passage_budget``); None = the model's window.
+    passage_tokens: int | None = None
 
     def replace(self, **changes: Any) -> ScorerSpec:
         return dataclasses.replace(self, **changes)
@@ -48,6 +50,12 @@ def load_scorer(spec: ScorerSpec | None = None, **overrides: Any) -> Scorer:
     different model silently because a file is corrupt would hide a real fault.
     """
     spec = (spec or ScorerSpec()).replace(**overrides)
+    scorer = _load(spec)
+    scorer.passage_tokens = spec.passage_tokens
+    return scorer
+
+
+def _load(spec: ScorerSpec) -> Scorer:
     from reranking.scorers.cross_encoder import TorchCrossEncoder  # torch is imported only when a model loads
 
     try:

@@ -17,7 +17,8 @@ from babel.numbers import format_currency
 from reranking.text import clean_text, trim_at_word_boundary
 
 #: 2: HTML block elements (list items, paragraphs) end as sentences instead of fusing.
-PASSAGE_FORMAT_VERSION = 2
+#: 3: a long description is trimmed before the attributes are appended, so they are no longer cut off.
+PASSAGE_FORMAT_VERSION = 3
 
 #: Default character budget for the description. ~1,200 characters is ~300–400
 #: XLM-R tokens for Latin scripts: together with title and price it fills most of
@@ -95,9 +96,16 @@ def format_passage(product: Product | Mapping[str, Any], max_description_chars: 
         for key, value in sorted(product.attributes.items(), key=lambda kv: str(kv[0]))
         if clean_text(str(value))
     )
-    if attribute_text:
-        description = f"{description} ({attribute_text})" if description else attribute_text
-    description = trim_at_word_boundary(description, max_description_chars)
+    if attribute_text and description:
+        # The attributes are key facts (colour, size, material): the description's own text is trimmed to make
+        # room for them, never they (``reranking.passage_budget`` keeps them when it cuts by tokens, too).
+        room = max_description_chars - len(attribute_text) - 3
+        if room > 0:
+            description = f"{trim_at_word_boundary(description, room)} ({attribute_text})"
+        else:
+            description = trim_at_word_boundary(f"{description} ({attribute_text})", max_description_chars)
+    else:
+        description = trim_at_word_boundary(description or attribute_text, max_description_chars)
 
     lines = []
     if title:

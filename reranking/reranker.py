@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from reranking.cache import NullScoreCache, ScoreCache, pair_cache_keys
+from reranking.cache import NullScoreCache, ScoreCache, budget_namespace, pair_cache_keys
 from reranking.passages import Product, format_passage
 from reranking.scorers.base import Scorer, ScorerInfo
 from reranking.text import normalize_query
@@ -63,45 +63,63 @@ class Reranker:
     def info(self) -> ScorerInfo:
         return self.scorer.info
 
-    def score_requests(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[ScoredRequest]:
+    def passage_budget(self, requested: int | None) -> int | None:
+        """The passage token budget a request is scored with: its own, else the scorer's (the deployment's)."""
+        return requested if requested is not None else getattr(self.scorer, "passage_tokens", None)
+
+    def namespace(self, passage_tokens: int | None = None) -> str:
+        """The score-cache namespace for a request with this (requested) passage budget."""
+        return budget_namespace(self.scorer.info.cache_namespace, self.passage_budget(passage_tokens))
+
+    def score_requests(
+        self, requests: Sequence[tuple[str, Sequence[str]]], budgets: Sequence[int | None] | None = None
+    ) -> list[ScoredRequest]:
         """Score several requests in one pass: their cache misses share the model's batches.
 
-        Duplicate (query, passage) pairs, within or across requests, are scored once.
+        Duplicate (query, passage) pairs, within or across requests, are scored once. ``budgets``: each
+        request's passage token budget (None: the deployment's); requests with different budgets share the
+        call but not a forward pass (their passages differ), and their scores are cached apart.
         """
-        namespace = self.scorer.info.cache_namespace
+        resolved = [self.passage_budget(b) for b in (budgets or [None] * len(requests))]
         keyed: list[tuple[str, list[str], str]] = []
-        for query, passages in requests:
+        for (query, passages), budget in zip(requests, resolved, strict=True):
+            namespace = budget_namespace(self.scorer.info.cache_namespace, budget)
             keyed.append((normalize_query(query), pair_cache_keys(namespace, query, passages), query))
         all_keys = [key for _, keys, _ in keyed for key in keys]
         cached = dict(zip(all_keys, self.cache.get_many(all_keys), strict=True))
 
-        to_score: dict[str, tuple[str, str]] = {}
-        for (q, keys, _), (_, passages) in zip(keyed, requests, strict=True):
+        to_score: dict[int | None, dict[str, tuple[str, str]]] = {}
+        missing: set[str] = set()
+        for (q, keys, _), (_, passages), budget in zip(keyed, requests, resolved, strict=True):
             for key, passage in zip(keys, passages, strict=True):
-                if cached[key] is None and key not in to_score:
-                    to_score[key] = (q, passage)
-        if to_score:
-            fresh = self.scorer.score_pairs(list(to_score.values()))
-            new_scores = {key: float(s) for key, s in zip(to_score, fresh, strict=True)}
+                if cached[key] is None and key not in missing:
+                    missing.add(key)
+                    to_score.setdefault(budget, {})[key] = (q, passage)
+        for budget, pairs in to_score.items():
+            if budget is None:
+                fresh = self.scorer.score_pairs(list(pairs.values()))
+            else:
+                fresh = self.scorer.score_pairs(list(pairs.values()), passage_tokens=budget)
+            new_scores = {key: float(s) for key, s in zip(pairs, fresh, strict=True)}
             self.cache.set_many(new_scores)
             cached.update(new_scores)
 
         results = []
         for _, keys, _ in keyed:
             raw = np.fromiter((cached[k] for k in keys), dtype=np.float32, count=len(keys))
-            misses = sum(1 for k in keys if k in to_score)
+            misses = sum(1 for k in keys if k in missing)
             results.append(ScoredRequest(raw, cache_hits=len(keys) - misses, cache_misses=misses))
         return results
 
-    def score(self, query: str, passages: Sequence[str]) -> ScoredRequest:
-        return self.score_requests([(query, passages)])[0]
+    def score(self, query: str, passages: Sequence[str], passage_tokens: int | None = None) -> ScoredRequest:
+        return self.score_requests([(query, passages)], [passage_tokens])[0]
 
-    def uncached(self, query: str, passages: Sequence[str]) -> np.ndarray:
+    def uncached(self, query: str, passages: Sequence[str], passage_tokens: int | None = None) -> np.ndarray:
         """Which pairs would reach the model now (True) and which the cache answers (False): one lookup.
 
         For planning only (the cache may change before the pairs are scored); without a cache, all True.
         """
-        keys = pair_cache_keys(self.scorer.info.cache_namespace, query, passages)
+        keys = pair_cache_keys(self.namespace(passage_tokens), query, passages)
         return np.fromiter((value is None for value in self.cache.get_many(keys)), dtype=bool, count=len(keys))
 
     def rerank(

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from reranking.passage_budget import fit_to_budget
+
 _PROBE_QUERY = "probe query"
 _PROBE_PASSAGE = "probe passage text"
 
@@ -79,13 +81,17 @@ class PairEncoder:
         self.pad_token_id: int = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.uses_token_types = self._template.type_ids is not None
 
-    def encode(self, pairs: Sequence[tuple[str, str]]) -> list[EncodedPair]:
+    def encode(self, pairs: Sequence[tuple[str, str]], passage_tokens: int | None = None) -> list[EncodedPair]:
+        """Ids per pair; ``passage_tokens`` caps each passage (description cut first, ``reranking.passage_budget``)."""
         if not pairs:
             return []
         queries = [q for q, _ in pairs]
         passages = [p for _, p in pairs]
         query_ids = self._tokenize(queries, self.query_max_length)
-        passage_ids = self._tokenize(passages, self.max_length)
+        if passage_tokens is not None and passage_tokens < self.max_length:
+            passage_ids = self._tokenize_within(passages, passage_tokens)
+        else:
+            passage_ids = self._tokenize(passages, self.max_length)
         t = self._template
         encoded = []
         for q, p in zip(query_ids, passage_ids, strict=True):
@@ -98,6 +104,16 @@ class PairEncoder:
                 types = [t.type_ids[0]] * first + [t.type_ids[1]] * (len(ids) - first)
             encoded.append(EncodedPair(ids, types))
         return encoded
+
+    def _tokenize_within(self, texts: list[str], budget: int) -> list[list[int]]:
+        """Whole passages with their character offsets, then each fitted to ``budget`` ids."""
+        unique = list(dict.fromkeys(texts))
+        encoded = self.tokenizer(unique, add_special_tokens=False, return_offsets_mapping=True)
+        by_text = {
+            text: fit_to_budget(text, ids, offsets, budget)
+            for text, ids, offsets in zip(unique, encoded["input_ids"], encoded["offset_mapping"], strict=True)
+        }
+        return [by_text[text] for text in texts]
 
     def _tokenize(self, texts: list[str], max_length: int) -> list[list[int]]:
         unique = list(dict.fromkeys(texts))  # one search = one query repeated 100 times

@@ -361,6 +361,7 @@ class SearchService:
             device_preference=config.device_preference,
             deadline_at=time.time() + left_seconds,
             min_depth=min_depth,
+            passage_tokens=config.passage_tokens,
         )
         try:
             result = self.dispatcher.dispatch(job, left_seconds)

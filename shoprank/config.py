@@ -21,6 +21,7 @@ from sqlalchemy import make_url
 from reranking.depth import DepthPolicy
 from reranking.loading import BACKENDS, ScorerSpec
 from reranking.model_source import DEFAULT_MODEL
+from reranking.passage_budget import MAX_PASSAGE_TOKENS, MIN_PASSAGE_TOKENS
 
 ENV_PREFIX = "SHOPRANK_"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 - refused when env=production
@@ -95,6 +96,9 @@ class Settings:
     rerank_min_depth: int = _env("RERANK_MIN_DEPTH", 10, int)
     rerank_depth_safety: float = _env("RERANK_DEPTH_SAFETY", 0.7, float)
     rerank_overhead_ms: int = _env("RERANK_OVERHEAD_MS", 150, int)
+    #: Passage token budget (docs/cpu-serving-sizing.md): title and attributes kept, the description cut to fit.
+    #: None = the model's window (``RERANKER_MAX_LENGTH``); an experiment variant may set its own.
+    rerank_passage_tokens: int | None = _env("RERANK_PASSAGE_TOKENS", None, _optional_int)
     #: Weight of BM25 hits relative to dense hits in reciprocal-rank fusion (see search.retrieval).
     first_stage_lexical_weight: float = _env("LEXICAL_WEIGHT", 0.25, float)
     # Index versions (search.index_files); default: one directory per database under instance_dir.
@@ -194,6 +198,13 @@ class Settings:
         if not 0 < self.rerank_depth_safety <= 1 or self.rerank_overhead_ms < 0:
             raise ConfigError(
                 f"{ENV_PREFIX}RERANK_DEPTH_SAFETY must be in (0, 1] and {ENV_PREFIX}RERANK_OVERHEAD_MS not negative"
+            )
+        if self.rerank_passage_tokens is not None and not (
+            MIN_PASSAGE_TOKENS <= self.rerank_passage_tokens <= MAX_PASSAGE_TOKENS
+        ):
+            raise ConfigError(
+                f"{ENV_PREFIX}RERANK_PASSAGE_TOKENS must be empty (the model's window) or a whole number from "
+                f"{MIN_PASSAGE_TOKENS} to {MAX_PASSAGE_TOKENS}"
             )
         if self.experiments_refresh_seconds < 0:
             raise ConfigError(f"{ENV_PREFIX}EXPERIMENTS_REFRESH_SECONDS must not be negative")
@@ -299,4 +310,5 @@ class Settings:
             allow_download=self.reranker_allow_download,
             num_threads=self.reranker_threads,
             backend=self.reranker_backend,
+            passage_tokens=self.rerank_passage_tokens,
         ).replace(**overrides)

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from experiments.manage import get_experiment
+from experiments.manage import get_experiment, ranking_config
 from experiments.store import ingest_events, parse_events
 from experiments.store.exposures import log_exposure
 from shopctl.simulator import FlaskTransport, SimulationConfig, Simulator
@@ -178,6 +178,32 @@ def _form_fields(html: str) -> dict[str, str]:
 def _depths(shop_services, key: str) -> list[int | None]:
     with shop_services.db.session() as session:
         return [v.rerank_max_depth for v in get_experiment(session, key).variants]
+
+
+def test_passage_token_budget_round_trips_through_the_form_and_bad_ones_are_422(dashboard, shop_services):
+    client = dashboard.test_client()
+    _login(client)
+    new = client.get("/dashboard/experiments/new").get_data(as_text=True)
+    token = _token(new)
+    assert "Passage tokens" in new
+    for bad, message in (("8", "from 16 to 512"), ("4096", "from 16 to 512"), ("abc", "whole number")):
+        invalid = client.post(
+            "/dashboard/experiments/new",
+            data=_form("budget", csrf_token=token, **{"variants-1-passage_tokens": bad}),
+        )
+        html = invalid.get_data(as_text=True)
+        assert invalid.status_code == 422 and "variants[1].passage_tokens" in html and message in html, bad
+    created = client.post(
+        "/dashboard/experiments/new",
+        data=_form("budget", csrf_token=token, **{"variants-1-passage_tokens": "128"}),
+    )
+    assert created.status_code == 302
+    with shop_services.db.session() as session:
+        variants = get_experiment(session, "budget").variants
+        assert [v.passage_tokens for v in variants] == [None, 128]
+        assert [ranking_config(v).passage_tokens for v in variants] == [None, 128]
+    edit = _form_fields(client.get("/dashboard/experiments/budget/edit").get_data(as_text=True))
+    assert edit["variants-0-passage_tokens"] == "" and edit["variants-1-passage_tokens"] == "128"
 
 
 def test_max_rerank_depth_round_trips_through_the_form(dashboard, shop_services):

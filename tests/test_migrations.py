@@ -75,6 +75,7 @@ def test_step_by_step_downgrade_and_upgrade(tmp_path):
     url = f"sqlite:///{tmp_path / 'steps.db'}"
     migrate.upgrade(url)
     for expected in (
+        "0019_signed_impressions",
         "0018_stock_unknown",
         "0017_trusted_suggestions",
         "0015_analytics_experiment_index",

@@ -39,7 +39,7 @@ from celery import states as celery_states
 from celery.exceptions import TimeoutError as CeleryTimeoutError
 from kombu.exceptions import OperationalError
 
-from reranking.cache import RedisScoreCache, pair_cache_keys
+from reranking.cache import RedisScoreCache, budget_namespace, pair_cache_keys
 from reranking.depth import EXPLORE_AFTER_SECONDS, DepthDecision, choose_depth, longest_cached_prefix
 from reranking.dispatch import (
     DispatchResult,
@@ -255,7 +255,10 @@ class CeleryDispatcher:
         scorer = _advertised_scorer(self._live, queue, job.model)
         if scorer is None or scorer.kind != "cross-encoder":
             return None, empty, None
-        values = self.score_cache.get_many(pair_cache_keys(scorer.cache_namespace, job.query, job.passages))
+        # Workers key budgeted passages apart; the web tier and the workers read the same deployment budget.
+        budget = job.passage_tokens if job.passage_tokens is not None else self.settings.rerank_passage_tokens
+        namespace = budget_namespace(scorer.cache_namespace, budget)
+        values = self.score_cache.get_many(pair_cache_keys(namespace, job.query, job.passages))
         head = longest_cached_prefix(values)
         return scorer, np.asarray(values[:head], dtype=np.float32), [value is None for value in values]
 

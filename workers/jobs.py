@@ -13,6 +13,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from reranking.dispatch import DispatchResult, RerankJob, RerankRejected
+from reranking.passage_budget import MAX_PASSAGE_TOKENS, MIN_PASSAGE_TOKENS
 
 JOB_FIELDS = tuple(f.name for f in fields(RerankJob))
 DEVICE_PREFERENCES = (None, "cpu", "cuda")
@@ -53,6 +54,15 @@ def validate_job_payload(payload: Any, max_documents: int, max_query_chars: int)
     min_depth = payload.get("min_depth")
     if min_depth is not None and (isinstance(min_depth, bool) or not isinstance(min_depth, int) or min_depth < 0):
         raise RerankRejected("job.min_depth must be a non-negative integer or null")
+    passage_tokens = payload.get("passage_tokens")
+    if passage_tokens is not None and (
+        isinstance(passage_tokens, bool)
+        or not isinstance(passage_tokens, int)
+        or not MIN_PASSAGE_TOKENS <= passage_tokens <= MAX_PASSAGE_TOKENS
+    ):
+        raise RerankRejected(
+            f"job.passage_tokens must be a whole number from {MIN_PASSAGE_TOKENS} to {MAX_PASSAGE_TOKENS} or null"
+        )
     return RerankJob(
         query=query,
         passages=list(passages),
@@ -61,6 +71,7 @@ def validate_job_payload(payload: Any, max_documents: int, max_query_chars: int)
         device_preference=preference,
         deadline_at=None if deadline_at is None else float(deadline_at),
         min_depth=min_depth,
+        passage_tokens=passage_tokens,
     )
 
 

@@ -140,6 +140,8 @@ class _Pending:
     step_pairs: int = 0
     #: Which passages were cache misses when the job arrived (None: unknown, every pair counts as model work).
     uncached: np.ndarray | None = None
+    #: The job's passage token budget (None: the deployment's).
+    passage_tokens: int | None = None
 
     @property
     def remaining(self) -> int:
@@ -209,12 +211,13 @@ class MicroBatcher:
         passages: Sequence[str],
         announced: bool = False,
         deadline: JobDeadline | None = None,
+        passage_tokens: int | None = None,
     ) -> Future[BatchedScore]:
         future: Future[BatchedScore] = Future()
         uncached = None
         if deadline is not None and deadline.min_partial is not None:  # planned in steps: know its real work
             try:
-                uncached = self.reranker.uncached(query, passages)
+                uncached = self.reranker.uncached(query, passages, passage_tokens)
             except Exception as exc:  # a planning aid only: without it every pair counts as work
                 log.debug("cache lookup for step planning failed: %s", exc)
         with self._cond:
@@ -224,7 +227,16 @@ class MicroBatcher:
                 self._incoming -= 1
             expires, min_partial = (deadline.expires, deadline.min_partial) if deadline else (None, None)
             self._pending.append(
-                _Pending(query, passages, future, time.monotonic(), expires, min_partial, uncached=uncached)
+                _Pending(
+                    query,
+                    passages,
+                    future,
+                    time.monotonic(),
+                    expires,
+                    min_partial,
+                    uncached=uncached,
+                    passage_tokens=passage_tokens,
+                )
             )
             self._cond.notify_all()
         return future
@@ -245,8 +257,9 @@ class MicroBatcher:
         passages: Sequence[str],
         timeout: float | None = None,
         deadline: JobDeadline | None = None,
+        passage_tokens: int | None = None,
     ) -> BatchedScore:
-        return _wait(self.submit(query, passages, deadline=deadline), timeout)
+        return _wait(self.submit(query, passages, deadline=deadline, passage_tokens=passage_tokens), timeout)
 
     @property
     def pending_jobs(self) -> int:
@@ -361,7 +374,8 @@ class MicroBatcher:
         self._round_started = started
         try:
             results = self.reranker.score_requests(
-                [(job.query, job.passages[job.done : job.done + n]) for job, n in step]
+                [(job.query, job.passages[job.done : job.done + n]) for job, n in step],
+                [job.passage_tokens for job, _ in step],
             )
         except BaseException as exc:  # every job of the step must hear about the failure
             for job, _ in step:
@@ -448,6 +462,7 @@ class _Slot:
         passages: Sequence[str],
         timeout: float | None,
         deadline: JobDeadline | None = None,
+        passage_tokens: int | None = None,
     ) -> BatchedScore:
         """Scores for one job (a head of it when the deadline stops it and allows a partial answer).
 
@@ -455,7 +470,9 @@ class _Slot:
         """
         if self.handed_over:
             raise RuntimeError("a slot scores one job")
-        future = self._batcher.submit(query, passages, announced=True, deadline=deadline)
+        future = self._batcher.submit(
+            query, passages, announced=True, deadline=deadline, passage_tokens=passage_tokens
+        )
         self.handed_over = True
         return _wait(future, timeout)
 
@@ -507,13 +524,20 @@ class UnbatchedScorer:
         passages: Sequence[str],
         timeout: float | None = None,
         deadline: JobDeadline | None = None,
+        passage_tokens: int | None = None,
     ) -> BatchedScore:
         expires, min_partial = (deadline.expires, deadline.min_partial) if deadline else (None, None)
         if expires is not None and time.monotonic() >= expires:
             self.stats.add(expired_jobs=1, skipped_pairs=len(passages))
             raise RerankTimeout("the job's deadline passed before it was scored")
         prefix = score_prefix(
-            self.reranker, query, passages, meter=self.meter, expires=expires, adaptive=min_partial is not None
+            self.reranker,
+            query,
+            passages,
+            meter=self.meter,
+            expires=expires,
+            adaptive=min_partial is not None,
+            passage_tokens=passage_tokens,
         )
         done = len(prefix.scored.raw_scores)
         self.stats.record(1, done)
@@ -539,5 +563,6 @@ class _UnbatchedSlot:
         passages: Sequence[str],
         timeout: float | None,
         deadline: JobDeadline | None = None,
+        passage_tokens: int | None = None,
     ) -> BatchedScore:
-        return self._scorer.score(query, passages, timeout, deadline)
+        return self._scorer.score(query, passages, timeout, deadline, passage_tokens)

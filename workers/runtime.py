@@ -180,7 +180,7 @@ class WorkerRuntime:
             self._check_model(job.model)
             if self.test_delay:
                 time.sleep(self.test_delay)
-            batched = self._from_cache_only(job.query, job.passages)
+            batched = self._from_cache_only(job.query, job.passages, job.passage_tokens)
             if batched is None:
                 remaining = self.settings.rerank_soft_time_limit_seconds - (time.perf_counter() - started)
                 if remaining <= 0:
@@ -189,7 +189,9 @@ class WorkerRuntime:
                     self.job_scorer.stats.add(expired_jobs=1, skipped_pairs=len(job.passages))
                     raise RerankTimeout("the job's deadline passed before it was scored")
                 deadline = None if expires is None else JobDeadline(expires, job.min_depth)
-                batched = slot.score(job.query, job.passages, timeout=remaining, deadline=deadline)
+                batched = slot.score(
+                    job.query, job.passages, timeout=remaining, deadline=deadline, passage_tokens=job.passage_tokens
+                )
         raw = batched.scored.raw_scores
         normalized = self.reranker.scorer.normalize(raw)
         self.jobs_served += 1
@@ -221,7 +223,9 @@ class WorkerRuntime:
             return
         raise RerankUnavailable(f"worker {self.plan.node} serves {self.reranker.info.model_id}, not {requested}")
 
-    def _from_cache_only(self, query: str, passages: list[str]) -> BatchedScore | None:
+    def _from_cache_only(
+        self, query: str, passages: list[str], passage_tokens: int | None = None
+    ) -> BatchedScore | None:
         """Answer a fully cached job in this thread, without queueing behind the model.
 
         A partially cached job returns None and goes through ``score_requests``, which
@@ -229,7 +233,7 @@ class WorkerRuntime:
         """
         if not passages:
             return BatchedScore(ScoredRequest(np.empty(0, dtype=np.float32), 0, 0), 1, 0, 0.0, 0.0)
-        raw = cached_scores(self.reranker.cache, self.reranker.info.cache_namespace, query, passages)
+        raw = cached_scores(self.reranker.cache, self.reranker.namespace(passage_tokens), query, passages)
         if raw is None:
             return None
         scored = ScoredRequest(raw, cache_hits=len(passages), cache_misses=0)
@@ -292,10 +296,10 @@ def _slow_down_for_tests(scorer: Any, settings: Settings) -> None:
     until = time.monotonic() + slow_for if slow_for else None
     fast = scorer.score_pairs
 
-    def slow(pairs: Any, max_batch_size: int | None = None) -> Any:
+    def slow(pairs: Any, max_batch_size: int | None = None, passage_tokens: int | None = None) -> Any:
         if until is None or time.monotonic() < until:
             time.sleep(delay * len(pairs))
-        return fast(pairs, max_batch_size)
+        return fast(pairs, max_batch_size, passage_tokens)
 
     scorer.score_pairs = slow
 

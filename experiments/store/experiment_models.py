@@ -91,6 +91,7 @@ class ExperimentVariant(Base):
         CheckConstraint("weight > 0", name="weight"),
         CheckConstraint("first_stage_top_k > 0", name="top_k"),
         CheckConstraint("rerank_max_depth > 0", name="rerank_max_depth"),
+        CheckConstraint("passage_tokens BETWEEN 16 AND 512", name="passage_tokens"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -106,6 +107,8 @@ class ExperimentVariant(Base):
     #: Most first-stage candidates reranked (the deadline-aware policy may score fewer); None = the deployment's
     #: ``SHOPRANK_RERANK_MAX_DEPTH``. Lets merchandisers test a shallower, cheaper rerank against a deeper one.
     rerank_max_depth: Mapped[int | None] = mapped_column(Integer)
+    #: Passage token budget (``reranking.passage_budget``); None = the deployment's ``SHOPRANK_RERANK_PASSAGE_TOKENS``.
+    passage_tokens: Mapped[int | None] = mapped_column(Integer)
 
     experiment: Mapped[Experiment] = relationship(back_populates="variants")
 
@@ -158,6 +161,8 @@ class RankingDefault(Base):
     device_preference: Mapped[str | None] = mapped_column(String(8))
     #: The shipped variant's maximum rerank depth (None = the deployment's ``SHOPRANK_RERANK_MAX_DEPTH``).
     rerank_max_depth: Mapped[int | None] = mapped_column(Integer)
+    #: The shipped variant's passage token budget (None = the deployment's ``SHOPRANK_RERANK_PASSAGE_TOKENS``).
+    passage_tokens: Mapped[int | None] = mapped_column(Integer)
     experiment_key: Mapped[str] = mapped_column(String(64))
     variant_key: Mapped[str] = mapped_column(String(64))
     shipped_by: Mapped[str] = mapped_column(String(254))

@@ -105,10 +105,23 @@ class Scorer(ABC):
 
     def __init__(self) -> None:
         self.stats = ScorerStats()
+        #: The deployment's passage token budget (``SHOPRANK_RERANK_PASSAGE_TOKENS``); None = the model's window.
+        #: A request's own budget (an experiment variant's) replaces it.
+        self.passage_tokens: int | None = None
 
     @abstractmethod
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], max_batch_size: int | None = None) -> np.ndarray:
-        """Raw scores (float32, one per pair, input order). ``max_batch_size`` caps pairs per forward pass."""
+    def score_pairs(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_batch_size: int | None = None,
+        passage_tokens: int | None = None,
+    ) -> np.ndarray:
+        """Raw scores (float32, one per pair, input order). ``max_batch_size`` caps pairs per forward pass;
+        ``passage_tokens`` is the passage token budget, already resolved (None: the model's window)."""
+
+    def effective_passage_tokens(self, requested: int | None) -> int | None:
+        """The budget a request is scored with: its own, else the deployment's. Part of the score-cache key."""
+        return requested if requested is not None else self.passage_tokens
 
     @abstractmethod
     def normalize(self, raw: np.ndarray) -> np.ndarray:

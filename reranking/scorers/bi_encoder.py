@@ -162,7 +162,13 @@ class E5FallbackScorer(Scorer):
         self.info = dataclasses.replace(self.info, revision=revision)
         self.centering = centering
 
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], max_batch_size: int | None = None) -> np.ndarray:
+    def score_pairs(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        max_batch_size: int | None = None,
+        passage_tokens: int | None = None,
+    ) -> np.ndarray:
+        """Cosine of e5 vectors; the passage budget does not apply (e5 embeds its own 512-token window)."""
         if not pairs:
             return np.empty(0, dtype=np.float32)
         started = time.perf_counter()

@@ -78,6 +78,7 @@ def parse_form(form: Mapping[str, str], *, key: str | None = None) -> tuple[Expe
             first_stage_top_k=_int(form, prefix + "first_stage_top_k", 100, row_errors),
             device_preference=(form.get(prefix + "device_preference") or "").strip().lower() or None,
             rerank_max_depth=_optional_int(form, prefix + "rerank_max_depth", row_errors),
+            passage_tokens=_optional_int(form, prefix + "passage_tokens", row_errors),
         )
         errors.update({f"variants[{index}].{name.removeprefix(prefix)}": msg for name, msg in row_errors.items()})
         variants.append(variant)
@@ -131,6 +132,7 @@ def form_values(spec: ExperimentSpec) -> dict[str, Any]:
                 "first_stage_top_k": v.first_stage_top_k if v else 100,
                 "device_preference": (v.device_preference or "") if v else "",
                 "rerank_max_depth": v.rerank_max_depth if v and v.rerank_max_depth is not None else "",
+                "passage_tokens": v.passage_tokens if v and v.passage_tokens is not None else "",
             }
         )
     values["variants"] = rows
