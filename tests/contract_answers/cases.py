@@ -17,7 +17,11 @@ WRONG_TYPES: list[Any] = [["click"], {}, {"a": 1}, 1, 1.5, True, None]
 UNSTORABLE = ["u\u0000x", "u\u0007x", "u\u001bx", "u\u007fx"]
 #: Limits the recorder's app runs with (small, so a boundary is cheap to cross; they come from settings).
 LIMITS = dict(
-    events_max_batch=20, rank_max_candidates=30, rerank_max_documents=20, search_max_limit=30, max_query_chars=200,
+    events_max_batch=20,
+    rank_max_candidates=30,
+    rerank_max_documents=20,
+    search_max_limit=30,
+    max_query_chars=200,
     rerank_deadline_ms=120_000,  # a rerank answer that depends on the machine's load is not a contract
 )
 
@@ -64,10 +68,18 @@ def event_cases(new_id: _Ids) -> list[Case]:
     for bad in UNSTORABLE[:2]:
         for name, base in text_fields:
             cases.append(events({"id": new_id(), "unit": "hardening-unit", "sku": "A", **base, name: bad}))
-        cases.append(events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A", {"sku": bad}]}))
+        cases.append(
+            events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A", {"sku": bad}]})
+        )
     typed = ["type", "unit", "sku", "experiment", "variant", "request_id", "impression_id", "ts", "position"]
     typed += ["quantity", "items", "query", "reranked", "currency", "value"]
-    kind_of = {"items": "impression", "query": "impression", "reranked": "impression", "currency": "purchase", "value": "purchase"}
+    kind_of = {
+        "items": "impression",
+        "query": "impression",
+        "reranked": "impression",
+        "currency": "purchase",
+        "value": "purchase",
+    }
     for name in typed:
         for wrong in WRONG_TYPES:
             event = {"id": new_id(), "type": kind_of.get(name, "add_to_cart"), "unit": "u", "sku": "A"}
@@ -83,9 +95,15 @@ def event_cases(new_id: _Ids) -> list[Case]:
         _post("/api/events", raw="{not json"),
         _post("/api/events", raw=""),
         _post("/api/events", raw='"just a string"'),
-        _post("/api/events", raw='{"events": [{"id": "rec-raw-0001", "type": "click", "unit": "u\\u0000x", "sku": "A"}]}'),
-        events(*[{"id": new_id(), "type": "click", "unit": "u", "sku": "A"} for _ in range(LIMITS["events_max_batch"])]),
-        events(*[{"id": new_id(), "type": "click", "unit": "u", "sku": "A"} for _ in range(LIMITS["events_max_batch"] + 1)]),
+        _post(
+            "/api/events", raw='{"events": [{"id": "rec-raw-0001", "type": "click", "unit": "u\\u0000x", "sku": "A"}]}'
+        ),
+        events(
+            *[{"id": new_id(), "type": "click", "unit": "u", "sku": "A"} for _ in range(LIMITS["events_max_batch"])]
+        ),
+        events(
+            *[{"id": new_id(), "type": "click", "unit": "u", "sku": "A"} for _ in range(LIMITS["events_max_batch"] + 1)]
+        ),
         events(*[{"type": "click"} for _ in range(8)]),
         events("not an object", None, 3),
         events({"id": "short", "type": "click", "unit": "u", "sku": "A"}),
@@ -123,18 +141,71 @@ def event_cases(new_id: _Ids) -> list[Case]:
         events({"id": new_id(), "type": "impression", "unit": "u", "listing": "nope", "query": "q", "items": ["A"]}),
         events({"id": new_id(), "type": "impression", "unit": "u", "listing": 3, "query": "q", "items": ["A"]}),
         events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"] * 1001}),
-        events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": [3, None, {"sku": "B", "position": 0}]}),
-        events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": [{"sku": "A", "position": 2}, "B"]}),
-        events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": [{"sku": "A", "team": "t" * 17}]}),
+        events(
+            {
+                "id": new_id(),
+                "type": "impression",
+                "unit": "u",
+                "query": "q",
+                "items": [3, None, {"sku": "B", "position": 0}],
+            }
+        ),
+        events(
+            {
+                "id": new_id(),
+                "type": "impression",
+                "unit": "u",
+                "query": "q",
+                "items": [{"sku": "A", "position": 2}, "B"],
+            }
+        ),
+        events(
+            {"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": [{"sku": "A", "team": "t" * 17}]}
+        ),
         events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"], "scorer": "x"}),
-        events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"], "scorer": {"kind": "Bad Kind", "model_id": 3}}),
-        events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"], "rerank_status": "OK"}),
+        events(
+            {
+                "id": new_id(),
+                "type": "impression",
+                "unit": "u",
+                "query": "q",
+                "items": ["A"],
+                "scorer": {"kind": "Bad Kind", "model_id": 3},
+            }
+        ),
+        events(
+            {"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"], "rerank_status": "OK"}
+        ),
         events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"], "rerank_depth": -1}),
-        events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"], "search_ms": 3_600_001}),
+        events(
+            {"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"], "search_ms": 3_600_001}
+        ),
         events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"], "search_ms": True}),
-        events({"id": new_id(), "type": "impression", "unit": "u", "query": "q", "items": ["A"], "rerank_status": "ok",
-                "scorer": {"kind": "cross-encoder", "model_id": "m"}, "rerank_depth": 10, "search_ms": 12.5, "reranked": True, "language": "en"}),
-        events({"id": new_id(), "type": "click", "unit": "u", "sku": "A", "experiment": "no-such-experiment", "variant": "x"}),
+        events(
+            {
+                "id": new_id(),
+                "type": "impression",
+                "unit": "u",
+                "query": "q",
+                "items": ["A"],
+                "rerank_status": "ok",
+                "scorer": {"kind": "cross-encoder", "model_id": "m"},
+                "rerank_depth": 10,
+                "search_ms": 12.5,
+                "reranked": True,
+                "language": "en",
+            }
+        ),
+        events(
+            {
+                "id": new_id(),
+                "type": "click",
+                "unit": "u",
+                "sku": "A",
+                "experiment": "no-such-experiment",
+                "variant": "x",
+            }
+        ),
     ]
     same = {"id": "rec-dup-000001", "type": "click", "unit": "u", "sku": "A"}
     cases += [events(same), events(same), events({**same, "type": "add_to_cart"})]
@@ -230,8 +301,15 @@ def rank_cases() -> list[Case]:
         rank({**base, "candidates": [{"title": "t\u0000"}]}),
         rank({**base, "candidates": [{"title": "t", "sku": 5}]}),
         rank({**base, "candidates": [{"title": f"bad {i}", "price": "x", "currency": "EUR"} for i in range(3)]}),
-        rank({**base, "candidates": [{"title": "Wireless headphones", "price": 10, "currency": "EUR", "language": "en"},
-                                     {"title": "Kitchen knife", "brand": "Acme", "category": "kitchen"}]}),
+        rank(
+            {
+                **base,
+                "candidates": [
+                    {"title": "Wireless headphones", "price": 10, "currency": "EUR", "language": "en"},
+                    {"title": "Kitchen knife", "brand": "Acme", "category": "kitchen"},
+                ],
+            }
+        ),
         rank({**base, "candidates": [{"title": "Wireless headphones", "sku": "X1"}, {"title": "Cable", "sku": "X1"}]}),
         rank({**base, "candidates": ["NO-SUCH-SKU", {"title": "Wireless headphones"}], "top_n": 1}),
         rank({**base, "candidates": [{"title": "t"}], "top_n": 0}),
@@ -310,10 +388,18 @@ def health_cases() -> list[Case]:
 # --- generated (Hypothesis, derandomized: the same examples on every run of one Hypothesis version) ----------------
 
 _json_leaf = st.one_of(
-    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32),
-    st.text(max_size=12), st.sampled_from(["", "A", "EUR", "en", "click", "impression", "u\u0000", "2024-01-01T00:00:00Z"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=12),
+    st.sampled_from(["", "A", "EUR", "en", "click", "impression", "u\u0000", "2024-01-01T00:00:00Z"]),
 )
-_json = st.recursive(_json_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=6)
+_json = st.recursive(
+    _json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
 _event = st.fixed_dictionaries(
     {"type": st.sampled_from(["impression", "click", "add_to_cart", "purchase", "nope"])},
     optional={
@@ -354,8 +440,12 @@ def _draw(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
     found: list[Any] = []
 
     @settings(
-        max_examples=count, derandomize=True, database=None, phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck), deadline=None,
+        max_examples=count,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        deadline=None,
     )
     @given(strategy)
     def collect(value: Any) -> None:
@@ -370,23 +460,53 @@ def generated_cases(new_id: _Ids) -> list[Case]:
     for batch in _draw(st.lists(_event, min_size=1, max_size=3), 60):
         cases.append(_post("/api/events", {"events": [{"id": new_id(), **e} for e in batch]}))
     rank_body = st.fixed_dictionaries(
-        {"query": st.one_of(st.sampled_from(["headphones", "lamp", ""]), _json_leaf), "candidates": st.lists(_candidate, max_size=4)},
+        {
+            "query": st.one_of(st.sampled_from(["headphones", "lamp", ""]), _json_leaf),
+            "candidates": st.lists(_candidate, max_size=4),
+        },
         optional={"top_n": _json_leaf, "lang": _json_leaf, "market": _json_leaf, "user": _json_leaf},
     )
     cases += [_post("/api/rank", body) for body in _draw(rank_body, 50)]
     params = st.dictionaries(
-        st.sampled_from(["q", "lang", "market", "limit", "page", "per_page", "sort", "min_price", "max_price", "currency",
-                         "in_stock", "category", "brand", "user"]),
-        st.one_of(st.sampled_from(["headphones", "en", "de", "2", "0", "-1", "abc", "price_asc", "EUR", "true", ""]), st.text(max_size=5)),
+        st.sampled_from(
+            [
+                "q",
+                "lang",
+                "market",
+                "limit",
+                "page",
+                "per_page",
+                "sort",
+                "min_price",
+                "max_price",
+                "currency",
+                "in_stock",
+                "category",
+                "brand",
+                "user",
+            ]
+        ),
+        st.one_of(
+            st.sampled_from(["headphones", "en", "de", "2", "0", "-1", "abc", "price_asc", "EUR", "true", ""]),
+            st.text(max_size=5),
+        ),
         max_size=4,
     )
     cases += [_get("/api/search", {"q": "headphones", **p}) for p in _draw(params, 40)]
-    cases += [_get("/api/suggest", p) for p in _draw(st.dictionaries(st.sampled_from(["q", "lang", "limit"]), st.text(max_size=4), max_size=3), 15)]
+    cases += [
+        _get("/api/suggest", p)
+        for p in _draw(st.dictionaries(st.sampled_from(["q", "lang", "limit"]), st.text(max_size=4), max_size=3), 15)
+    ]
     rerank_body = st.fixed_dictionaries(
         {"query": st.one_of(st.sampled_from(["headphones", ""]), _json_leaf)},
-        optional={"documents": st.lists(st.one_of(st.text(max_size=6), _json_leaf), max_size=3), "top_n": _json_leaf,
-                  "return_documents": _json_leaf, "model": _json_leaf, "texts": st.lists(st.text(max_size=6), max_size=3),
-                  "raw_scores": _json_leaf},
+        optional={
+            "documents": st.lists(st.one_of(st.text(max_size=6), _json_leaf), max_size=3),
+            "top_n": _json_leaf,
+            "return_documents": _json_leaf,
+            "model": _json_leaf,
+            "texts": st.lists(st.text(max_size=6), max_size=3),
+            "raw_scores": _json_leaf,
+        },
     )
     for i, body in enumerate(_draw(rerank_body, 30)):
         cases.append(_post(("/v2/rerank", "/v1/rerank", "/rerank")[i % 3], body))

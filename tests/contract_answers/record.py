@@ -37,7 +37,9 @@ def send(client: Any, case: dict[str, Any], api_key: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {api_key}"} if case.get("auth") else {}
     if case["method"] == "GET":
         query = case["query"]
-        response = client.get(case["path"], query_string=[tuple(p) for p in query] if isinstance(query, list) else query)
+        response = client.get(
+            case["path"], query_string=[tuple(p) for p in query] if isinstance(query, list) else query
+        )
     elif "raw" in case:
         response = client.post(case["path"], data=case["raw"], headers={**headers, "Content-Type": "application/json"})
     else:
@@ -56,9 +58,7 @@ def recording_app(database_url: str) -> Iterator[tuple[Any, str]]:
     from webapp import create_app
 
     prepare_shop_database(database_url)
-    services = build_test_services(
-        database_url, public_rate_limit_per_minute=0, api_rate_limit_per_minute=0, **LIMITS
-    )
+    services = build_test_services(database_url, public_rate_limit_per_minute=0, api_rate_limit_per_minute=0, **LIMITS)
     try:
         key = create_key(services, "contract-recorder")
         yield create_app(services=services).test_client(), key
