@@ -16,6 +16,7 @@ from tests.contract_answers.record import FIXTURE, recording_app, replay
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a catalog import and 554 requests: over the default 600 s on a loaded 2-core machine
 def test_every_recorded_request_gets_its_recorded_answer(postgres_factory):
     records = json.loads(FIXTURE.read_text(encoding="utf-8"))
     assert len(records) >= 300
