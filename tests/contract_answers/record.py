@@ -8,15 +8,19 @@ on another day compares what the contract promises, not what the clock or the fl
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 FIXTURE = Path(__file__).with_name("answers.json")
 #: Keys whose values change from run to run; replaced by their type name.
-VOLATILE = frozenset({"request_id", "impression_id", "timings_ms", "search_ms", "revision", "expected_revision"})
+VOLATILE = frozenset(
+    {"uptime_seconds", "request_id", "impression_id", "timings_ms", "search_ms", "revision", "expected_revision"}
+)
 #: Keys whose float values are scores: rounded, since the scorer's last digits are not part of the contract.
 SCORE_DIGITS = 3
 
@@ -28,6 +32,8 @@ def normalise(value: Any, key: str | None = None) -> Any:
         return {k: normalise(v, k) for k, v in value.items()}
     if isinstance(value, list):
         return [normalise(v) for v in value]
+    if isinstance(value, str) and _UUID.match(value):  # a Cohere answer's id: a fresh uuid4 each time
+        return "<uuid>"
     if isinstance(value, float):
         return round(value, SCORE_DIGITS)
     return value
