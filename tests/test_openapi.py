@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+
+import pytest
 
 JSON_PREFIXES = ("/api/", "/v1/", "/v2/", "/rerank", "/health", "/ready", "/openapi.json")
 
@@ -82,3 +85,25 @@ def test_the_document_states_this_deployments_limits(shop_services):
 
 def _request_schema(document, path):
     return document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+
+
+def test_the_document_is_valid_openapi_3_1(client):
+    """The whole document, generated schemas included, against the OpenAPI 3.1 meta-schema."""
+    from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+
+    document = client.get("/openapi.json").get_json()
+    assert document["openapi"] == "3.1.0"
+    validate(document, cls=OpenAPIV31SpecValidator)
+    broken = {**document, "paths": {"/x": {"get": {"responses": {"200": {"content": {}}}}}}}  # no description
+    with pytest.raises(Exception, match="description"):
+        validate(broken, cls=OpenAPIV31SpecValidator)
+
+
+def test_rerank_contracts_are_the_models_schemas(client):
+    """The rerank schemas are generated from the pydantic models the endpoints validate with."""
+    from webapp.rerank_models import CohereRerankRequest
+
+    document = client.get("/openapi.json").get_json()
+    generated = document["components"]["schemas"]["CohereRerankRequest"]
+    assert set(generated["properties"]) == set(CohereRerankRequest.model_fields)
+    assert not any(key.startswith("x-setting-") for key in json.dumps(document).split('"'))

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from catalog.validation import MAX_ATTRIBUTES
 from shoprank.config import Settings
+from shoprank.contracts import resolve_limits
 from webapp.blueprints.api import DEFAULT_LIMIT
 from webapp.rank_schema import MAX_CHARS, MAX_USER_CHARS
+from webapp.rerank_models import CohereRerankRequest, CohereRerankResponse, TeiRerankRequest, TeiRerankResponse
+from webapp.suggest_models import SuggestQuery, SuggestResponse
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
@@ -39,77 +44,50 @@ def _query(settings: Settings, **extra: Any) -> dict[str, Any]:
     return {"type": "string", "minLength": 1, "maxLength": settings.max_query_chars, **extra}
 
 
-def _cohere_request(settings: Settings) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["query", "documents"],
-        "properties": {
-            "model": {
-                "type": "string",
-                "description": "Accepted for compatibility; the deployment's reranker answers.",
-            },
-            "query": _query(settings),
-            "documents": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": settings.rerank_max_documents,
-                "items": {
-                    "oneOf": [
-                        {"type": "string"},
-                        {
-                            "type": "object",
-                            "required": ["text"],
-                            "properties": {"text": {"type": "string"}, "id": {"type": "string"}},
-                        },
-                    ]
-                },
-            },
-            "top_n": {"type": "integer", "minimum": 1},
-            "max_tokens_per_doc": {"type": "integer", "minimum": 1},
-            "return_documents": {"type": "boolean"},
-        },
-    }
+#: Contracts that are pydantic models: their JSON Schemas are generated (``model_schemas``), not written here.
+_MODELS: tuple[type[BaseModel], ...] = (
+    CohereRerankRequest,
+    CohereRerankResponse,
+    TeiRerankRequest,
+    TeiRerankResponse,
+    SuggestResponse,
+)
 
 
-_COHERE_RESPONSE = {
-    "type": "object",
-    "required": ["id", "results", "meta"],
-    "properties": {
-        "id": {"type": "string"},
-        "results": {
-            "type": "array",
-            "description": "Sorted by relevance_score, best first; index is the input position.",
-            "items": {
-                "type": "object",
-                "required": ["index", "relevance_score"],
-                "properties": {
-                    "index": {"type": "integer"},
-                    "relevance_score": {"type": "number"},
-                    "document": {
-                        "type": "object",
-                        "properties": {"text": {"type": "string"}, "id": {"type": "string"}},
-                    },
-                },
-            },
-        },
-        "meta": {
-            "type": "object",
-            "properties": {
-                "api_version": {"type": "object", "properties": {"version": {"type": "string"}}},
-                "billed_units": {
-                    "type": "object",
-                    "properties": {"search_units": {"type": "integer", "description": "1 per 100 documents"}},
-                },
-            },
-        },
-        "model": {"type": "string", "description": "/v1/rerank (Jina shape) only"},
-        "usage": {
-            "type": "object",
-            "description": "/v1/rerank (Jina shape) only; total_tokens is an estimate (characters / 4)",
-            "properties": {"total_tokens": {"type": "integer"}},
-        },
-    },
-}
+def model_schemas(settings: Settings) -> dict[str, Any]:
+    """``components.schemas`` for every model of ``_MODELS`` and the models they use, with this deployment's limits.
+
+    Requests are described as validated, responses as serialised; nested models become components of their own.
+    """
+    schemas: dict[str, Any] = {}
+    for model in _MODELS:
+        response = model.__name__.endswith("Response")
+        schema = model.model_json_schema(
+            ref_template="#/components/schemas/{model}", mode="serialization" if response else "validation"
+        )
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    resolved: dict[str, Any] = resolve_limits(schemas, settings)
+    return resolved
+
+
+def query_parameters(model: type[BaseModel], settings: Settings) -> list[dict[str, Any]]:
+    """A GET endpoint's query parameters, one per field of its model (``schema``, ``description``, required)."""
+    schema = resolve_limits(model.model_json_schema(), settings)
+    out = []
+    for name, prop in schema["properties"].items():
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        parameter = {"name": name, "in": "query", "schema": prop, "required": name in schema.get("required", ())}
+        if description:
+            parameter["description"] = description
+        out.append(parameter)
+    return out
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
 
 _FACET_VALUES: dict[str, Any] = {
     "type": "array",
@@ -175,6 +153,7 @@ _APPLIED_FILTERS: dict[str, Any] = {
         "currency": {"type": "string"},
     },
 }
+
 _PRODUCT_RESULT = {
     "type": "object",
     "properties": {
@@ -405,6 +384,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     per_page["default"] = min(DEFAULT_LIMIT, settings.search_max_limit)
     bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     rerank_errors = _error_responses(400, 401, 413, 422, 429, 503)
+    generated = model_schemas(settings)
 
     def cohere_shaped(summary: str) -> dict[str, Any]:
         """Cohere v2 and Jina clients send and read the same shapes; only the defaults differ."""
@@ -446,8 +426,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         }
                     },
                 },
-                "CohereRerankRequest": _cohere_request(settings),
-                "CohereRerankResponse": _COHERE_RESPONSE,
+                **generated,
                 "ProductResult": _PRODUCT_RESULT,
                 "SearchResponse": _SEARCH_RESPONSE,
                 "RankRequest": _rank_request(settings),
@@ -563,33 +542,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "get": {
                     "summary": "Autocomplete: past searches, categories, brands and product titles, shopper's "
                     "language first",
-                    "parameters": [
-                        {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 100}},
-                        {"name": "lang", "in": "query", "schema": {"type": "string"}},
-                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 20}},
-                    ],
+                    "parameters": query_parameters(SuggestQuery, settings),
                     "responses": {
-                        "200": _json(
-                            {
-                                "type": "object",
-                                "properties": {
-                                    "query": {"type": "string"},
-                                    "suggestions": {
-                                        "type": "array",
-                                        "items": {
-                                            "type": "object",
-                                            "properties": {
-                                                "kind": {"enum": ["search", "category", "brand", "product"]},
-                                                "text": {"type": "string"},
-                                                "value": {"type": "string"},
-                                                "language": {"type": ["string", "null"]},
-                                                "url": {"type": "string"},
-                                            },
-                                        },
-                                    },
-                                },
-                            }
-                        ),
+                        "200": _json(_ref(SuggestResponse)),
                         **_error_responses(400),
                     },
                 }
@@ -683,41 +638,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "required": True,
                         "content": {
                             "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["query", "texts"],
-                                    "properties": {
-                                        "query": _query(settings),
-                                        "texts": {
-                                            "type": "array",
-                                            "minItems": 1,
-                                            "maxItems": settings.rerank_max_documents,
-                                            "items": {"type": "string"},
-                                        },
-                                        "raw_scores": {"type": "boolean", "default": False},
-                                        "return_text": {"type": "boolean", "default": False},
-                                        "truncate": {"type": "boolean", "default": True},
-                                    },
-                                }
+                                "schema": generated["TeiRerankRequest"],
                             }
                         },
                     },
                     "responses": {
-                        "200": _json(
-                            {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "required": ["index", "score"],
-                                    "properties": {
-                                        "index": {"type": "integer"},
-                                        "score": {"type": "number"},
-                                        "text": {"type": "string"},
-                                    },
-                                },
-                            },
-                            "Sorted by score, best first",
-                        ),
+                        "200": _json(_ref(TeiRerankResponse), "Sorted by score, best first"),
                         **rerank_errors,
                     },
                 }

@@ -25,6 +25,7 @@ from webapp.i18n import UI_LANGUAGES, catalog_category_names, category_label
 from webapp.impressions import impression_key, signed_page
 from webapp.presenters import applied_filters_json, converted_price, facets_json, hit_json
 from webapp.search_params import parse_search_params
+from webapp.suggest_models import SuggestionOut, SuggestQuery, SuggestResponse
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 log = logging.getLogger(__name__)
@@ -131,30 +132,23 @@ def search() -> Any:
 def suggest() -> Any:
     """Autocomplete: ``q`` (what was typed so far), ``lang``; past searches, categories, brands, product titles."""
     app = app_services()
-    typed = request.args.get("q", "")
-    if len(typed) > 100:
-        raise ApiError(400, "invalid_q", "q must be at most 100 characters for suggestions")
-    language = parse_language(request.args.get("lang"))
-    limit = _suggest_limit(request.args.get("limit"))
-    ui = language if language in UI_LANGUAGES else "en"
+    params = SuggestQuery.from_args(request.args)
+    ui = params.lang if params.lang in UI_LANGUAGES else "en"
     suggestions = app.suggester.suggest(
-        typed, language, limit=limit, category_label=lambda slug: category_label(slug, ui, catalog_category_names())
+        params.q,
+        params.lang,
+        limit=params.limit,
+        category_label=lambda slug: category_label(slug, ui, catalog_category_names()),
     )
-    return {
-        "query": typed,
-        "suggestions": [
-            {"kind": s.kind, "text": s.text, "value": s.value, "language": s.language, "url": suggestion_url(s)}
+    return SuggestResponse(
+        query=params.q,
+        suggestions=[
+            SuggestionOut.model_validate(
+                {"kind": s.kind, "text": s.text, "value": s.value, "language": s.language, "url": suggestion_url(s)}
+            )
             for s in suggestions
         ],
-    }
-
-
-def _suggest_limit(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 8
-    if not raw.isdigit() or not 1 <= int(raw) <= 20:
-        raise ApiError(400, "invalid_limit", f"limit must be between 1 and 20, got {raw[:20]!r}")
-    return int(raw)
+    ).model_dump(mode="json")
 
 
 def suggestion_url(suggestion: Suggestion) -> str:

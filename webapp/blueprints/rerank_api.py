@@ -16,14 +16,14 @@ from webapp.auth import require_api_key
 from webapp.context import app_services
 from webapp.errors import ApiError
 from webapp.http import current_request_id, json_object
-from webapp.rerank_schema import RerankRequest, cohere_response, parse_cohere, parse_tei, tei_response
+from webapp.rerank_models import CohereRerankRequest, TeiRerankRequest, cohere_response, tei_response, validate
 
 bp = Blueprint("rerank_api", __name__)
 
 
-def _score(req: RerankRequest) -> DispatchResult:
+def _score(query: str, texts: list[str]) -> DispatchResult:
     app = app_services()
-    job = RerankJob(query=req.query, passages=req.texts, request_id=current_request_id())
+    job = RerankJob(query=query, passages=texts, request_id=current_request_id())
     try:
         return app.dispatcher.dispatch(job, app.settings.rerank_api_deadline_ms / 1000)
     except RerankRejected as exc:
@@ -42,11 +42,8 @@ def _with_scorer_header(response: Response, result: DispatchResult) -> Response:
 
 
 def _cohere(jina: bool) -> Response:
-    settings = app_services().settings
-    req = parse_cohere(
-        json_object(), max_documents=settings.rerank_max_documents, max_query_chars=settings.max_query_chars, jina=jina
-    )
-    result = _score(req)
+    req = validate(CohereRerankRequest, json_object(), app_services().settings)
+    result = _score(req.query, req.texts())
     body = cohere_response(req, result.normalized_scores, jina=jina, model=req.model or result.scorer.get("model_id"))
     return _with_scorer_header(jsonify(body), result)
 
@@ -66,10 +63,7 @@ def jina_v1() -> Any:
 @bp.post("/rerank")
 @require_api_key
 def tei() -> Any:
-    settings = app_services().settings
-    req = parse_tei(
-        json_object(), max_documents=settings.rerank_max_documents, max_query_chars=settings.max_query_chars
-    )
-    result = _score(req)
+    req = validate(TeiRerankRequest, json_object(), app_services().settings)
+    result = _score(req.query, req.texts)
     scores = result.raw_scores if req.raw_scores else result.normalized_scores
     return _with_scorer_header(jsonify(tei_response(req, scores)), result)
