@@ -52,9 +52,7 @@ DISTINCTIVE_SHARE = 0.25
 @dataclass(frozen=True, slots=True)
 class TitleParts:
     head: str  # what the listing is
-    target: str  # the product it is for (its name, without the attributes the title lists after it)
-    #: everything on the target's side of the connector, attributes included: what the title says it goes with
-    mentions: str = ""
+    target: str  # the product it is for
 
 
 #: Characters that make 用 part of a word meaning "use" (家用 household, 商用 commercial, 通用 universal, 日用
@@ -73,40 +71,22 @@ _BEFORE = _pattern(CONNECTORS_BEFORE_TARGET, cjk_suffix=False)
 _AFTER = _pattern(CONNECTORS_AFTER_TARGET, cjk_suffix=True)
 
 
-#: Where a feed title's product name ends and its attributes begin ("… for Running Shoes, 150 ml", "… | Black").
-_SEGMENT_END = re.compile(r"\s*(?:[,;|(\[]|\s[-–—]\s)")
-
-
-def _name_after(text: str) -> str:
-    """The served product named after a connector, without the attributes that follow it: "Running Shoes and
-    Trainers, 150 ml" is for running shoes; "150 ml" would pull the comparison with the query toward the head."""
-    return _SEGMENT_END.split(text, maxsplit=1)[0]
-
-
-def _name_before(text: str) -> str:
-    """The served product named before a connector (CJK, Turkish): from the last attribute separator on."""
-    return _SEGMENT_END.split(text)[-1].strip()
-
-
 def split_title(title: str) -> TitleParts | None:
     """The head and the served product of a title with a compatibility connector; None without one.
 
-    The first connector with text on both sides decides ("Case for iPhone 15 for kids" → head "Case"). The served
-    product is the name next to the connector, not the attributes the title lists after a comma or bar.
+    The first connector with text on both sides decides ("Case for iPhone 15 for kids" → head "Case").
     """
     text = unicodedata.normalize("NFKC", title or "").strip()
     candidates: list[tuple[int, TitleParts]] = []
     for match in _BEFORE.finditer(text):
-        head, rest = text[: match.start()].strip(" ,-–|/"), text[match.end() :].strip(" ,-–|/")
-        target = _name_after(rest)
+        head, target = text[: match.start()].strip(" ,-–|/"), text[match.end() :].strip(" ,-–|/")
         if _has_word(head) and _has_word(target):
-            candidates.append((match.start(), TitleParts(head, target, rest)))
+            candidates.append((match.start(), TitleParts(head, target)))
             break
     for match in _AFTER.finditer(text):
-        rest, head = text[: match.start()].strip(" ,-–|/"), text[match.end() :].strip(" ,-–|/")
-        target = _name_before(rest)
+        target, head = text[: match.start()].strip(" ,-–|/"), text[match.end() :].strip(" ,-–|/")
         if _has_word(head) and _has_word(target):
-            candidates.append((match.start(), TitleParts(head, target, rest)))
+            candidates.append((match.start(), TitleParts(head, target)))
             break
     if not candidates:
         return None
@@ -143,9 +123,7 @@ class AccessoryShapes:
             return self._cache[title]
         parts = split_title(title)
         if parts is not None:
-            # "sold here" reads the whole side of the connector: "… for Airplane, Wireless Audio Transmitter" goes
-            # with things this shop sells even though its served product's name alone ("Airplane") is not one
-            targets = {t for t in tokenize(parts.mentions or parts.target) if len(t) > 1}
+            targets = {t for t in tokenize(parts.target) if len(t) > 1}
             if not any(2 <= self._df[t] <= self._limit for t in targets):
                 parts = None
         if len(self._cache) < 100_000:
