@@ -36,6 +36,9 @@ class ScorerSpec:
     allow_fallback: bool = True
     num_threads: int | None = None
     backend: str = "auto"
+    #: ONNX Runtime's intra-op pool spin-waits between runs when True; off by default because on shared
+    #: cores a spinning pool takes the CPU the web tier needs (``reranking.threads``, docs/cpu-serving.md).
+    spinning: bool = False
 
     def replace(self, **changes: Any) -> ScorerSpec:
         return dataclasses.replace(self, **changes)
@@ -63,6 +66,7 @@ def load_scorer(spec: ScorerSpec | None = None, **overrides: Any) -> Scorer:
                 max_batch_size=spec.max_batch_size,
                 allow_download=spec.allow_download,
                 num_threads=spec.num_threads,
+                spinning=spec.spinning,
             )
         return TorchCrossEncoder.from_pretrained(
             spec.model,
