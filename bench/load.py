@@ -649,7 +649,9 @@ def stack_threads(web: Gunicorn, worker: WorkerProcess, stack: StackProbe, web_l
         "worker": {
             **process_threads(worker_pid),
             "intra_op_threads": ad.get("torch_threads"),
-            "backend": (ad.get("scorer") or {}).get("backend") if isinstance(ad.get("scorer"), dict) else None,
+            "backend": ad.get("backend"),
+            "dtype": ad.get("dtype"),
+            "log": [line for line in worker.log_text().splitlines() if "rerank worker threads" in line][-1:],
             "children": [process_threads(c) for c in children(worker_pid)],
         },
         "web": [process_threads(pid) for pid in web_pids],

@@ -105,8 +105,8 @@ class ThreadPlan:
 
     @property
     def spinning(self) -> bool:
-        """Whether ONNX Runtime's intra-op pool may spin-wait (only under an explicitly active policy)."""
-        return self.wait_policy == "active"
+        """Whether ONNX Runtime's intra-op pool may spin-wait: not under the passive policy (its own default is on)."""
+        return self.wait_policy != "passive"
 
 
 def plan_threads(

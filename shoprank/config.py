@@ -312,5 +312,5 @@ class Settings:
             allow_download=self.reranker_allow_download,
             num_threads=self.reranker_threads,
             backend=self.reranker_backend,
-            spinning=self.omp_wait_policy == "active",
+            spinning=self.omp_wait_policy != "passive",  # "default": ONNX Runtime's own (spinning)
         ).replace(**overrides)
