@@ -98,7 +98,12 @@ def _web(args: argparse.Namespace) -> None:
         "zapatillas",
     ]
     stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.readline(), stop.set()), daemon=True).start()
+
+    def wait_for_stop() -> None:
+        sys.stdin.readline()
+        stop.set()
+
+    threading.Thread(target=wait_for_stop, daemon=True).start()
     started, done = time.perf_counter(), 0
     while not stop.is_set():  # until the parent closes stdin: the worker's measurement is over
         engine.query([" ".join(rng.sample(words, 4)) + f" {rng.randrange(10**6)}"])
