@@ -147,6 +147,17 @@ def apply_thread_environment(plan: ThreadPlan, env: MutableMapping[str, str] | N
     return {name: target[name] for name in (*THREAD_COUNT_VARIABLES, "OMP_WAIT_POLICY") if name in target}
 
 
+def apply_wait_policy(policy: str, env: MutableMapping[str, str] | None = None) -> str | None:
+    """Export only the wait policy (unless set): for batch commands (catalog import, index build) that may use
+    every core but must not spin on cores other processes share. Returns ``OMP_WAIT_POLICY`` as in force."""
+    if policy not in WAIT_POLICIES:
+        raise ValueError(f"SHOPRANK_OMP_WAIT_POLICY={policy!r}: expected one of {', '.join(WAIT_POLICIES)}")
+    target = os.environ if env is None else env
+    if policy != "default":
+        target.setdefault("OMP_WAIT_POLICY", policy.upper())
+    return target.get("OMP_WAIT_POLICY")
+
+
 def limit_loaded_pools(threads: int) -> list[dict[str, object]]:
     """Cap the BLAS/OpenMP pools already loaded in this process to ``threads``; returns what is loaded now.
 

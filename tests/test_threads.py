@@ -12,6 +12,7 @@ import pytest
 
 from reranking.threads import (
     apply_thread_environment,
+    apply_wait_policy,
     available_cores,
     cgroup_cpu_limit,
     cpu_info,
@@ -149,3 +150,22 @@ def test_a_web_process_runs_the_e5_engine_on_one_thread():
         return int(json.loads(done.stdout.strip().splitlines()[-1]))
 
     assert os_threads("web") < os_threads("default")
+
+
+def test_batch_commands_get_the_wait_policy_but_keep_their_thread_count():
+    env: dict[str, str] = {}
+    assert apply_wait_policy("passive", env) == "PASSIVE"
+    assert "OMP_NUM_THREADS" not in env
+    assert apply_wait_policy("passive", {"OMP_WAIT_POLICY": "ACTIVE"}) == "ACTIVE"  # exported wins
+    assert apply_wait_policy("default", {}) is None
+    with pytest.raises(ValueError, match="SHOPRANK_OMP_WAIT_POLICY"):
+        apply_wait_policy("spin", {})
+
+
+def test_the_cli_refuses_an_unknown_wait_policy_naming_the_setting():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(PYTHONPATH=str(REPO), SHOPRANK_OMP_WAIT_POLICY="spin")
+    done = subprocess.run(
+        [sys.executable, "-m", "shoprank", "db", "--help"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0 and "SHOPRANK_OMP_WAIT_POLICY" in done.stderr
