@@ -681,6 +681,8 @@ def main() -> None:
     parser.add_argument("--warm-budget", type=int, default=5000, help="pair budget of the warm-head run")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args()
+    # SIGTERM (``timeout``, a CI cancel) unwinds like Ctrl-C, so the finally below stops the stack and drops the DB.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     redis_url = os.environ.get("SHOPRANK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     admin_url = os.environ.get("SHOPRANK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
