@@ -60,9 +60,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import requests  # noqa: E402
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 
-from reranking.testing import small_model_dir  # noqa: E402
+from reranking.testing import BGE_M3_ARCHITECTURE, SMALL_ARCHITECTURE, build_random_cross_encoder  # noqa: E402
+from reranking.threads import available_cores, cpu_info  # noqa: E402
 from workers.testing import WorkerProcess, delete_prefixed_keys, isolated_environment  # noqa: E402
-from workers.worker_main import available_cores  # noqa: E402
 
 DEMO_CATALOG = REPO / "data" / "catalog" / "demo_products.jsonl"
 DEMO_QUERIES = REPO / "data" / "catalog" / "demo_queries.jsonl"
@@ -297,8 +297,13 @@ def run_phase(
         if record.depths
         else None,
         "rerank_depth": depth_summary(record.depths),
+        "reranked_share_by_depth": depth_shares(record.depths),
+        "shed_share": round(record.rerank_statuses.get("shed", 0) / record.searches_ok, 4)
+        if record.searches_ok
+        else None,
         "score_cache_hit_rate": cache,
         "worker": worker,
+        "worker_throughput": throughput(worker, wall, stack.worker_threads),
         "events_sent": record.events_sent,
         "events_refused": record.events_refused,
         "events_stored": stored,
@@ -306,6 +311,31 @@ def run_phase(
         "load_average_before": load_before,
         "load_average_after": load_after,
     }, dict(record.searched)
+
+
+#: Depth buckets of the per-phase reranked share: (label, lowest depth, highest depth); 0 = not reranked.
+DEPTH_BUCKETS = (("none", 0, 0), ("1-9", 1, 9), ("10-29", 10, 29), ("30-99", 30, 99), ("100", 100, 10**9))
+
+
+def depth_shares(depths: list[int]) -> dict[str, float]:
+    """Share of answered searches per rerank-depth bucket (``none`` = answered in first-stage order)."""
+    if not depths:
+        return {}
+    return {label: round(sum(low <= d <= high for d in depths) / len(depths), 4) for label, low, high in DEPTH_BUCKETS}
+
+
+def throughput(worker: dict[str, float], wall: float, threads: int | None) -> dict[str, float | None]:
+    """Pairs the worker scored per second of the phase, per second of its model time, and per core it runs on."""
+    pairs = worker.get("pairs", 0) + worker.get("background_pairs", 0)
+    model = worker.get("model_seconds", 0)
+    per_model_second = pairs / model if model else None
+    return {
+        "pairs": pairs,
+        "pairs_per_s_per_worker": round(pairs / wall, 2) if wall else None,
+        "pairs_per_model_s": round(per_model_second, 2) if per_model_second else None,
+        "pairs_per_model_s_per_core": round(per_model_second / threads, 2) if per_model_second and threads else None,
+        "model_busy_share": round(model / wall, 3) if wall else None,
+    }
 
 
 def depth_summary(depths: list[int]) -> dict[str, float | int]:
@@ -342,6 +372,14 @@ class StackProbe:
         import redis
 
         self.redis = redis.Redis.from_url(self.settings.redis_url or "")
+        self.worker_threads: int | None = None
+
+    def worker_advertisement(self) -> dict[str, Any]:
+        """The first live worker's registry entry (device, dtype, backend, torch_threads, pairs/s)."""
+        from workers.registry import WorkerRegistry
+
+        entries = WorkerRegistry(self.redis, self.settings.queue_prefix).live()
+        return dict(entries[0]) if entries else {}
 
     def worker_counters(self, fresh: bool = True) -> dict[str, float]:
         """Summed over live worker processes; ``fresh`` waits one heartbeat so the counters are current."""
@@ -547,8 +585,80 @@ class Gunicorn:
             pass
 
 
-def model_dir(cache: Path | None) -> Path:
-    return small_model_dir(cache, prefix="shoprank-load-small-")
+ARCHITECTURES = {"small": SMALL_ARCHITECTURE, "large": BGE_M3_ARCHITECTURE}
+ARCH_DESCRIPTIONS = {
+    "small": "small XLM-R architecture (6 layers, 384 hidden, real XLM-R vocabulary, random weights)",
+    "large": "bge-reranker-v2-m3's architecture (24 layers, 1024 hidden, 250k-token XLM-R vocabulary, random weights)",
+}
+
+
+def model_dir(arch: str, cache: Path | None) -> Path:
+    """The random-weight model of ``arch``: in ``cache`` (built there once), else small in a temp dir as before,
+    large in ``bench/.models/large-load`` (2.3 GB; built once, gitignored)."""
+    if cache is None:
+        cache = (
+            REPO / "bench" / ".models" / "large-load"
+            if arch == "large"
+            else Path(tempfile.mkdtemp(prefix="shoprank-load-small-"))
+        )
+    if not (cache / "config.json").exists():
+        print(f"building the {arch} XLM-R cross-encoder in {cache} ...", file=sys.stderr)
+        build_random_cross_encoder(cache, ARCHITECTURES[arch])
+    return cache
+
+
+def ensure_onnx_export(env: dict[str, str], model: Path) -> None:
+    """The INT8 ONNX export the onnx backend loads (``MODEL/onnx``), made once with the operator's command."""
+    from reranking.onnx_export import find_onnx_export
+
+    if find_onnx_export(model, int8=True) is None:
+        print(f"exporting {model} to ONNX INT8 ...", file=sys.stderr)
+        shoprank(env, "model", "export-onnx", "--model", str(model), "--out", str(model / "onnx"))
+
+
+def process_threads(pid: int) -> dict[str, Any]:
+    """OS threads a process runs now and the thread variables it was started with (from /proc)."""
+    info: dict[str, Any] = {"pid": pid}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                info["os_threads"] = int(line.split()[1])
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        wanted = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        start_env = dict(item.decode(errors="replace").split("=", 1) for item in environ if b"=" in item)
+        info["start_environment"] = {k: start_env[k] for k in wanted if k in start_env}
+    except OSError as exc:
+        info["error"] = str(exc)
+    return info
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def stack_threads(web: Gunicorn, worker: WorkerProcess, stack: StackProbe, web_log: Path) -> dict[str, Any]:
+    """What each process of the stack runs: OS threads, thread variables, the worker's intra-op threads, and
+    the compute threads each gunicorn worker logged after its fork."""
+    ad = stack.worker_advertisement()
+    worker_pid = worker.process.pid if worker.process else 0
+    web_pids = children(web.process.pid) if web.process else []
+    return {
+        "worker": {
+            **process_threads(worker_pid),
+            "intra_op_threads": ad.get("torch_threads"),
+            "backend": ad.get("backend"),
+            "dtype": ad.get("dtype"),
+            "log": [line for line in worker.log_text().splitlines() if "rerank worker threads" in line][-1:],
+            "children": [process_threads(c) for c in children(worker_pid)],
+        },
+        "web": [process_threads(pid) for pid in web_pids],
+        "web_log": [line for line in web_log.read_text(errors="replace").splitlines() if "compute threads" in line][
+            -4:
+        ],
+    }
 
 
 def main() -> None:
@@ -558,18 +668,38 @@ def main() -> None:
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--model-cache", type=Path, help="directory to keep the generated small model in")
+    parser.add_argument("--model-cache", type=Path, help="directory to keep the generated model in")
+    parser.add_argument("--arch", choices=tuple(ARCHITECTURES), default="small", help="random-weight model shape")
+    parser.add_argument(
+        "--backend", choices=("torch", "onnx"), default="torch", help="worker INT8 path (onnx: ONNX Runtime)"
+    )
+    parser.add_argument("--worker-threads", type=int, help="SHOPRANK_RERANKER_THREADS (default: cores / processes)")
+    parser.add_argument("--web-compute-threads", type=int, help="SHOPRANK_WEB_COMPUTE_THREADS (default 1)")
+    parser.add_argument("--wait-policy", choices=("passive", "active", "default"), help="SHOPRANK_OMP_WAIT_POLICY")
+    parser.add_argument("--deadline-ms", type=int, default=3000, help="SHOPRANK_RERANK_DEADLINE_MS")
     parser.add_argument("--warm-top", type=int, default=50, help="head queries the head_warmed phase warms")
     parser.add_argument("--warm-budget", type=int, default=5000, help="pair budget of the warm-head run")
     parser.add_argument("--output", type=Path, help="also write the JSON here")
     args = parser.parse_args()
+    # SIGTERM (``timeout``, a CI cancel) unwinds like Ctrl-C, so the finally below stops the stack and drops the DB.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     redis_url = os.environ.get("SHOPRANK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     admin_url = os.environ.get("SHOPRANK_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     queries = [json.loads(line) for line in DEMO_QUERIES.read_text(encoding="utf-8").splitlines() if line.strip()]
     run_id = uuid.uuid4().hex[:8]
     logs = Path(tempfile.mkdtemp(prefix="shoprank-load-logs-"))
-    model = model_dir(args.model_cache)
+    model = model_dir(args.arch, args.model_cache)
+    tuning = {
+        "SHOPRANK_RERANKER_BACKEND": args.backend,
+        "SHOPRANK_RERANK_DEADLINE_MS": str(args.deadline_ms),
+    }
+    if args.worker_threads:
+        tuning["SHOPRANK_RERANKER_THREADS"] = str(args.worker_threads)
+    if args.web_compute_threads:
+        tuning["SHOPRANK_WEB_COMPUTE_THREADS"] = str(args.web_compute_threads)
+    if args.wait_policy:
+        tuning["SHOPRANK_OMP_WAIT_POLICY"] = args.wait_policy
     database = PrivateDatabase(admin_url)
     prefix = f"load-{run_id}:"
     env = isolated_environment(
@@ -582,7 +712,10 @@ def main() -> None:
         SHOPRANK_API_RATE_LIMIT_PER_MINUTE="0",
         SHOPRANK_SECRET_KEY=uuid.uuid4().hex,
         SHOPRANK_OPS_WINDOW_SIZE="100000",  # every search of the run, for the per-phase cache hit rate
+        **tuning,
     )
+    for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(name, None)  # each process of the stack takes its own from the settings (reranking.threads)
     worker = WorkerProcess(
         # Every search in flight inside the worker (20 shoppers), where the model thread scores them side by side;
         # with fewer slots the rest would wait in the broker queue, first come first served.
@@ -597,14 +730,18 @@ def main() -> None:
         setup_started = time.monotonic()
         shoprank(env, "db", "upgrade")
         shoprank(env, "catalog", "import", str(DEMO_CATALOG))
+        if args.backend == "onnx":
+            ensure_onnx_export(env, model)
         worker.start()
         web.start()
         worker.wait_ready(timeout=600)
         web.wait_ready()
         setup_s = time.monotonic() - setup_started
         stack = StackProbe(env)
+        stack.worker_threads = stack.worker_advertisement().get("torch_threads")
         scripts = [shopper_script(queries, n, args.seed) for n in range(args.shoppers)]
         cold, searched = run_phase("cold", web.url, scripts, args.duration, run_id, database.url, stack)
+        threads = stack_threads(web, worker, stack, logs / "gunicorn.log")  # pools exist once they have run
         # Warm: each shopper repeats its own cold-phase searches in order (cycling through them when it gets
         # further): every (query, product) pair it asks for was scored in the cold phase and is in the cache.
         warm_scripts = [(script[: max(1, searched.get(n, 1))] * 10_000)[:10_000] for n, script in enumerate(scripts)]
@@ -628,6 +765,7 @@ def main() -> None:
             "benchmark": "load",
             "machine": {
                 "cores": available_cores(),
+                "cpu": cpu_info(),
                 "load_average_at_start": load_at_start,
                 "load_average_at_end": load_average(),
                 "note": "os.getloadavg() 1/5/15 min; other work on the machine shares these cores",
@@ -635,17 +773,22 @@ def main() -> None:
             "stack": {
                 "web": f"gunicorn {args.web_workers} workers x {args.web_threads} threads (gthread), "
                 "webapp:create_app()",
-                "worker": "shoprank worker --device cpu --jobs-in-flight 32 (INT8, cross-request batching), 1 process",
-                "model": "small XLM-R architecture (6 layers, 384 hidden, real XLM-R vocabulary, random weights)",
+                "worker": f"shoprank worker --device cpu --jobs-in-flight 32 ({args.backend} INT8, cross-request "
+                "batching), 1 process",
+                "arch": args.arch,
+                "backend": args.backend,
+                "model": ARCH_DESCRIPTIONS[args.arch],
+                "settings": tuning,
+                "threads": threads,
                 "redis": redis_url,
                 "database": "PostgreSQL (private database, dropped afterwards)",
                 "catalog": DEMO_CATALOG.name,
                 "queries": f"{len(queries)} multilingual demo queries",
-                "rerank_deadline_ms": 3000,
+                "rerank_deadline_ms": args.deadline_ms,
                 "setup_s": round(setup_s, 1),
             },
             "phases": phases,
-            "goals": goals(cold, phases, 3000),
+            "goals": goals(cold, phases, args.deadline_ms),
         }
         output = json.dumps(report, indent=2, ensure_ascii=False)
         print(output)
@@ -657,13 +800,15 @@ def main() -> None:
             f"{p['search_latency'].get('p50_ms')}/{p['search_latency'].get('p95_ms')}/"
             f"{p['search_latency'].get('p99_ms')} ms, events p50/p95/p99 {p['events_latency'].get('p50_ms')}/"
             f"{p['events_latency'].get('p95_ms')}/{p['events_latency'].get('p99_ms')} ms, "
-            f"fallback {p['fallback_rate']}, depth>=10 {p['reranked_depth_10_plus']}, "
+            f"fallback {p['fallback_rate']}, depth>=10 {p['reranked_depth_10_plus']}, shed {p['shed_share']}, "
+            f"pairs/model-s {p['worker_throughput']['pairs_per_model_s']}, "
             f"cache hits {p['score_cache_hit_rate']['rate']}, late worker s {p['worker'].get('late_seconds')}, "
             f"errors {p['errors']}, 5xx {p['5xx']}, events {p['events_sent']} sent / {p['events_stored']} stored"
             for p in phases
         )
         print(
-            f"load ({args.shoppers} shoppers, {args.duration:.0f} s/phase, load {load_at_start}): {summary}",
+            f"load ({args.arch}, {args.backend}, {args.shoppers} shoppers, {args.duration:.0f} s/phase, "
+            f"load {load_at_start}): {summary}",
             file=sys.stderr,
         )
     finally:

@@ -38,6 +38,9 @@ class ScorerSpec:
     backend: str = "auto"
     #: The deployment's passage token budget (``reranking.passage_budget``); None = the model's window.
     passage_tokens: int | None = None
+    #: ONNX Runtime's intra-op pool spin-waits between runs when True; off by default because on shared
+    #: cores a spinning pool takes the CPU the web tier needs (``reranking.threads``, docs/cpu-serving.md).
+    spinning: bool = False
 
     def replace(self, **changes: Any) -> ScorerSpec:
         return dataclasses.replace(self, **changes)
@@ -71,6 +74,7 @@ def _load(spec: ScorerSpec) -> Scorer:
                 max_batch_size=spec.max_batch_size,
                 allow_download=spec.allow_download,
                 num_threads=spec.num_threads,
+                spinning=spec.spinning,
             )
         return TorchCrossEncoder.from_pretrained(
             spec.model,

@@ -22,6 +22,7 @@ from reranking.depth import DepthPolicy
 from reranking.loading import BACKENDS, ScorerSpec
 from reranking.model_source import DEFAULT_MODEL
 from reranking.passage_budget import MAX_PASSAGE_TOKENS, MIN_PASSAGE_TOKENS
+from reranking.threads import WAIT_POLICIES
 
 ENV_PREFIX = "SHOPRANK_"
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105 - refused when env=production
@@ -74,6 +75,10 @@ class Settings:
     reranker_allow_download: bool = _env("RERANKER_ALLOW_DOWNLOAD", True, _bool)
     reranker_threads: int | None = _env("RERANKER_THREADS", None, _optional_int)
     reranker_backend: str = _env("RERANKER_BACKEND", "auto")  # auto | torch | onnx (see reranking.loading)
+    # OpenMP/BLAS threads of each web process (the e5 query encoder, numpy); see reranking.threads
+    web_compute_threads: int = _env("WEB_COMPUTE_THREADS", 1, int)
+    # passive | active | default: how idle OpenMP/ONNX Runtime pool threads wait (passive = sleep, no spinning)
+    omp_wait_policy: str = _env("OMP_WAIT_POLICY", "passive")
     score_cache_ttl_seconds: int = _env("SCORE_CACHE_TTL_SECONDS", 7 * 24 * 3600, int)
 
     # Celery rerank workers (workers/). The prefixes let several deployments or test runs share one Redis.
@@ -175,6 +180,14 @@ class Settings:
             raise ConfigError(
                 f"SHOPRANK_RERANKER_BACKEND={self.reranker_backend!r}: expected one of {', '.join(BACKENDS)}"
             )
+        if self.omp_wait_policy not in WAIT_POLICIES:
+            raise ConfigError(
+                f"SHOPRANK_OMP_WAIT_POLICY={self.omp_wait_policy!r}: expected one of {', '.join(WAIT_POLICIES)}"
+            )
+        if self.web_compute_threads < 1:
+            raise ConfigError(f"SHOPRANK_WEB_COMPUTE_THREADS={self.web_compute_threads}: must be at least 1")
+        if self.reranker_threads is not None and self.reranker_threads < 1:
+            raise ConfigError(f"SHOPRANK_RERANKER_THREADS={self.reranker_threads}: must be at least 1 (or empty)")
         if self.env == "production":
             self._validate_production()
         if not 0 <= self.first_stage_lexical_weight <= 10:
@@ -311,4 +324,5 @@ class Settings:
             num_threads=self.reranker_threads,
             backend=self.reranker_backend,
             passage_tokens=self.rerank_passage_tokens,
+            spinning=self.omp_wait_policy != "passive",  # "default": ONNX Runtime's own (spinning)
         ).replace(**overrides)

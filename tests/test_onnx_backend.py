@@ -151,3 +151,15 @@ def test_cli_export_reports_a_missing_model_clearly(tmp_path):
         cli, ["model", "export-onnx", "--model", str(tmp_path / "absent"), "--out", str(tmp_path / "o")]
     )
     assert result.exit_code != 0 and "does not exist" in result.output
+
+
+def test_onnx_pool_does_not_spin_unless_the_wait_policy_is_active(exported_model_dir):
+    """Spinning pool threads take the shared cores the web tier needs (docs/cpu-serving.md): off by default."""
+    quiet = load_scorer(model=str(exported_model_dir), backend="onnx", allow_fallback=False)
+    options = quiet.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert Settings.from_env({}).scorer_spec().spinning is False
+    active = Settings.from_env({"SHOPRANK_OMP_WAIT_POLICY": "active"}).scorer_spec()
+    assert active.spinning is True
+    spinning = load_scorer(active.replace(model=str(exported_model_dir), backend="onnx", allow_fallback=False))
+    assert spinning.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "1"

@@ -17,12 +17,28 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from reranking.threads import apply_thread_environment, available_cores, limit_loaded_pools, plan_threads
+from shoprank.config import Settings
 from shoprank.observability.logs import configure_logging, settings_for_logging
 
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else default
+
+
+def web_compute_threads(settings: Settings) -> dict[str, object]:
+    """This web process's OpenMP/BLAS width and wait policy (``reranking.threads``; docs/cpu-serving.md).
+
+    Called in each worker right after the fork, before the app loads the e5 engine (whose OpenMP
+    runtime reads the variables once, when it loads); numpy's OpenBLAS, loaded by the master already,
+    is capped in place.
+    """
+    plan = plan_threads(
+        "web", available_cores(), web_threads=settings.web_compute_threads, wait_policy=settings.omp_wait_policy
+    )
+    environment = apply_thread_environment(plan)
+    return {"threads": plan.threads, "environment": environment, "pools": limit_loaded_pools(plan.threads)}
 
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
@@ -66,6 +82,8 @@ def on_starting(server: Any) -> None:
 
 def post_fork(server: Any, worker: Any) -> None:
     configure_logging(settings_for_logging())
+    threads = web_compute_threads(Settings.from_env())
+    server.log.info("web worker %s compute threads: %s", worker.pid, threads)
 
 
 def post_worker_init(worker: Any) -> None:

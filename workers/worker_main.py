@@ -24,12 +24,12 @@ import os
 import signal
 import socket
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from celery import platforms, signals
 
 from reranking.model_source import ModelUnavailableError, resolve_model
+from reranking.threads import ThreadPlan, apply_thread_environment, available_cores, plan_threads, threads_in_force
 from shoprank.config import ConfigError, Settings
 from shoprank.observability.metrics import start_metrics_server
 from workers.celery_app import QUEUE_FOR_DEVICE, create_celery_app, device_family
@@ -59,19 +59,18 @@ class WorkerOptions:
     loglevel: str = "WARNING"  # Celery's own loggers; INFO would log every result in full
 
 
-def available_cores() -> int:
-    """CPUs this process may use: its affinity mask, capped by a cgroup CPU quota (``docker --cpus``)."""
+def worker_thread_plan(settings: Settings, cores: int, processes: int) -> ThreadPlan:
+    """Intra-op threads and wait policy of each CPU worker process: its share of the available cores."""
     try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, int(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores)
+        return plan_threads(
+            "worker",
+            cores,
+            processes=processes,
+            worker_threads=settings.reranker_threads,
+            wait_policy=settings.omp_wait_policy,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def plan_worker(options: WorkerOptions, settings: Settings, cores: int | None = None) -> WorkerPlan:
@@ -95,7 +94,7 @@ def plan_worker(options: WorkerOptions, settings: Settings, cores: int | None = 
     cores = cores or available_cores()
     torch_threads = None
     if family == "cpu":
-        torch_threads = settings.reranker_threads or max(1, cores // processes)
+        torch_threads = worker_thread_plan(settings, cores, processes).threads
     prefork = processes > 1 or options.autoscale is not None
     if prefork:
         pool, jobs_in_flight, batching = "prefork", 1, False
@@ -140,7 +139,7 @@ def _ready_line(runtime: WorkerRuntime) -> str:
         f"rerank worker ready: node={ad['node']} queue={ad['queue']} device={ad['device']} dtype={ad['dtype']} "
         f"model={ad['model_id']} max_length={ad['max_length']} pool={ad['pool']} processes={ad['processes']} "
         f"jobs_in_flight={ad['jobs_in_flight']} torch_threads={ad['torch_threads']} batching={ad['batching']} "
-        f"pid={ad['pid']}"
+        f"pid={ad['pid']} threads_env={threads_in_force()}"
     )
 
 
@@ -208,6 +207,10 @@ def run_worker(options: WorkerOptions, settings: Settings) -> int:
         log.critical("FATAL: rerank worker not started: %s", exc)
         return EXIT_BAD_OPTIONS
     register_tasks(app)
+    if plan.torch_threads is not None:  # before torch / ONNX Runtime load their thread pools
+        threads = worker_thread_plan(settings, available_cores(), plan.processes)
+        in_force = apply_thread_environment(threads)
+        log.info("rerank worker threads: %d intra-op per process, environment %s", threads.threads, in_force)
     log.info("starting rerank worker: %s", plan.describe())
     try:  # Prometheus scrape port (SHOPRANK_WORKER_METRICS_PORT); prefork children need PROMETHEUS_MULTIPROC_DIR
         start_metrics_server(settings.worker_metrics_port)

@@ -63,6 +63,7 @@ class OnnxCrossEncoder(CrossEncoderScorer):
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         allow_download: bool = True,
         num_threads: int | None = None,
+        spinning: bool = False,
     ) -> OnnxCrossEncoder:
         """Load the ONNX export that belongs to a model directory (``MODEL/onnx/``) or an export directory.
 
@@ -90,6 +91,10 @@ class OnnxCrossEncoder(CrossEncoderScorer):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.inter_op_num_threads = 1
         options.intra_op_num_threads = num_threads or 0  # 0 = ONNX Runtime's choice (physical cores)
+        # ONNX Runtime's pool spins between runs by default: on cores shared with the web tier that spinning
+        # takes the CPU a descheduled pool thread needs, and every run waits for its slowest thread.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if spinning else "0")
         session = ort.InferenceSession(str(graph), sess_options=options, providers=["CPUExecutionProvider"])
 
         # The tokenizer and config are copied next to the graph on export; fall back to the model directory.

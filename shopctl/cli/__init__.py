@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
+from reranking.threads import apply_wait_policy
 from shopctl.cli.data_commands import apikey_group, catalog_group, db_group
 from shopctl.cli.experiment_commands import simulate, user_group
 from shopctl.cli.index_commands import index_group
@@ -34,6 +37,10 @@ from shoprank.observability.logs import configure_logging, settings_for_logging
 def cli(log_level: str, log_format: str) -> None:
     """shoprank: multilingual product search reranking with A/B testing."""
     configure_logging(settings_for_logging().replace(log_format=log_format), level=log_level)
+    try:  # before any command loads an OpenMP runtime (e5 engine, torch): no spin-waiting on shared cores
+        apply_wait_policy(os.environ.get("SHOPRANK_OMP_WAIT_POLICY", "passive").strip() or "passive")
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 cli.add_command(score)
