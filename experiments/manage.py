@@ -26,7 +26,6 @@ from sqlalchemy.orm import Session
 
 from experiments.assignment import ExperimentDefinition, ExperimentKind, ExperimentStatus, Namespace, Variant
 from experiments.ranking import RankingConfig
-from reranking.passage_budget import MAX_PASSAGE_TOKENS, MIN_PASSAGE_TOKENS
 from experiments.store.experiment_models import (
     INTERLEAVED_VARIANT,
     PRIMARY_METRICS,
@@ -35,6 +34,7 @@ from experiments.store.experiment_models import (
     ExperimentVariant,
     RankingDefault,
 )
+from reranking.passage_budget import MAX_PASSAGE_TOKENS, MIN_PASSAGE_TOKENS
 from shoprank.db import utcnow
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")

@@ -24,10 +24,11 @@ import numpy as np
 from celery import Celery, signals
 from kombu import Queue
 
+from reranking.threads import available_cores
 from shoprank.config import ConfigError, Settings
 from workers.celery_app import Role, create_celery_app
 from workers.registry import Heartbeat, WorkerRegistry
-from workers.worker_main import EXIT_BAD_OPTIONS, available_cores
+from workers.worker_main import EXIT_BAD_OPTIONS
 
 log = logging.getLogger(__name__)
 
