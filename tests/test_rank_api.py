@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import sys
 import types
-import uuid
 
 import pytest
 from sqlalchemy import select
 
 from experiments.manage import VariantSpec
 from experiments.ranking import NoExperiment, RankingConfig
-from experiments.store import Event
+from experiments.store import Event, impression_ids
 from experiments.store.aggregate import ab_report, interleaving_report
 from experiments.store.experiment_models import Exposure
 from reranking.dispatch import RerankUnavailable
@@ -62,7 +61,11 @@ def test_catalog_skus_are_reranked_and_answered_like_a_search(clean, client, mix
     body = _rank(client, {"query": HEADPHONES, "lang": "en", "user": "rank-u1", "candidates": candidates})
     assert body["reranked"] is True and body["rerank_status"] == "ok"
     assert body["experiment"] is None and body["variant"] is None and body["interleaved"] is False
-    assert uuid.UUID(body["impression_id"]) and body["request_id"] and body["ignored"] == []
+    # a server-signed impression id (issue 24) for this query and the number of products answered
+    key = impression_ids.impression_key(client.application.config["SECRET_KEY"])
+    assert impression_ids.verifies(key, body["impression_id"], kind=impression_ids.SEARCH, query=body["query"],
+                                   items=len(body["results"]))  # fmt: skip
+    assert body["request_id"] and body["ignored"] == []
     assert body["candidates"] == len(candidates) and len(body["results"]) == len(candidates)
     assert body["results"][0]["sku"] in relevant  # the reranker pulled a headphone from position 6-8 to the top
     assert [r["rank"] for r in body["results"]] == list(range(1, len(candidates) + 1))
